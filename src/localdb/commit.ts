@@ -1,0 +1,125 @@
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+  constants as C,
+  type Stats,
+} from "node:fs";
+import { basename, dirname } from "node:path";
+import { DdumError } from "../errors.ts";
+import { O_CLOEXEC } from "./libc.ts";
+
+export interface FileWrite {
+  path: string;
+  content: string;
+  /** Previous content, for the FILE- backup; null when the file did not exist. */
+  previous: string | null;
+  /** Mode and owner for a file that does not exist yet. */
+  defaults: { mode: number; uid: number; gid: number };
+}
+
+function writeFileFd(path: string, data: string, mode: number, uid: number, gid: number): void {
+  const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_CLOEXEC | C.O_NOFOLLOW, 0o600);
+  try {
+    // Owner first, then mode: fchown may clear set-id bits, and the file is 0600 until both are set.
+    fchownSync(fd, uid, gid);
+    fchmodSync(fd, mode);
+    const buf = Buffer.from(data, "utf8");
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, C.O_RDONLY | C.O_DIRECTORY | O_CLOEXEC);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function statTarget(path: string): Stats | null {
+  try {
+    const st = lstatSync(path);
+    if (!st.isFile()) throw new DdumError(`${path} is not a regular file (a link or special file); refusing to replace it`);
+    return st;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/**
+ * Replace several files as one change, the way shadow-utils and systemd-sysusers do: write every
+ * new file to a temp file beside it (the original's mode and owner, fsynced), then write the
+ * FILE- backups, then rename the temps over the originals and fsync the directories. If anything
+ * fails before the first rename, every temp is removed and every original is untouched.
+ */
+export function commitFiles(writes: FileWrite[]): void {
+  if (writes.length === 0) return;
+  const tag = `${process.pid}.${Date.now().toString(36)}`;
+  const temps: string[] = [];
+  const plans: { path: string; tmp: string; backupTmp: string | null; backup: string }[] = [];
+  try {
+    for (const w of writes) {
+      const st = statTarget(w.path);
+      const mode = st ? st.mode & 0o7777 : w.defaults.mode;
+      const uid = st ? st.uid : w.defaults.uid;
+      const gid = st ? st.gid : w.defaults.gid;
+      const dir = dirname(w.path);
+      const tmp = `${dir}/.${basename(w.path)}.ddum-${tag}`;
+      temps.push(tmp);
+      writeFileFd(tmp, w.content, mode, uid, gid);
+      let backupTmp: string | null = null;
+      if (w.previous !== null) {
+        backupTmp = `${dir}/.${basename(w.path)}-.ddum-${tag}`;
+        temps.push(backupTmp);
+        writeFileFd(backupTmp, w.previous, mode, uid, gid);
+      }
+      plans.push({ path: w.path, tmp, backupTmp, backup: `${w.path}-` });
+    }
+    for (const p of plans) if (p.backupTmp) renameSync(p.backupTmp, p.backup);
+  } catch (e) {
+    for (const t of temps) {
+      try {
+        unlinkSync(t);
+      } catch {
+        // never created, or already renamed into place
+      }
+    }
+    const err = e as NodeJS.ErrnoException;
+    throw new DdumError(`writing the account files failed, nothing was changed: ${err.message}`);
+  }
+  const done: string[] = [];
+  try {
+    for (const p of plans) {
+      renameSync(p.tmp, p.path);
+      done.push(p.path);
+    }
+  } catch (e) {
+    for (const p of plans) {
+      if (!done.includes(p.path)) {
+        try {
+          unlinkSync(p.tmp);
+        } catch {
+          // not there
+        }
+      }
+    }
+    throw new DdumError(
+      `replacing the account files failed after ${done.length} of ${plans.length} were replaced ` +
+        `(${done.join(", ") || "none"}); the others are unchanged, backups are in FILE-: ${(e as Error).message}`,
+    );
+  }
+  for (const dir of new Set(plans.map((p) => dirname(p.path)))) fsyncDir(dir);
+}

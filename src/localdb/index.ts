@@ -1,0 +1,111 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import type { Root } from "../paths.ts";
+import { commitFiles, type FileWrite } from "./commit.ts";
+import { lockAccountFiles, type Locks } from "./lock.ts";
+import { AccountTable, type FileKind, type ParseIssue } from "./table.ts";
+
+export { AccountTable, splitList, type FileKind, type ParseIssue } from "./table.ts";
+export { lockAccountFiles, type Locks } from "./lock.ts";
+
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/** Mode and owner for a file that has to be created (shadow-utils' defaults on Debian). */
+function defaultsFor(kind: FileKind, group: AccountTable): FileWrite["defaults"] {
+  if (kind === "passwd" || kind === "group") return { mode: 0o644, uid: 0, gid: 0 };
+  const shadowGid = group.get("shadow")?.[2];
+  return shadowGid ? { mode: 0o640, uid: 0, gid: Number(shadowGid) } : { mode: 0o600, uid: 0, gid: 0 };
+}
+
+export class LocalDb {
+  private constructor(
+    readonly root: Root,
+    readonly passwd: AccountTable,
+    readonly shadow: AccountTable,
+    readonly group: AccountTable,
+    readonly gshadow: AccountTable,
+    private readonly original: Record<FileKind, string | null>,
+  ) {}
+
+  static load(root: Root): LocalDb {
+    const text = {} as Record<FileKind, string | null>;
+    for (const k of ["passwd", "shadow", "group", "gshadow"] as const) text[k] = readOrNull(root.etc(k));
+    if (text.passwd === null) throw new Error(`${root.etc("passwd")} does not exist: is --root right?`);
+    return new LocalDb(
+      root,
+      new AccountTable("passwd", root.etc("passwd"), text.passwd),
+      new AccountTable("shadow", root.etc("shadow"), text.shadow),
+      new AccountTable("group", root.etc("group"), text.group),
+      new AccountTable("gshadow", root.etc("gshadow"), text.gshadow),
+      text,
+    );
+  }
+
+  get tables(): AccountTable[] {
+    return [this.group, this.gshadow, this.passwd, this.shadow];
+  }
+
+  get issues(): ParseIssue[] {
+    return this.tables.flatMap((t) => t.issues);
+  }
+
+  get changed(): boolean {
+    return this.tables.some((t) => t.changed);
+  }
+
+  /** Files whose content differs from what was read, in the order they are replaced. */
+  pendingWrites(): FileWrite[] {
+    const writes: FileWrite[] = [];
+    for (const t of this.tables) {
+      if (!t.changed) continue;
+      const content = t.serialize();
+      const previous = this.original[t.kind];
+      if (content === previous) continue;
+      writes.push({ path: t.path, content, previous, defaults: defaultsFor(t.kind, this.group) });
+    }
+    return writes;
+  }
+
+  /** Write the changed files as one transaction. The caller holds the locks. Returns the paths written. */
+  commit(): string[] {
+    const writes = this.pendingWrites();
+    if (writes.length === 0) return [];
+    commitFiles(writes);
+    if (this.root.isHost) invalidateCaches();
+    return writes.map((w) => w.path);
+  }
+}
+
+/** Lock, read, let `edit` change the tables, commit, unlock. */
+export async function withLockedDb<T>(
+  root: Root,
+  timeoutMs: number,
+  edit: (db: LocalDb) => T,
+): Promise<{ result: T; written: string[] }> {
+  const locks: Locks = await lockAccountFiles(root, timeoutMs);
+  try {
+    const db = LocalDb.load(root);
+    const result = edit(db);
+    return { result, written: db.commit() };
+  } finally {
+    locks.release();
+  }
+}
+
+/** Tell nscd and sssd that the files changed, when they are installed. */
+function invalidateCaches(): void {
+  for (const [bin, args] of [
+    ["/usr/sbin/nscd", ["-i", "passwd"]],
+    ["/usr/sbin/nscd", ["-i", "group"]],
+    ["/usr/sbin/sss_cache", ["-E"]],
+  ] as const) {
+    if (existsSync(bin)) spawnSync(bin, args, { stdio: "ignore", timeout: 10_000 });
+  }
+}

@@ -1,0 +1,261 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AccountTable, type FileKind, LocalDb, withLockedDb } from "../src/localdb/index.ts";
+import { Root } from "../src/paths.ts";
+import { ACCOUNT_FILES, checkAccounts, cleanupRoots, makeRoot, run, snapshot } from "./helpers/root.ts";
+
+afterAll(cleanupRoots);
+
+describe("parse and serialize", () => {
+  const cases: { name: string; kind: FileKind; text: string; entries: number; issues: number }[] = [
+    { name: "plain passwd", kind: "passwd", text: "root:x:0:0:root:/root:/bin/bash\n", entries: 1, issues: 0 },
+    { name: "no final newline", kind: "passwd", text: "root:x:0:0:root:/root:/bin/bash", entries: 1, issues: 0 },
+    { name: "empty file", kind: "group", text: "", entries: 0, issues: 0 },
+    {
+      name: "NIS lines, blank lines, comments",
+      kind: "passwd",
+      text: "root:x:0:0::/root:/bin/sh\n\n# a comment\n+@admins::::::\n-baduser::::::\n+::::::\n",
+      entries: 1,
+      issues: 0,
+    },
+    {
+      name: "garbage lines are kept and reported",
+      kind: "passwd",
+      text: "root:x:0:0::/root:/bin/sh\nthis is not a passwd line\nbob:x:12a:100::/home/bob:/bin/sh\ncarol:x:1001:1001::/h\r\n",
+      entries: 1,
+      issues: 3,
+    },
+    {
+      name: "duplicate names reported",
+      kind: "group",
+      text: "wheel:x:10:alice\nwheel:x:11:bob\n",
+      entries: 1,
+      issues: 1,
+    },
+    {
+      name: "shadow with empty and numeric fields",
+      kind: "shadow",
+      text: "root:*:19000:0:99999:7:::\nalice:$6$x$y:::::::\nbad:x:notanumber::::::\n",
+      entries: 2,
+      issues: 1,
+    },
+    { name: "gshadow", kind: "gshadow", text: "sudo:*::alice,bob\nadm:*:root:\n", entries: 2, issues: 0 },
+    { name: "UID too large", kind: "passwd", text: "big:x:4294967295:0::/:/bin/sh\n", entries: 0, issues: 1 },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const t = new AccountTable(c.kind, `/etc/${c.kind}`, c.text);
+      expect([...t.entries()].length).toBe(c.entries);
+      expect(t.issues.length).toBe(c.issues);
+      expect(t.serialize()).toBe(c.text);
+      expect(t.changed).toBe(false);
+    });
+  }
+
+  test("issues name the file and line", () => {
+    const t = new AccountTable("passwd", "/r/etc/passwd", "root:x:0:0::/root:/bin/sh\nbroken\n");
+    expect(t.issues).toEqual([
+      { file: "/r/etc/passwd", line: 2, message: expect.stringContaining("unparseable line kept as is") },
+    ]);
+    expect(t.unparsedNames.has("broken")).toBe(true);
+  });
+
+  test("new entries go before the NIS include, other lines stay byte for byte", () => {
+    const text = "root:x:0:0::/root:/bin/sh\n  odd line\n+::::::\n";
+    const t = new AccountTable("passwd", "/etc/passwd", text);
+    t.add(["alice", "x", "1000", "1000", "Alice", "/home/alice", "/bin/bash"]);
+    expect(t.serialize()).toBe("root:x:0:0::/root:/bin/sh\n  odd line\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n+::::::\n");
+  });
+
+  test("adding to a file without a final newline", () => {
+    const t = new AccountTable("group", "/etc/group", "root:x:0:");
+    t.add(["devs", "x", "1000", ""]);
+    expect(t.serialize()).toBe("root:x:0:\ndevs:x:1000:\n");
+  });
+
+  test("update changes only its own line and reports no-op updates", () => {
+    const text = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n";
+    const t = new AccountTable("passwd", "/etc/passwd", text);
+    expect(t.update("alice", ["alice", "x", "1000", "1000", "Alice", "/home/alice", "/bin/sh"])).toBe(false);
+    expect(t.changed).toBe(false);
+    expect(t.update("alice", ["alice", "x", "1000", "1000", "Alice A", "/home/alice", "/bin/bash"])).toBe(true);
+    expect(t.serialize()).toBe("root:x:0:0::/root:/bin/sh\nalice:x:1000:1000:Alice A:/home/alice:/bin/bash\n");
+  });
+
+  const hostile: { name: string; fields: string[] }[] = [
+    { name: "newline in a field", fields: ["eve", "x", "1000", "1000", "x\nroot::0:0::/:/bin/sh", "/home/eve", "/bin/sh"] },
+    { name: "colon in a field", fields: ["eve", "x", "1000", "1000", "a:b", "/home/eve", "/bin/sh"] },
+    { name: "NUL in a field", fields: ["eve", "x", "1000", "1000", "a\0", "/home/eve", "/bin/sh"] },
+    { name: "wrong field count", fields: ["eve", "x", "1000"] },
+    { name: "non-numeric uid", fields: ["eve", "x", "10x", "1000", "", "/home/eve", "/bin/sh"] },
+    { name: "NIS-looking name", fields: ["+eve", "x", "1000", "1000", "", "/home/eve", "/bin/sh"] },
+  ];
+  for (const h of hostile) {
+    test(`refuses to write an entry with ${h.name}`, () => {
+      const t = new AccountTable("passwd", "/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+      expect(() => t.add(h.fields)).toThrow();
+      expect(t.changed).toBe(false);
+    });
+  }
+
+  test("refuses to add a name that is on an unparseable line", () => {
+    const t = new AccountTable("passwd", "/etc/passwd", "alice:x:oops\n");
+    expect(() => t.add(["alice", "x", "1000", "1000", "", "/home/alice", "/bin/sh"])).toThrow(/already exists/);
+  });
+});
+
+describe("real files", () => {
+  test("this machine's own account files round-trip byte for byte", () => {
+    const root = mkdtempSync(join(tmpdir(), "ddum-host-"));
+    mkdirSync(join(root, "etc"));
+    for (const f of ACCOUNT_FILES) {
+      if (existsSync(`/etc/${f}`)) writeFileSync(join(root, "etc", f), readFileSync(`/etc/${f}`));
+    }
+    const db = LocalDb.load(new Root(root));
+    for (const t of db.tables) {
+      if (t.existed) expect(t.serialize()).toBe(readFileSync(t.path, "utf8"));
+    }
+    expect(db.pendingWrites()).toEqual([]);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test("edits pass pwck and grpck, keep modes and owners, and leave FILE- backups", async () => {
+    const root = makeRoot();
+    const before = snapshot(root);
+    const { written } = await withLockedDb(new Root(root), 5000, (db) => {
+      db.group.add(["devs", "x", "1000", ""]);
+      db.gshadow.add(["devs", "!", "", ""]);
+      db.passwd.add(["alice", "x", "1000", "1000", "Alice", "/home/alice", "/bin/bash"]);
+      db.shadow.add(["alice", "!", "19000", "0", "99999", "7", "", "", ""]);
+      const sudo = [...db.group.get("sudo")!];
+      sudo[3] = "alice";
+      db.group.update("sudo", sudo);
+    });
+    expect(written.length).toBe(4);
+    const { pwck, grpck } = checkAccounts(root);
+    expect(pwck.stderr + pwck.stdout).toBe("");
+    expect(pwck.code).toBe(0);
+    expect(grpck.code).toBe(0);
+    for (const f of ["shadow", "gshadow"]) {
+      const st = statSync(join(root, "etc", f));
+      expect(st.mode & 0o7777).toBe(0o640);
+      expect(st.gid).toBe(42);
+    }
+    expect(statSync(join(root, "etc", "passwd")).mode & 0o7777).toBe(0o644);
+    for (const f of ACCOUNT_FILES) {
+      expect(readFileSync(join(root, "etc", `${f}-`), "utf8")).toBe(before[f]!);
+      expect(statSync(join(root, "etc", `${f}-`)).mode & 0o7777).toBe(statSync(join(root, "etc", f)).mode & 0o7777);
+    }
+    expect(readFileSync(join(root, "etc", "group"), "utf8")).toContain("sudo:x:27:alice\n");
+    // No locks or temps left behind.
+    expect(readdirSync(join(root, "etc")).filter((n) => /lock|ddum|\.\d+$/.test(n) && n !== ".pwd.lock")).toEqual([]);
+  });
+
+  test("nothing changed means nothing written", async () => {
+    const root = makeRoot();
+    const before = ACCOUNT_FILES.map((f) => statSync(join(root, "etc", f)).mtimeMs);
+    const { written } = await withLockedDb(new Root(root), 5000, (db) => {
+      const r = [...db.passwd.get("root")!];
+      db.passwd.update("root", r);
+    });
+    expect(written).toEqual([]);
+    expect(ACCOUNT_FILES.map((f) => statSync(join(root, "etc", f)).mtimeMs)).toEqual(before);
+    expect(existsSync(join(root, "etc", "passwd-"))).toBe(false);
+  });
+});
+
+describe("locks", () => {
+  test("waits for a held lckpwdf lock, then fails clearly with files untouched", async () => {
+    const root = makeRoot();
+    const before = snapshot(root);
+    const lockPath = join(root, "etc", ".pwd.lock");
+    const holder = spawn("python3", [
+      "-c",
+      "import fcntl,sys,time\nf=open(sys.argv[1],'w')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(30)",
+      lockPath,
+    ]);
+    await new Promise<void>((r) => holder.stdout.once("data", () => r()));
+    const t0 = Date.now();
+    let err: unknown;
+    try {
+      await withLockedDb(new Root(root), 1500, (db) => db.group.add(["devs", "x", "1000", ""]));
+    } catch (e) {
+      err = e;
+    }
+    holder.kill("SIGKILL");
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+    expect(String(err)).toContain(`waiting for ${lockPath}`);
+    expect(snapshot(root)).toEqual(before);
+  });
+
+  test("a passwd.lock held by a live process blocks; a stale one is taken over", async () => {
+    const root = makeRoot();
+    const before = snapshot(root);
+    const sleeper = spawn("sleep", ["30"]);
+    writeFileSync(join(root, "etc", "passwd.lock"), String(sleeper.pid));
+    let err: unknown;
+    try {
+      await withLockedDb(new Root(root), 500, (db) => db.group.add(["devs", "x", "1000", ""]));
+    } catch (e) {
+      err = e;
+    }
+    expect(String(err)).toContain(`held by PID ${sleeper.pid}`);
+    expect(snapshot(root)).toEqual(before);
+    expect(readFileSync(join(root, "etc", "passwd.lock"), "utf8")).toBe(String(sleeper.pid));
+    sleeper.kill("SIGKILL");
+    await new Promise((r) => sleeper.once("exit", r));
+    // The holder is dead now: its lock is stale and is taken over.
+    const { written } = await withLockedDb(new Root(root), 2000, (db) => db.group.add(["devs", "x", "1000", ""]));
+    expect(written).toEqual([join(root, "etc", "group")]);
+    expect(existsSync(join(root, "etc", "passwd.lock"))).toBe(false);
+  });
+
+  test("shadow-utils itself waits for ddum's locks", async () => {
+    const root = makeRoot();
+    const { lockAccountFiles } = await import("../src/localdb/lock.ts");
+    const locks = await lockAccountFiles(new Root(root), 1000);
+    const r = run("groupadd", ["-R", root, "-g", "1500", "others"]);
+    locks.release();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/lock|try again/i);
+    expect(readFileSync(join(root, "etc", "group"), "utf8")).not.toContain("others");
+    expect(run("groupadd", ["-R", root, "-g", "1500", "others"]).code).toBe(0);
+  }, 60_000);
+});
+
+describe("failed writes", () => {
+  test("a full file system leaves every original intact and no temp files", async () => {
+    if (process.getuid?.() !== 0) throw new Error("this test mounts a tmpfs and must run as root");
+    const mnt = mkdtempSync(join(tmpdir(), "ddum-full-"));
+    expect(run("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt]).code).toBe(0);
+    try {
+      const root = makeRoot();
+      mkdirSync(join(mnt, "etc"));
+      for (const f of [...ACCOUNT_FILES, "login.defs"]) writeFileSync(join(mnt, "etc", f), readFileSync(join(root, "etc", f)));
+      const before = snapshot(mnt);
+      // Fill the file system so that only the first temp file fits.
+      const free = () => Number(run("df", ["--output=avail", "-B1", mnt]).stdout.split("\n")[1]);
+      writeFileSync(join(mnt, "filler"), Buffer.alloc(Math.max(0, free() - 32768)));
+      let err: unknown;
+      try {
+        await withLockedDb(new Root(mnt), 2000, (db) => {
+          for (let i = 0; i < 600; i++) {
+            db.passwd.add([`user${i}`, "x", String(2000 + i), "100", "A user with a long name", `/home/user${i}`, "/bin/bash"]);
+            db.shadow.add([`user${i}`, "!", "19000", "", "", "", "", "", ""]);
+          }
+        });
+      } catch (e) {
+        err = e;
+      }
+      expect(String(err)).toContain("nothing was changed");
+      expect(snapshot(mnt)).toEqual(before);
+      expect(readdirSync(join(mnt, "etc")).sort()).toEqual(["group", "gshadow", "login.defs", "passwd", "shadow", ".pwd.lock"].sort());
+    } finally {
+      run("umount", [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+});
