@@ -1,0 +1,363 @@
+// Records from the tables become Users and Groups, or Rejections that name the table, the
+// record and the field. Nothing that fails here can reach a local file.
+import * as v from "valibot";
+import type { RawItem } from "./source/dynamo.ts";
+
+export interface User {
+  name: string;
+  uid: number;
+  gid: number;
+  realName: string;
+  home: string;
+  shell: string;
+  /** A crypt hash or a lock marker; null when the record has none (the account gets "!"). */
+  password: string | null;
+  /** Shadow fields in days (dates as days since 1970-01-01); null when absent. */
+  lastChange: number | null;
+  minDays: number | null;
+  maxDays: number | null;
+  warnDays: number | null;
+  inactiveDays: number | null;
+  expire: number | null;
+  sshKeys: string[];
+}
+
+export interface Group {
+  name: string;
+  gid: number;
+  password: string | null;
+  administrators: string[];
+  members: string[];
+}
+
+export interface Rejection {
+  table: string;
+  /** The record's Name, printable (escaped) even when the name itself is hostile. */
+  name: string;
+  field: string;
+  reason: string;
+}
+
+export function rejectionMessage(r: Rejection): string {
+  return `${r.table} record ${r.name}: ${r.field}: ${r.reason}`;
+}
+
+/** A value safe to print in one log line: JSON-quoted, control characters escaped, cut at 64. */
+export function printable(value: unknown): string {
+  const s = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  const cut = s.length > 64 ? `${s.slice(0, 61)}...` : s;
+  return JSON.stringify(cut).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+// ---- field rules --------------------------------------------------------------------------
+
+const NAME_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]{0,255}$/;
+export const MAX_ID = 4294967294;
+
+export const nameSchema = v.pipe(
+  v.string(),
+  v.minLength(1, "must not be empty"),
+  v.maxLength(256, "must be at most 256 characters"),
+  v.regex(NAME_RE, "may hold only letters, digits, '.', '_' and '-', and must not start with '-'"),
+  v.check((s) => s !== "." && s !== "..", "must not be '.' or '..'"),
+  v.check((s) => !/^[0-9]+$/.test(s), "must not be all digits (it would read as a numeric ID)"),
+);
+
+export const gecosSchema = v.pipe(
+  v.string(),
+  v.maxLength(256, "must be at most 256 characters"),
+  v.check((s) => !/[:\n\r\v\f\0]/.test(s), "must not contain ':', newline, carriage return, vertical tab, form feed or NUL"),
+  v.check((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters"),
+);
+
+const pathSchema = v.pipe(
+  v.string(),
+  v.minLength(1, "must not be empty"),
+  v.maxLength(4096, "must be at most 4096 characters"),
+  v.startsWith("/", "must be an absolute path"),
+  v.check((s) => !/[:\u0000-\u001f\u007f]/.test(s), "must not contain ':' or control characters"),
+  v.check((s) => !s.split("/").includes(".."), "must not contain '..' segments"),
+);
+
+/**
+ * Crypt hashes of the schemes glibc/libxcrypt accept, or lock markers ("!", "*", "!" before a
+ * hash). Anything else is taken for a plaintext password: refused, and never echoed.
+ */
+const HASH_RE = /^\$(y|gy|7|6|5|2b|2y|2a|1)\$[./A-Za-z0-9$=,]{4,}$/;
+export function isPasswordField(s: string): boolean {
+  if (s === "*" || s === "!*") return true;
+  const unlocked = s.replace(/^!+/, "");
+  return unlocked === "" ? s !== "" : HASH_RE.test(unlocked);
+}
+export const passwordSchema = v.pipe(
+  v.string(),
+  v.check(
+    isPasswordField,
+    "is not a crypt hash ($y$, $gy$, $7$, $6$, $5$, $2b$, $2y$, $1$) or a lock marker ('!', '*'); a plaintext password is never written (value not shown)",
+  ),
+);
+
+const DATE_RE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})$/;
+/** Days since 1970-01-01 for an ISO date that exists on the calendar, else null. */
+export function isoDateToDays(s: string): number | null {
+  const m = DATE_RE.exec(s);
+  if (!m) return null;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const t = Date.UTC(y, mo - 1, d);
+  const back = new Date(t);
+  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d) return null;
+  return Math.floor(t / 86_400_000);
+}
+export function daysToIsoDate(days: number): string {
+  return new Date(days * 86_400_000).toISOString().slice(0, 10);
+}
+const dateSchema = v.pipe(
+  v.string(),
+  v.check((s) => isoDateToDays(s) !== null, "must be a date in YYYY-MM-DD form that exists on the calendar"),
+  v.check((s) => (isoDateToDays(s) ?? 0) >= 0, "must not be before 1970-01-01"),
+);
+
+const KEY_TYPES = new Set([
+  "ssh-ed25519",
+  "ssh-rsa",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "sk-ssh-ed25519@openssh.com",
+  "sk-ecdsa-sha2-nistp256@openssh.com",
+  "ssh-dss",
+  "ssh-ed25519-cert-v01@openssh.com",
+  "ssh-rsa-cert-v01@openssh.com",
+  "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+  "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+  "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+  "sk-ssh-ed25519-cert-v01@openssh.com",
+  "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+]);
+
+/** Why an authorized_keys line is not acceptable, or null. Options before the key type are not accepted. */
+export function sshKeyProblem(key: string): string | null {
+  if (/[\u0000-\u001f\u007f]/.test(key)) return "must be a single line without control characters";
+  if (key.length > 16384) return "is longer than 16384 characters";
+  const parts = key.trim().split(/ +/);
+  const [type, blob] = parts;
+  if (!type || !KEY_TYPES.has(type)) {
+    return `must start with a known key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-*, sk-*), found ${printable(type ?? "")}; options before the key are not accepted`;
+  }
+  if (!blob || !/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || blob.length % 4 !== 0) return "key data is not base64";
+  const bytes = Buffer.from(blob, "base64");
+  if (bytes.length < 4) return "key data is too short";
+  const len = bytes.readUInt32BE(0);
+  if (len > bytes.length - 4 || bytes.subarray(4, 4 + len).toString("latin1") !== type) {
+    return `key data does not encode a ${type} key`;
+  }
+  return null;
+}
+
+/** The canonical line written to authorized_keys: type, blob and comment, single spaces. */
+export function normalizeKey(key: string): string {
+  return key.trim().split(/ +/).join(" ");
+}
+
+// ---- record decoding ------------------------------------------------------------------------
+
+type Kind = "S" | "N" | "SS";
+const TYPE_NAMES: Record<string, string> = {
+  S: "a string (S)",
+  N: "a number (N)",
+  SS: "a string set (SS)",
+  NS: "a number set (NS)",
+  BS: "a binary set (BS)",
+  B: "binary (B)",
+  BOOL: "a boolean (BOOL)",
+  L: "a list (L)",
+  M: "a map (M)",
+  NULL: "NULL",
+};
+
+class FieldError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function attr(item: RawItem, field: string, kind: Kind, required: boolean): string | string[] | undefined {
+  const a = item[field] as Record<string, unknown> | undefined;
+  const type = a ? Object.keys(a)[0] : undefined;
+  if (a === undefined || type === "NULL") {
+    if (required) throw new FieldError(field, `is required and missing`);
+    return undefined;
+  }
+  if (type !== kind) {
+    throw new FieldError(field, `must be stored as ${TYPE_NAMES[kind]}, found ${TYPE_NAMES[type ?? ""] ?? printable(type)}`);
+  }
+  return a[kind] as string | string[];
+}
+
+function check<T>(field: string, schema: v.GenericSchema<T>, value: T): void {
+  const r = v.safeParse(schema, value);
+  if (!r.success) throw new FieldError(field, r.issues[0]!.message);
+}
+
+function str(item: RawItem, field: string, schema: v.GenericSchema<string>, required: true): string;
+function str(item: RawItem, field: string, schema: v.GenericSchema<string>, required: false): string | undefined;
+function str(item: RawItem, field: string, schema: v.GenericSchema<string>, required: boolean): string | undefined {
+  const s = attr(item, field, "S", required) as string | undefined;
+  if (s !== undefined) check(field, schema, s);
+  return s;
+}
+
+function num(item: RawItem, field: string, max: number, required: true): number;
+function num(item: RawItem, field: string, max: number, required: false): number | null;
+function num(item: RawItem, field: string, max: number, required: boolean): number | null {
+  const s = attr(item, field, "N", required) as string | undefined;
+  if (s === undefined) return null;
+  if (!/^-?[0-9]+$/.test(s)) throw new FieldError(field, `must be a whole number, found ${printable(s)}`);
+  const n = Number(s);
+  if (n < 0 || n > max) throw new FieldError(field, `must be from 0 to ${max}, found ${printable(s)}`);
+  return n;
+}
+
+function strSet(item: RawItem, field: string, each: (s: string) => string | null): string[] {
+  const list = (attr(item, field, "SS", false) as string[] | undefined) ?? [];
+  for (const s of list) {
+    const problem = each(s);
+    if (problem) throw new FieldError(field, `entry ${printable(s)} ${problem}`);
+  }
+  return [...list].sort();
+}
+
+const nameProblem = (s: string) => {
+  const r = v.safeParse(nameSchema, s);
+  return r.success ? null : r.issues[0]!.message;
+};
+
+const DAYS_MAX = 2147483647;
+
+class RecordErrors extends Error {
+  constructor(readonly errors: FieldError[]) {
+    super(errors.map((e) => e.message).join("; "));
+  }
+}
+
+/** Read every field, collecting each field's problem, so one pass reports all of a record's faults. */
+function reader(item: RawItem) {
+  const errors: FieldError[] = [];
+  const get = <T>(read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch (e) {
+      if (!(e instanceof FieldError)) throw e;
+      errors.push(e);
+      return fallback;
+    }
+  };
+  const done = <T>(value: T): T => {
+    if (errors.length > 0) throw new RecordErrors(errors);
+    return value;
+  };
+  return { get, done, item };
+}
+
+function decodeUser(item: RawItem): User {
+  const { get, done } = reader(item);
+  return done({
+    name: get(() => str(item, "Name", nameSchema, true), ""),
+    uid: get(() => num(item, "UID", MAX_ID, true), 0),
+    gid: get(() => num(item, "GID", MAX_ID, true), 0),
+    realName: get(() => str(item, "RealName", gecosSchema, true), ""),
+    home: get(() => str(item, "Home", pathSchema, true), ""),
+    shell: get(() => str(item, "Shell", pathSchema, true), ""),
+    password: get(() => str(item, "Password", passwordSchema, false) ?? null, null),
+    lastChange: get(() => dateDays(str(item, "LastPasswordChangeDate", dateSchema, false)), null),
+    minDays: get(() => num(item, "PasswordAgeMinDays", DAYS_MAX, false), null),
+    maxDays: get(() => num(item, "PasswordAgeMaxDays", DAYS_MAX, false), null),
+    warnDays: get(() => num(item, "PasswordWarnDays", DAYS_MAX, false), null),
+    inactiveDays: get(() => num(item, "PasswordDisableDays", DAYS_MAX, false), null),
+    expire: get(() => dateDays(str(item, "AccountExpireDate", dateSchema, false)), null),
+    sshKeys: get(() => [...new Set(strSet(item, "SSHPublicKeys", sshKeyProblem).map(normalizeKey))].sort(), []),
+  });
+}
+
+function decodeGroup(item: RawItem): Group {
+  const { get, done } = reader(item);
+  return done({
+    name: get(() => str(item, "Name", nameSchema, true), ""),
+    gid: get(() => num(item, "GID", MAX_ID, true), 0),
+    password: get(() => str(item, "Password", passwordSchema, false) ?? null, null),
+    administrators: get(() => strSet(item, "Administrators", nameProblem), []),
+    members: get(() => strSet(item, "Members", nameProblem), []),
+  });
+}
+
+function dateDays(s: string | undefined): number | null {
+  return s === undefined ? null : isoDateToDays(s);
+}
+
+function recordName(item: RawItem): string {
+  const n = item.Name as { S?: unknown } | undefined;
+  return typeof n?.S === "string" ? printable(n.S) : "(no Name)";
+}
+
+export interface Decoded<T> {
+  records: T[];
+  rejections: Rejection[];
+  /** How many records were refused (a record may have several rejections). */
+  rejected: number;
+}
+
+function decodeAll<T extends { name: string }>(
+  table: string,
+  items: RawItem[],
+  decode: (i: RawItem) => T,
+  idField: "UID" | "GID",
+  idOf: (t: T) => number,
+): Decoded<T> {
+  const rejections: Rejection[] = [];
+  const ok: T[] = [];
+  let rejected = 0;
+  for (const item of items) {
+    try {
+      ok.push(decode(item));
+    } catch (e) {
+      if (!(e instanceof RecordErrors)) throw e;
+      rejected++;
+      for (const f of e.errors) rejections.push({ table, name: recordName(item), field: f.field, reason: f.message });
+    }
+  }
+  // Two records with one ID would make two names for one account: refuse both.
+  const byId = new Map<number, T[]>();
+  for (const r of ok) {
+    const list = byId.get(idOf(r));
+    if (list) list.push(r);
+    else byId.set(idOf(r), [r]);
+  }
+  const records: T[] = [];
+  for (const r of ok) {
+    const same = byId.get(idOf(r))!;
+    if (same.length === 1) {
+      records.push(r);
+      continue;
+    }
+    const others = same.filter((o) => o !== r).map((o) => printable(o.name));
+    rejected++;
+    rejections.push({
+      table,
+      name: printable(r.name),
+      field: idField,
+      reason: `${idOf(r)} is also used by ${others.join(", ")}; both are refused until one is changed`,
+    });
+  }
+  return { records, rejections, rejected };
+}
+
+export function decodeUsers(table: string, items: RawItem[]): Decoded<User> {
+  return decodeAll(table, items, decodeUser, "UID", (u) => u.uid);
+}
+
+export function decodeGroups(table: string, items: RawItem[]): Decoded<Group> {
+  return decodeAll(table, items, decodeGroup, "GID", (g) => g.gid);
+}

@@ -1,0 +1,369 @@
+// The pure heart of a pass: desired state × current state × policy × today → actions and
+// refusals. No I/O here; apply carries the plan out, --dry-run prints it.
+import type { AccountTable } from "./localdb/index.ts";
+import { splitList } from "./localdb/index.ts";
+import { daysToIsoDate, type Group, printable, type Rejection, type User } from "./model.ts";
+
+export interface Policy {
+  uidMin: number;
+  uidMax: number;
+  gidMin: number;
+  gidMax: number;
+  adoptUsers: readonly string[];
+  adoptGroups: readonly string[];
+  missingUsers: "keep" | "disable";
+  maxDisablePercent: number;
+  force: boolean;
+}
+
+/** What ddum remembers between passes (ROOT/var/lib/ddum/state.json, the ownership part). */
+export interface Ownership {
+  /** Users and groups ddum created or adopted. */
+  users: string[];
+  groups: string[];
+  /** Per group: the members and administrators ddum itself put there. */
+  members: Record<string, string[]>;
+  admins: Record<string, string[]>;
+}
+
+export const EMPTY_OWNERSHIP: Ownership = { users: [], groups: [], members: {}, admins: {} };
+
+export interface Current {
+  passwd: AccountTable;
+  shadow: AccountTable;
+  group: AccountTable;
+  gshadow: AccountTable;
+}
+
+export interface Change {
+  field: string;
+  from: string;
+  to: string;
+}
+
+export type Action =
+  | { kind: "create-user"; name: string; passwd: string[]; shadow: string[]; changes: Change[] }
+  | { kind: "update-user"; name: string; passwd: string[]; shadow: string[]; changes: Change[]; addShadow: boolean }
+  | { kind: "disable-user"; name: string; shadow: string[]; changes: Change[] }
+  | { kind: "create-group"; name: string; group: string[]; gshadow: string[]; changes: Change[]; privateGroup: boolean }
+  | { kind: "update-group"; name: string; group: string[]; gshadow: string[] | null; changes: Change[]; local: boolean };
+
+export interface Plan {
+  actions: Action[];
+  /** Records that are valid but may not be applied here (ownership, ranges, collisions). */
+  refusals: Rejection[];
+  /** Things an operator should know that refuse nothing (unknown members, missing groups). */
+  notices: string[];
+  unchanged: number;
+  ownership: Ownership;
+  /** Set when the safety brake stops the pass. */
+  brake: string | null;
+  /** Users whose account this plan takes from enabled to disabled. */
+  disables: number;
+}
+
+const SECRET = "(hidden)";
+const opt = (n: number | null) => (n === null ? "" : String(n));
+const dateOrEmpty = (d: string) => (d === "" ? "(none)" : /^-?[0-9]+$/.test(d) ? daysToIsoDate(Number(d)) : d);
+
+function isEnabled(shadow: readonly string[] | undefined, today: number): boolean {
+  const exp = shadow?.[7] ?? "";
+  return exp === "" || Number(exp) <= 0 ? true : today < Number(exp);
+}
+
+function userLines(u: User, currentShadow: readonly string[] | undefined): { passwd: string[]; shadow: string[] } {
+  return {
+    passwd: [u.name, "x", String(u.uid), String(u.gid), u.realName, u.home, u.shell],
+    shadow: [
+      u.name,
+      // A user without a Password gets a locked field, never an empty (password-less) one.
+      u.password ?? "!",
+      opt(u.lastChange),
+      opt(u.minDays),
+      opt(u.maxDays),
+      opt(u.warnDays),
+      opt(u.inactiveDays),
+      opt(u.expire),
+      currentShadow?.[8] ?? "",
+    ],
+  };
+}
+
+const PASSWD_FIELDS = ["Name", "", "UID", "GID", "RealName", "Home", "Shell"];
+const SHADOW_FIELDS = [
+  "Name",
+  "Password",
+  "LastPasswordChangeDate",
+  "PasswordAgeMinDays",
+  "PasswordAgeMaxDays",
+  "PasswordWarnDays",
+  "PasswordDisableDays",
+  "AccountExpireDate",
+  "",
+];
+const DATE_FIELDS = new Set([2, 7]);
+
+function diffFields(names: string[], from: readonly string[] | undefined, to: string[], secret: Set<number>): Change[] {
+  const out: Change[] = [];
+  for (let i = 1; i < to.length; i++) {
+    const a = from?.[i] ?? "";
+    const b = to[i]!;
+    if (a === b || names[i] === "") continue;
+    if (secret.has(i)) out.push({ field: names[i]!, from: SECRET, to: SECRET });
+    else if (names === SHADOW_FIELDS && DATE_FIELDS.has(i)) out.push({ field: names[i]!, from: dateOrEmpty(a), to: dateOrEmpty(b) });
+    else out.push({ field: names[i]!, from: a === "" ? "(none)" : a, to: b === "" ? "(none)" : b });
+  }
+  return out;
+}
+
+/** Members after a pass: keep what others put there, drop what ddum put there and the table no longer lists, add the table's. */
+function mergeList(current: string[], ours: string[], wanted: string[]): string[] {
+  const want = new Set(wanted);
+  const dropped = new Set(ours.filter((m) => !want.has(m)));
+  const kept = current.filter((m) => !dropped.has(m));
+  const have = new Set(kept);
+  for (const m of wanted) if (!have.has(m)) kept.push(m);
+  return kept;
+}
+
+export interface Desired {
+  users: User[];
+  groups: Group[];
+  /** Every Name present in the Users table, valid or not: a rejected record has not vanished. */
+  userNames: Set<string>;
+  userTable: string;
+  groupTable: string;
+}
+
+export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Policy, today: number): Plan {
+  const actions: Action[] = [];
+  const refusals: Rejection[] = [];
+  const notices: string[] = [];
+  let unchanged = 0;
+  const ownedUsers = new Set([...prev.users]);
+  const ownedGroups = new Set([...prev.groups]);
+  const adoptUsers = new Set(policy.adoptUsers);
+  const adoptGroups = new Set(policy.adoptGroups);
+  const members: Record<string, string[]> = { ...prev.members };
+  const admins: Record<string, string[]> = { ...prev.admins };
+
+  const uidOwner = new Map<number, string>();
+  for (const p of cur.passwd.entries()) if (!uidOwner.has(Number(p[2]))) uidOwner.set(Number(p[2]), p[0]!);
+  const gidOwner = new Map<number, string>();
+  for (const g of cur.group.entries()) if (!gidOwner.has(Number(g[2]))) gidOwner.set(Number(g[2]), g[0]!);
+
+  const refuse = (table: string, name: string, field: string, reason: string) =>
+    refusals.push({ table, name: printable(name), field, reason });
+
+  // ---- users ----
+  const present = new Set<string>(); // table users that exist locally after this plan
+  let enabledBefore = 0;
+  for (const n of ownedUsers) if (cur.passwd.has(n) && isEnabled(cur.shadow.get(n), today)) enabledBefore++;
+  let disables = 0;
+
+  for (const u of [...desired.users].sort((a, b) => a.uid - b.uid || a.name.localeCompare(b.name))) {
+    const T = desired.userTable;
+    if (u.uid === 0) {
+      refuse(T, u.name, "UID", "UID 0 is root's; ddum never creates or changes a UID 0 account");
+      continue;
+    }
+    if (u.uid < policy.uidMin || u.uid > policy.uidMax) {
+      refuse(T, u.name, "UID", `${u.uid} is outside the managed range ${policy.uidMin}-${policy.uidMax}`);
+      continue;
+    }
+    if (u.gid === 0) {
+      refuse(T, u.name, "GID", "GID 0 is root's group; refused");
+      continue;
+    }
+    if (u.gid < policy.gidMin || u.gid > policy.gidMax) {
+      refuse(T, u.name, "GID", `${u.gid} is outside the managed range ${policy.gidMin}-${policy.gidMax}`);
+      continue;
+    }
+    const local = cur.passwd.get(u.name);
+    const owned = ownedUsers.has(u.name) || (local !== undefined && adoptUsers.has(u.name));
+    if (cur.passwd.unparsedNames.has(u.name) || cur.shadow.unparsedNames.has(u.name)) {
+      refuse(T, u.name, "Name", "a local line for this name cannot be parsed; fix it by hand first");
+      continue;
+    }
+    if (local && !owned) {
+      refuse(T, u.name, "Name", `a local account "${u.name}" exists that ddum does not manage (list it in adopt_users to take it over)`);
+      continue;
+    }
+    const holder = uidOwner.get(u.uid);
+    if (holder !== undefined && holder !== u.name) {
+      refuse(T, u.name, "UID", `${u.uid} already belongs to the local account "${holder}"`);
+      continue;
+    }
+    if (!local && cur.shadow.has(u.name)) {
+      refuse(T, u.name, "Name", "a shadow entry with this name exists without a passwd entry; fix it by hand first");
+      continue;
+    }
+    const curShadow = cur.shadow.get(u.name);
+    const lines = userLines(u, curShadow);
+    present.add(u.name);
+    if (!local) {
+      actions.push({ kind: "create-user", name: u.name, ...lines, changes: diffFields(PASSWD_FIELDS, undefined, lines.passwd, new Set()) });
+      uidOwner.set(u.uid, u.name);
+      ownedUsers.add(u.name);
+      continue;
+    }
+    ownedUsers.add(u.name);
+    const changes = [
+      ...diffFields(PASSWD_FIELDS, local, lines.passwd, new Set()),
+      ...(curShadow
+        ? diffFields(SHADOW_FIELDS, curShadow, lines.shadow, new Set([1]))
+        : [{ field: "shadow entry", from: "(missing)", to: "(created)" }]),
+    ];
+    if (changes.length === 0) {
+      unchanged++;
+      continue;
+    }
+    if (isEnabled(curShadow, today) && !isEnabled(lines.shadow, today)) disables++;
+    actions.push({ kind: "update-user", name: u.name, ...lines, changes, addShadow: !curShadow });
+  }
+
+  // Managed users that are no longer in the table: kept as they are, or disabled by policy.
+  if (policy.missingUsers === "disable") {
+    for (const name of [...ownedUsers].sort()) {
+      if (desired.userNames.has(name) || !cur.passwd.has(name)) continue;
+      const sh = cur.shadow.get(name);
+      if (!sh) continue;
+      const next = [...sh];
+      if (isEnabled(sh, today)) {
+        next[7] = "1";
+        disables++;
+      }
+      if (!next[1]!.startsWith("!")) next[1] = `!${next[1]}`;
+      const changes = diffFields(SHADOW_FIELDS, sh, next, new Set([1]));
+      if (changes.length === 0) continue;
+      actions.push({ kind: "disable-user", name, shadow: next, changes });
+    }
+  }
+
+  let brake: string | null = null;
+  if (disables > 0 && !policy.force) {
+    const allowed = policy.maxDisablePercent === 0 ? 0 : Math.max(1, Math.floor((enabledBefore * policy.maxDisablePercent) / 100));
+    if (disables > allowed) {
+      brake =
+        `safety brake: this pass would disable ${disables} of ${enabledBefore} enabled managed users, ` +
+        `more than max_disable_percent (${policy.maxDisablePercent}%) allows; nothing was applied. ` +
+        "Check the tables, then run with --force to apply it.";
+    }
+  }
+
+  // ---- groups ----
+  const localUsers = new Set(cur.passwd.names());
+  const knownUser = (n: string) => present.has(n) || localUsers.has(n);
+  const tableGids = new Set<number>();
+  const wantedGroupNames = new Set(desired.groups.map((g) => g.name));
+
+  for (const g of [...desired.groups].sort((a, b) => a.gid - b.gid || a.name.localeCompare(b.name))) {
+    const T = desired.groupTable;
+    if (g.gid === 0) {
+      refuse(T, g.name, "GID", "GID 0 is root's group; refused");
+      continue;
+    }
+    if (cur.group.unparsedNames.has(g.name) || cur.gshadow.unparsedNames.has(g.name)) {
+      refuse(T, g.name, "Name", "a local line for this name cannot be parsed; fix it by hand first");
+      continue;
+    }
+    const local = cur.group.get(g.name);
+    const owned = ownedGroups.has(g.name) || (local !== undefined && adoptGroups.has(g.name));
+    const localGid = local ? Number(local[2]) : undefined;
+    const merge = local !== undefined && !owned;
+    if (merge && localGid !== g.gid) {
+      refuse(T, g.name, "GID", `the local group "${g.name}" has GID ${localGid}, the record ${g.gid}; refused (ddum merges only a group with the same name and GID)`);
+      continue;
+    }
+    if (!merge && (g.gid < policy.gidMin || g.gid > policy.gidMax)) {
+      refuse(T, g.name, "GID", `${g.gid} is outside the managed range ${policy.gidMin}-${policy.gidMax}`);
+      continue;
+    }
+    const gidHolder = gidOwner.get(g.gid);
+    if (gidHolder !== undefined && gidHolder !== g.name) {
+      refuse(T, g.name, "GID", `${g.gid} already belongs to the local group "${gidHolder}"`);
+      continue;
+    }
+    tableGids.add(g.gid);
+    const unknown = [...g.members, ...g.administrators].filter((m) => !knownUser(m));
+    for (const m of new Set(unknown)) notices.push(`${T} record ${printable(g.name)}: member ${printable(m)} is not a known user; left out`);
+    const wantMembers = g.members.filter(knownUser);
+    const wantAdmins = g.administrators.filter(knownUser);
+    const curMembers = local ? splitList(local[3]!) : [];
+    const gsh = cur.gshadow.get(g.name);
+    const curAdmins = gsh ? splitList(gsh[2]!) : [];
+    const newMembers = mergeList(curMembers, prev.members[g.name] ?? [], wantMembers);
+    const newAdmins = mergeList(curAdmins, prev.admins[g.name] ?? [], wantAdmins);
+    members[g.name] = wantMembers;
+    admins[g.name] = wantAdmins;
+    const groupLine = [g.name, local?.[1] ?? "x", String(g.gid), newMembers.join(",")];
+    const gshadowLine = [g.name, merge ? (gsh?.[1] ?? "!") : (g.password ?? "!"), newAdmins.join(","), newMembers.join(",")];
+    if (!local) {
+      if (cur.gshadow.has(g.name)) {
+        refuse(T, g.name, "Name", "a gshadow entry with this name exists without a group entry; fix it by hand first");
+        continue;
+      }
+      ownedGroups.add(g.name);
+      gidOwner.set(g.gid, g.name);
+      actions.push({
+        kind: "create-group",
+        name: g.name,
+        group: groupLine,
+        gshadow: gshadowLine,
+        privateGroup: false,
+        changes: [
+          { field: "GID", from: "(none)", to: String(g.gid) },
+          ...(newMembers.length ? [{ field: "Members", from: "(none)", to: newMembers.join(",") }] : []),
+          ...(newAdmins.length ? [{ field: "Administrators", from: "(none)", to: newAdmins.join(",") }] : []),
+        ],
+      });
+      continue;
+    }
+    if (owned) ownedGroups.add(g.name);
+    const changes: Change[] = [];
+    if (local[2] !== groupLine[2]) changes.push({ field: "GID", from: local[2]!, to: groupLine[2]! });
+    if (local[3] !== groupLine[3]) changes.push({ field: "Members", from: local[3] || "(none)", to: groupLine[3] || "(none)" });
+    if (gsh && gsh[2] !== gshadowLine[2]) changes.push({ field: "Administrators", from: gsh[2] || "(none)", to: gshadowLine[2] || "(none)" });
+    if (gsh && gsh[1] !== gshadowLine[1]) changes.push({ field: "Password", from: SECRET, to: SECRET });
+    if (gsh && gsh[3] !== gshadowLine[3] && local[3] === groupLine[3]) changes.push({ field: "gshadow members", from: gsh[3] || "(none)", to: gshadowLine[3] || "(none)" });
+    if (!gsh && cur.gshadow.existed) changes.push({ field: "gshadow entry", from: "(missing)", to: "(created)" });
+    if (changes.length === 0) {
+      unchanged++;
+      continue;
+    }
+    actions.push({ kind: "update-group", name: g.name, group: groupLine, gshadow: cur.gshadow.existed ? gshadowLine : null, changes, local: merge });
+  }
+
+  // A user whose primary GID has no group gets a user private group, so pwck stays clean.
+  const taken = new Set([...cur.group.names(), ...wantedGroupNames]);
+  for (const a of actions) {
+    if (a.kind !== "create-user" && a.kind !== "update-user") continue;
+    const gid = Number(a.passwd[3]);
+    if (gidOwner.has(gid) || tableGids.has(gid)) continue;
+    if (taken.has(a.name)) {
+      notices.push(`user ${printable(a.name)}: no group has GID ${gid}, and the name is taken by another group, so none was made`);
+      continue;
+    }
+    taken.add(a.name);
+    gidOwner.set(gid, a.name);
+    ownedGroups.add(a.name);
+    actions.push({
+      kind: "create-group",
+      name: a.name,
+      group: [a.name, "x", String(gid), ""],
+      gshadow: [a.name, "!", "", ""],
+      privateGroup: true,
+      changes: [{ field: "GID", from: "(none)", to: String(gid) }],
+    });
+  }
+
+  return {
+    actions,
+    refusals,
+    notices,
+    unchanged,
+    brake,
+    disables,
+    ownership: { users: [...ownedUsers].sort(), groups: [...ownedGroups].sort(), members, admins },
+  };
+}

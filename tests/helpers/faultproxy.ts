@@ -1,0 +1,53 @@
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export type Fault = "throttle" | "500" | "drop" | null;
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of a DynamoDB endpoint that injects faults: the decide
+ * function sees each request's number and says what to do with it.
+ */
+export async function startFaultProxy(target: string, decide: (n: number) => Fault) {
+  const t = new URL(target);
+  let n = 0;
+  const counts = { throttle: 0, "500": 0, drop: 0, passed: 0 };
+  const server: Server = createServer((req, res) => {
+    const fault = decide(n++);
+    const chunks: Buffer[] = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      if (fault === "drop") {
+        counts.drop++;
+        req.socket.destroy();
+        return;
+      }
+      if (fault === "throttle" || fault === "500") {
+        counts[fault]++;
+        const body =
+          fault === "throttle"
+            ? { __type: "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", message: "slow down" }
+            : { __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "boom" };
+        res.writeHead(fault === "throttle" ? 400 : 500, { "content-type": "application/x-amz-json-1.0" });
+        res.end(JSON.stringify(body));
+        return;
+      }
+      counts.passed++;
+      const up = request(
+        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
+        (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res);
+        },
+      );
+      up.on("error", () => req.socket.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    counts,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

@@ -1,0 +1,4 @@
+// Public keys made with ssh-keygen for the tests (no private keys are kept).
+export const KEY_ALICE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL1qfzByYcxhQpUKCXg+OLEFxu9aRYYARCr5sQuJOV3i alice@laptop";
+export const KEY_BOB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILGf86JgCIFlwRRC9JzFTQZmVPRlvRGC5sxgv4B/gX1c bob@desk";
+export const KEY_CAROL_RSA = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCpx/Ohh3umGmoCnGpeMHK8XHmZCccG9ZPdg+cBK3MveANcl3hdiqY2jIFDBRxJxGXdfcmETNU43tdm7r8C7pdJjSLZAPa4lEM1iCwe5u7wHFqZLy7NGDqYSk2t7IE3KAiC0UlExRkOYazr/KQTs4/MSti+dXWc8vA51lJnvtvB0M8Y1DeSQtyIdb1BMUFX31eDQtPuq/APLRt700IljtivedhexNWBebZ8py0SP3ucVLcMsG6PqWtTZmH1m4bdh1t87MibCoWHQbIDRIeLXAfvq2eb0AqhqSiDftraXPRM4SKl1XG9iq42YibhHtcJZsa9pRFaVrwRrzpdUcPc5DQJ carol";

@@ -1,0 +1,166 @@
+import { describe, expect, test } from "bun:test";
+import { decodeGroups, decodeUsers, isoDateToDays, isPasswordField, rejectionMessage, sshKeyProblem } from "../src/model.ts";
+import type { RawItem } from "../src/source/dynamo.ts";
+import { groupItem, userItem } from "./helpers/dynalite.ts";
+import { KEY_ALICE, KEY_CAROL_RSA } from "./helpers/keys.ts";
+
+const ED25519 = KEY_ALICE;
+const ED25519_BARE = KEY_ALICE.split(" ").slice(0, 2).join(" ");
+const RSA_BLOB_WRONG_TYPE = `ssh-rsa ${KEY_ALICE.split(" ")[1]}`;
+const SHA512 = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/";
+
+describe("users: a hostile-record corpus, each refused with its own message", () => {
+  const cases: { name: string; item: RawItem; field: string; reason: RegExp }[] = [
+    { name: "newline in Name", item: userItem("eve\nroot", 2000), field: "Name", reason: /letters, digits/ },
+    { name: "newline in RealName", item: userItem("eve", 2000, { RealName: { S: "Eve\nroot::0:0::/root:/bin/bash" } }), field: "RealName", reason: /newline/ },
+    { name: "colon in RealName", item: userItem("eve", 2000, { RealName: { S: "Eve:x" } }), field: "RealName", reason: /':'/ },
+    { name: "NUL in RealName", item: userItem("eve", 2000, { RealName: { S: "Eve\0" } }), field: "RealName", reason: /NUL/ },
+    { name: "vertical tab in RealName", item: userItem("eve", 2000, { RealName: { S: "E\vve" } }), field: "RealName", reason: /vertical tab/ },
+    { name: "carriage return in RealName", item: userItem("eve", 2000, { RealName: { S: "E\rve" } }), field: "RealName", reason: /carriage return/ },
+    { name: "257-character RealName", item: userItem("eve", 2000, { RealName: { S: "x".repeat(257) } }), field: "RealName", reason: /256/ },
+    { name: "newline in Home", item: userItem("eve", 2000, { Home: { S: "/home/eve\n" } }), field: "Home", reason: /control/ },
+    { name: "colon in Home", item: userItem("eve", 2000, { Home: { S: "/home/e:ve" } }), field: "Home", reason: /':'/ },
+    { name: "relative Home", item: userItem("eve", 2000, { Home: { S: "home/eve" } }), field: "Home", reason: /absolute/ },
+    { name: "dot-dot in Home", item: userItem("eve", 2000, { Home: { S: "/home/../etc" } }), field: "Home", reason: /'\.\.'/ },
+    { name: "newline in Shell", item: userItem("eve", 2000, { Shell: { S: "/bin/sh\n" } }), field: "Shell", reason: /control/ },
+    { name: "colon in Shell", item: userItem("eve", 2000, { Shell: { S: "/bin:/sh" } }), field: "Shell", reason: /':'/ },
+    { name: "newline in Password", item: userItem("eve", 2000, { Password: { S: `${SHA512}\nroot` } }), field: "Password", reason: /not a crypt hash/ },
+    { name: "colon in Password", item: userItem("eve", 2000, { Password: { S: "$6$a:b$c" } }), field: "Password", reason: /not a crypt hash/ },
+    { name: "plaintext Password", item: userItem("eve", 2000, { Password: { S: "hunter2" } }), field: "Password", reason: /value not shown/ },
+    { name: "UID stored as a string", item: userItem("eve", 2000, { UID: { S: "2000" } }), field: "UID", reason: /number \(N\), found a string/ },
+    { name: "GID stored as a string", item: userItem("eve", 2000, { GID: { S: "2000" } }), field: "GID", reason: /number \(N\)/ },
+    { name: "huge UID", item: userItem("eve", 2000, { UID: { N: "99999999999999999999" } }), field: "UID", reason: /from 0 to/ },
+    { name: "negative UID", item: userItem("eve", 2000, { UID: { N: "-5" } }), field: "UID", reason: /from 0 to/ },
+    { name: "fractional GID", item: userItem("eve", 2000, { GID: { N: "1000.5" } }), field: "GID", reason: /whole number/ },
+    { name: "negative age", item: userItem("eve", 2000, { PasswordAgeMaxDays: { N: "-1" } }), field: "PasswordAgeMaxDays", reason: /from 0/ },
+    { name: "missing RealName", item: (() => { const i = userItem("eve", 2000); delete i.RealName; return i; })(), field: "RealName", reason: /required/ },
+    { name: "missing UID", item: (() => { const i = userItem("eve", 2000); delete i.UID; return i; })(), field: "UID", reason: /required/ },
+    { name: "missing Name", item: (() => { const i = userItem("eve", 2000); delete i.Name; return i; })(), field: "Name", reason: /required/ },
+    { name: "bad date 2024-02-30", item: userItem("eve", 2000, { AccountExpireDate: { S: "2024-02-30" } }), field: "AccountExpireDate", reason: /exists on the calendar/ },
+    { name: "date in another form", item: userItem("eve", 2000, { LastPasswordChangeDate: { S: "01/02/2024" } }), field: "LastPasswordChangeDate", reason: /YYYY-MM-DD/ },
+    { name: "name -rf", item: userItem("-rf", 2000), field: "Name", reason: /must not start with '-'/ },
+    { name: "name ..", item: userItem("..", 2000), field: "Name", reason: /'\.\.'/ },
+    { name: "name 0", item: userItem("0", 2000), field: "Name", reason: /all digits/ },
+    { name: "300-character name", item: userItem("a".repeat(300), 2000), field: "Name", reason: /256/ },
+    { name: "empty name", item: userItem("", 2000), field: "Name", reason: /empty/ },
+    { name: "multi-line SSH key", item: userItem("eve", 2000, { SSHPublicKeys: { SS: [`${ED25519}\nssh-ed25519 AAAA`] } }), field: "SSHPublicKeys", reason: /single line/ },
+    { name: "SSH key of unknown type", item: userItem("eve", 2000, { SSHPublicKeys: { SS: ["ssh-foo AAAA"] } }), field: "SSHPublicKeys", reason: /known key type/ },
+    { name: "SSH key with options", item: userItem("eve", 2000, { SSHPublicKeys: { SS: [`command="/bin/sh" ${ED25519}`] } }), field: "SSHPublicKeys", reason: /options/ },
+    { name: "SSH key blob of another type", item: userItem("eve", 2000, { SSHPublicKeys: { SS: [RSA_BLOB_WRONG_TYPE] } }), field: "SSHPublicKeys", reason: /does not encode a ssh-rsa/ },
+    { name: "SSH key blob not base64", item: userItem("eve", 2000, { SSHPublicKeys: { SS: ["ssh-ed25519 !!!!"] } }), field: "SSHPublicKeys", reason: /base64/ },
+    { name: "SSH keys as a list instead of a set", item: userItem("eve", 2000, { SSHPublicKeys: { L: [{ S: ED25519 }] } }), field: "SSHPublicKeys", reason: /string set \(SS\), found a list/ },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const { records, rejections, rejected } = decodeUsers("Users", [c.item, userItem("good", 3000)]);
+      expect(records.map((r) => r.name)).toEqual(["good"]);
+      expect(rejected).toBe(1);
+      const r = rejections.find((x) => x.field === c.field)!;
+      expect(r).toBeDefined();
+      expect(r.table).toBe("Users");
+      expect(r.field).toBe(c.field);
+      expect(r.reason).toMatch(c.reason);
+      const msg = rejectionMessage(r);
+      expect(msg).not.toContain("\n");
+      expect(msg).not.toContain("hunter2");
+      expect(msg.startsWith("Users record ")).toBe(true);
+    });
+  }
+
+  test("every fault of one record is reported", () => {
+    const { rejections } = decodeUsers("Users", [userItem("eve", 2000, { UID: { S: "1" }, Shell: { S: "sh" } })]);
+    expect(rejections.map((r) => r.field)).toEqual(["UID", "Shell"]);
+  });
+
+  test("duplicate UIDs refuse both records", () => {
+    const { records, rejections } = decodeUsers("Users", [userItem("a", 2000), userItem("b", 2000), userItem("c", 2001)]);
+    expect(records.map((r) => r.name)).toEqual(["c"]);
+    expect(rejections.map((r) => `${r.name} ${r.field}`).sort()).toEqual(['"a" UID', '"b" UID']);
+    expect(rejections[0]!.reason).toContain("also used by");
+  });
+
+  test("a valid record decodes fully", () => {
+    const { records, rejections } = decodeUsers("Users", [
+      userItem("alice", 2000, {
+        Password: { S: SHA512 },
+        LastPasswordChangeDate: { S: "2024-01-02" },
+        PasswordAgeMinDays: { N: "1" },
+        PasswordAgeMaxDays: { N: "90" },
+        PasswordWarnDays: { N: "7" },
+        PasswordDisableDays: { N: "30" },
+        AccountExpireDate: { S: "2030-12-31" },
+        SSHPublicKeys: { SS: [ED25519, `  ${ED25519_BARE.replace(" ", "   ")}  `, KEY_CAROL_RSA] },
+      }),
+    ]);
+    expect(rejections).toEqual([]);
+    expect(records[0]).toEqual({
+      name: "alice",
+      uid: 2000,
+      gid: 2000,
+      realName: "alice user",
+      home: "/home/alice",
+      shell: "/bin/bash",
+      password: SHA512,
+      lastChange: 19724,
+      minDays: 1,
+      maxDays: 90,
+      warnDays: 7,
+      inactiveDays: 30,
+      expire: isoDateToDays("2030-12-31"),
+      sshKeys: [ED25519_BARE, ED25519, KEY_CAROL_RSA],
+    });
+  });
+});
+
+describe("groups", () => {
+  const cases: { name: string; item: RawItem; field: string; reason: RegExp }[] = [
+    { name: "GID as a string", item: groupItem("devs", 2000, { GID: { S: "2000" } }), field: "GID", reason: /number \(N\)/ },
+    { name: "member with a newline", item: groupItem("devs", 2000, { Members: { SS: ["bob\nroot"] } }), field: "Members", reason: /letters/ },
+    { name: "administrator -rf", item: groupItem("devs", 2000, { Administrators: { SS: ["-rf"] } }), field: "Administrators", reason: /'-'/ },
+    { name: "plaintext group password", item: groupItem("devs", 2000, { Password: { S: "secret" } }), field: "Password", reason: /crypt hash/ },
+    { name: "colon in name", item: groupItem("de:vs", 2000), field: "Name", reason: /letters/ },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const { records, rejections } = decodeGroups("Groups", [c.item, groupItem("ok", 3000)]);
+      expect(records.map((r) => r.name)).toEqual(["ok"]);
+      expect(rejections[0]!.field).toBe(c.field);
+      expect(rejections[0]!.reason).toMatch(c.reason);
+    });
+  }
+  test("duplicate GIDs refuse both", () => {
+    const { records, rejected } = decodeGroups("Groups", [groupItem("a", 2000), groupItem("b", 2000)]);
+    expect(records).toEqual([]);
+    expect(rejected).toBe(2);
+  });
+});
+
+describe("field helpers", () => {
+  test.each([
+    ["$6$salt$hash", true],
+    ["$y$j9T$abcdefgh$ijklmnop", true],
+    ["!", true],
+    ["!!", true],
+    ["*", true],
+    ["!$6$salt$hash", true],
+    ["", false],
+    ["password", false],
+    ["$6$", false],
+    ["$9$abcdefgh", false],
+  ])("password field %p → %p", (s, ok) => {
+    expect(isPasswordField(s)).toBe(ok);
+  });
+  test.each([
+    ["1970-01-01", 0],
+    ["2024-02-29", 19782],
+    ["2023-02-29", null],
+    ["2024-13-01", null],
+    ["24-01-01", null],
+  ])("date %p → %p days", (s, days) => {
+    expect(isoDateToDays(s)).toBe(days);
+  });
+  test("real keys pass", () => {
+    expect(sshKeyProblem(ED25519)).toBeNull();
+    expect(sshKeyProblem(KEY_CAROL_RSA)).toBeNull();
+  });
+});
