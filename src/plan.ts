@@ -202,7 +202,12 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     const lines = userLines(u, curShadow);
     present.add(u.name);
     if (!local) {
-      actions.push({ kind: "create-user", name: u.name, ...lines, changes: diffFields(PASSWD_FIELDS, undefined, lines.passwd, new Set()) });
+      const changes = [
+        ...diffFields(PASSWD_FIELDS, undefined, lines.passwd, new Set()),
+        { field: "password", from: "(none)", to: u.password === null ? "locked (no Password in the record)" : "set" },
+        ...diffFields(SHADOW_FIELDS, undefined, lines.shadow, new Set([1])).filter((c) => c.field !== "Password"),
+      ];
+      actions.push({ kind: "create-user", name: u.name, ...lines, changes });
       uidOwner.set(u.uid, u.name);
       ownedUsers.add(u.name);
       continue;

@@ -5,6 +5,8 @@ import { type Decoded, decodeGroups, decodeUsers, type Group, type User } from "
 export interface TableState {
   users: Decoded<User>;
   groups: Decoded<Group>;
+  /** Every Name in the Users table, valid or not. */
+  userNames: string[];
   scanMs: number;
 }
 
@@ -20,6 +22,7 @@ export async function readTables(config: Config, onPage?: Progress): Promise<Tab
     return {
       users: decodeUsers(config.user_table_name, snap.users),
       groups: decodeGroups(config.group_table_name, snap.groups),
+      userNames: snap.users.flatMap((i) => (typeof i.Name?.S === "string" ? [i.Name.S] : [])),
       scanMs: performance.now() - t0,
     };
   } finally {

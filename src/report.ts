@@ -1,0 +1,63 @@
+// What a pass tells the operator: the plan, grouped by user and group, and one summary line.
+import type { Counts } from "./state.ts";
+import { rejectionMessage } from "./model.ts";
+import type { SyncResult } from "./sync.ts";
+
+const VERBS: Record<string, [string, string]> = {
+  "create-user": ["user", "create"],
+  "update-user": ["user", "update"],
+  "disable-user": ["user", "disable (no longer in the table)"],
+  "create-group": ["group", "create"],
+  "update-group": ["group", "update"],
+};
+
+export function summaryLine(c: Counts): string {
+  return `${c.created} created, ${c.updated} updated, ${c.unchanged} unchanged, ${c.refused} refused, ${c.rejected} rejected`;
+}
+
+export function formatHuman(r: SyncResult): string {
+  const out: string[] = [];
+  const would = r.dryRun ? "would " : "";
+  for (const a of r.plan.actions) {
+    const [what, verb] = VERBS[a.kind]!;
+    const extra = a.kind === "create-group" && a.privateGroup ? " (user private group)" : a.kind === "update-group" && a.local ? " (local group: membership merge)" : "";
+    out.push(`${what} ${a.name}: ${would}${verb}${extra}`);
+    for (const c of a.changes) {
+      out.push(c.field === "Password" ? "  password changed" : `  ${c.field}: ${c.from} → ${c.to}`);
+    }
+  }
+  for (const x of r.plan.refusals) out.push(`refused: ${rejectionMessage(x)}`);
+  for (const x of r.rejections) out.push(`rejected: ${rejectionMessage(x)}`);
+  for (const n of r.plan.notices) out.push(`notice: ${n}`);
+  for (const i of r.localIssues) out.push(`local: ${i.file}:${i.line}: ${i.message}`);
+  if (r.plan.brake) out.push(r.plan.brake);
+  const head = r.dryRun ? "dry run, nothing written: " : r.plan.brake ? "not applied: " : "";
+  out.push(`${head}${summaryLine(r.counts)}`);
+  if (!r.dryRun && !r.plan.brake) out.push(r.written.length ? `wrote ${r.written.join(", ")}` : "no file changed");
+  return `${out.join("\n")}\n`;
+}
+
+export function toJson(r: SyncResult): string {
+  return `${JSON.stringify(
+    {
+      dryRun: r.dryRun,
+      actions: r.plan.actions.map((a) => ({
+        kind: a.kind,
+        name: a.name,
+        ...(a.kind === "create-group" ? { privateGroup: a.privateGroup } : {}),
+        ...(a.kind === "update-group" ? { localGroup: a.local } : {}),
+        changes: a.changes,
+      })),
+      refusals: r.plan.refusals,
+      rejections: r.rejections,
+      notices: r.plan.notices,
+      localIssues: r.localIssues,
+      brake: r.plan.brake,
+      summary: r.counts,
+      written: r.written,
+      exitCode: r.exitCode,
+    },
+    null,
+    2,
+  )}\n`;
+}

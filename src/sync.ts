@@ -1,0 +1,143 @@
+// One pass: scan → validate → lock → read local → plan → apply → unlock.
+import type { Config } from "./config.ts";
+import { DdumError, EXIT } from "./errors.ts";
+import { LocalDb, lockAccountFiles, type ParseIssue } from "./localdb/index.ts";
+import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
+import type { Rejection } from "./model.ts";
+import type { Root } from "./paths.ts";
+import { type Action, type Plan, plan, type Policy } from "./plan.ts";
+import { type Counts, readState, statePath, writeState } from "./state.ts";
+import { type Progress, readTables } from "./tables.ts";
+
+export interface SyncOptions {
+  root: Root;
+  dryRun: boolean;
+  force: boolean;
+  /** Days since 1970-01-01 (UTC); defaults to now. */
+  today?: number;
+  onProgress?: Progress;
+}
+
+export interface SyncResult {
+  dryRun: boolean;
+  plan: Plan;
+  rejections: Rejection[];
+  localIssues: ParseIssue[];
+  counts: Counts;
+  written: string[];
+  exitCode: number;
+  scanMs: number;
+}
+
+export function todayDays(now = Date.now()): number {
+  return Math.floor(now / 86_400_000);
+}
+
+export function policyFor(config: Config, root: Root, force: boolean): Policy {
+  const defs = readLoginDefs(root);
+  const pick = (key: keyof Config, def: string, fallback: number) => (config[key] as number | undefined) ?? defsNumber(defs, def) ?? fallback;
+  return {
+    uidMin: pick("uid_min", "UID_MIN", 1000),
+    uidMax: pick("uid_max", "UID_MAX", 60000),
+    gidMin: pick("gid_min", "GID_MIN", 1000),
+    gidMax: pick("gid_max", "GID_MAX", 60000),
+    adoptUsers: config.adopt_users,
+    adoptGroups: config.adopt_groups,
+    missingUsers: config.missing_users,
+    maxDisablePercent: config.max_disable_percent,
+    force,
+  };
+}
+
+export function applyPlan(db: LocalDb, actions: Action[]): void {
+  for (const a of actions) {
+    switch (a.kind) {
+      case "create-user":
+        db.passwd.add(a.passwd);
+        db.shadow.add(a.shadow);
+        break;
+      case "update-user":
+        db.passwd.update(a.name, a.passwd);
+        if (a.addShadow) db.shadow.add(a.shadow);
+        else db.shadow.update(a.name, a.shadow);
+        break;
+      case "disable-user":
+        db.shadow.update(a.name, a.shadow);
+        break;
+      case "create-group":
+        db.group.add(a.group);
+        if (db.gshadow.existed) db.gshadow.add(a.gshadow);
+        break;
+      case "update-group":
+        db.group.update(a.name, a.group);
+        if (a.gshadow && db.gshadow.has(a.name)) db.gshadow.update(a.name, a.gshadow);
+        else if (a.gshadow) db.gshadow.add(a.gshadow);
+        break;
+    }
+  }
+}
+
+export function countsOf(p: Plan, rejected: number): Counts {
+  let created = 0;
+  let updated = 0;
+  for (const a of p.actions) {
+    if (a.kind.startsWith("create")) created++;
+    else updated++;
+  }
+  return { created, updated, unchanged: p.unchanged, refused: p.refusals.length, rejected };
+}
+
+export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
+  const today = opts.today ?? todayDays();
+  const tables = await readTables(config, opts.onProgress);
+  const policy = policyFor(config, opts.root, opts.force);
+  const stateFile = statePath(opts.root, config.state_dir);
+  const desired = {
+    users: tables.users.records,
+    groups: tables.groups.records,
+    userNames: new Set(tables.userNames),
+    userTable: config.user_table_name,
+    groupTable: config.group_table_name,
+  };
+  const rejections = [...tables.users.rejections, ...tables.groups.rejections];
+  const rejected = tables.users.rejected + tables.groups.rejected;
+  const result = (p: Plan, db: LocalDb, written: string[], exitCode?: number): SyncResult => ({
+    dryRun: opts.dryRun,
+    plan: p,
+    rejections,
+    localIssues: db.issues,
+    counts: countsOf(p, rejected),
+    written,
+    scanMs: tables.scanMs,
+    exitCode: exitCode ?? (p.brake ? EXIT.failed : rejected > 0 || p.refusals.length > 0 ? EXIT.partial : EXIT.ok),
+  });
+
+  if (opts.dryRun) {
+    // No locks, no state, no writes: read what is there and say what would change.
+    const db = LocalDb.load(opts.root);
+    const state = readState(stateFile);
+    return result(plan(desired, db, state.ownership, policy, today), db, []);
+  }
+
+  const locks = await lockAccountFiles(opts.root, config.lock_timeout * 1000);
+  try {
+    const db = LocalDb.load(opts.root);
+    const state = readState(stateFile);
+    const p = plan(desired, db, state.ownership, policy, today);
+    if (p.brake) return result(p, db, []);
+    applyPlan(db, p.actions);
+    const writes = db.pendingWrites();
+    if (writes.length > 0 || JSON.stringify(p.ownership) !== JSON.stringify(state.ownership)) {
+      // Ownership is recorded before the account files change: after a crash between the two,
+      // ddum may own a name that does not exist yet (harmless), never the other way round.
+      writeState(stateFile, { ...state, ownership: p.ownership });
+    }
+    const written = db.commit();
+    return result(p, db, written);
+  } catch (e) {
+    if (e instanceof DdumError) throw e;
+    throw new DdumError(`sync failed, nothing was applied: ${(e as Error).message}`);
+  } finally {
+    locks.release();
+  }
+}
