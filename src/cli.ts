@@ -72,6 +72,20 @@ async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): Promise
   return rejected > 0 ? EXIT.partial : EXIT.ok;
 }
 
+async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger): Promise<number> {
+  const { nameSchema } = await import("./model.ts");
+  const v = await import("valibot");
+  if (!v.safeParse(nameSchema, name).success) {
+    log.error(`not a valid user name: ${JSON.stringify(name)}`);
+    return EXIT.usage;
+  }
+  const { config } = setupConfig(opts.config, log);
+  const { authorizedKeys } = await import("./sshkeys.ts");
+  const keys = authorizedKeys(new Root(opts.root ?? "/"), config.ssh_key_location, name);
+  if (keys.length > 0) process.stdout.write(`${keys.join("\n")}\n`);
+  return EXIT.ok;
+}
+
 const EXIT_HELP = `Exit codes:
   0  success (nothing to do counts as success)
   1  failure; nothing was applied (scan failed, lock busy, safety brake)
@@ -102,6 +116,15 @@ export function buildCli(log: Logger, setExit: (code: number) => void) {
       .command("check", "Scan the tables and report every record that would be rejected; change nothing")
       .option("--json", "Print rejections and the summary as JSON"),
   ).action(wrap(cmdCheck));
+
+  withConfig(
+    cli
+      .command(
+        "authorized-keys <name>",
+        "Print a user's SSH keys from local files only (for sshd's AuthorizedKeysCommand); no network",
+      )
+      .option("--root <dir>", "Read the system under DIR instead of /", { default: "/" }),
+  ).action(async (name: string, opts: Common) => setExit(await cmdAuthorizedKeys(name, opts, log)));
 
   cli.help((sections) => {
     sections.push({ title: "Exit codes", body: EXIT_HELP.split("\n").slice(1).join("\n") });

@@ -60,6 +60,8 @@ export interface Plan {
   brake: string | null;
   /** Users whose account this plan takes from enabled to disabled. */
   disables: number;
+  /** Table users that are ddum's and exist locally once the plan is applied. */
+  accepted: string[];
 }
 
 const SECRET = "(hidden)";
@@ -369,6 +371,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     unchanged,
     brake,
     disables,
+    accepted: [...present],
     ownership: { users: [...ownedUsers].sort(), groups: [...ownedGroups].sort(), members, admins },
   };
 }

@@ -26,6 +26,9 @@ export function formatHuman(r: SyncResult): string {
       out.push(c.field === "Password" ? "  password changed" : `  ${c.field}: ${c.from} → ${c.to}`);
     }
   }
+  for (const n of r.homes.homesCreated) out.push(`user ${n}: ${would}create home directory`);
+  for (const n of r.homes.keysWritten) out.push(`user ${n}: ${would}write SSH keys`);
+  for (const n of r.homes.keysRemoved) out.push(`user ${n}: ${would}remove SSH key file (no keys left)`);
   for (const x of r.plan.refusals) out.push(`refused: ${rejectionMessage(x)}`);
   for (const x of r.rejections) out.push(`rejected: ${rejectionMessage(x)}`);
   for (const n of r.plan.notices) out.push(`notice: ${n}`);
@@ -48,6 +51,7 @@ export function toJson(r: SyncResult): string {
         ...(a.kind === "update-group" ? { localGroup: a.local } : {}),
         changes: a.changes,
       })),
+      homes: r.homes,
       refusals: r.plan.refusals,
       rejections: r.rejections,
       notices: r.plan.notices,

@@ -3,9 +3,10 @@ import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { LocalDb, lockAccountFiles, type ParseIssue } from "./localdb/index.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
-import type { Rejection } from "./model.ts";
+import { printable, type Rejection } from "./model.ts";
 import type { Root } from "./paths.ts";
 import { type Action, type Plan, plan, type Policy } from "./plan.ts";
+import { type HomesResult, syncHomes } from "./homes.ts";
 import { type Counts, readState, statePath, writeState } from "./state.ts";
 import { type Progress, readTables } from "./tables.ts";
 
@@ -21,6 +22,7 @@ export interface SyncOptions {
 export interface SyncResult {
   dryRun: boolean;
   plan: Plan;
+  homes: HomesResult;
   rejections: Rejection[];
   localIssues: ParseIssue[];
   counts: Counts;
@@ -101,30 +103,53 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   };
   const rejections = [...tables.users.rejections, ...tables.groups.rejections];
   const rejected = tables.users.rejected + tables.groups.rejected;
-  const result = (p: Plan, db: LocalDb, written: string[], exitCode?: number): SyncResult => ({
-    dryRun: opts.dryRun,
-    plan: p,
-    rejections,
-    localIssues: db.issues,
-    counts: countsOf(p, rejected),
-    written,
-    scanMs: tables.scanMs,
-    exitCode: exitCode ?? (p.brake ? EXIT.failed : rejected > 0 || p.refusals.length > 0 ? EXIT.partial : EXIT.ok),
-  });
+  const byName = new Map(desired.users.map((u) => [u.name, u]));
+  const homesFor = (p: Plan): HomesResult =>
+    syncHomes(
+      p.accepted.map((n) => byName.get(n)!),
+      {
+        root: opts.root,
+        createHomes: config.create_homes,
+        keyLocation: config.ssh_key_location,
+        dryRun: opts.dryRun,
+        loginDefs: readLoginDefs(opts.root),
+      },
+    );
+  const noHomes: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], refusals: [], notices: [] };
+  const result = (p: Plan, db: LocalDb, written: string[], homes: HomesResult): SyncResult => {
+    const homeRefusals = homes.refusals.map((r) => ({ table: config.user_table_name, ...r, name: printable(r.name) }));
+    p.refusals.push(...homeRefusals);
+    p.notices.push(...homes.notices);
+    return {
+      dryRun: opts.dryRun,
+      plan: p,
+      homes,
+      rejections,
+      localIssues: db.issues,
+      counts: countsOf(p, rejected),
+      written,
+      scanMs: tables.scanMs,
+      exitCode: p.brake ? EXIT.failed : rejected > 0 || p.refusals.length > 0 ? EXIT.partial : EXIT.ok,
+    };
+  };
 
   if (opts.dryRun) {
     // No locks, no state, no writes: read what is there and say what would change.
     const db = LocalDb.load(opts.root);
     const state = readState(stateFile);
-    return result(plan(desired, db, state.ownership, policy, today), db, []);
+    const p = plan(desired, db, state.ownership, policy, today);
+    return result(p, db, [], homesFor(p));
   }
 
   const locks = await lockAccountFiles(opts.root, config.lock_timeout * 1000);
+  let p: Plan;
+  let db: LocalDb;
+  let written: string[];
   try {
-    const db = LocalDb.load(opts.root);
+    db = LocalDb.load(opts.root);
     const state = readState(stateFile);
-    const p = plan(desired, db, state.ownership, policy, today);
-    if (p.brake) return result(p, db, []);
+    p = plan(desired, db, state.ownership, policy, today);
+    if (p.brake) return result(p, db, [], noHomes);
     applyPlan(db, p.actions);
     const writes = db.pendingWrites();
     if (writes.length > 0 || JSON.stringify(p.ownership) !== JSON.stringify(state.ownership)) {
@@ -132,12 +157,13 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       // ddum may own a name that does not exist yet (harmless), never the other way round.
       writeState(stateFile, { ...state, ownership: p.ownership });
     }
-    const written = db.commit();
-    return result(p, db, written);
+    written = db.commit();
   } catch (e) {
     if (e instanceof DdumError) throw e;
     throw new DdumError(`sync failed, nothing was applied: ${(e as Error).message}`);
   } finally {
     locks.release();
   }
+  // Homes and keys after the account files, outside their locks: the accounts exist by now.
+  return result(p, db, written, homesFor(p));
 }

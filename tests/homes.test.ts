@@ -1,0 +1,210 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { systemDirProblem } from "../src/homes.ts";
+import { KEY_HEADER } from "../src/sshkeys.ts";
+import { ddum, pass, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
+import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
+import { KEY_ALICE, KEY_BOB } from "./helpers/keys.ts";
+import { checkAccounts, cleanupRoots, makeRoot } from "./helpers/root.ts";
+
+let d: Dynamo;
+beforeAll(async () => {
+  d = await startDynalite();
+});
+afterAll(async () => {
+  await d.close();
+  cleanupRoots();
+});
+beforeEach(() => d.createTables());
+afterEach(() => d.reset());
+
+const HOMES = { create_homes: true };
+const keysOf = (...k: string[]) => ({ SSHPublicKeys: { SS: k } });
+const read = (p: string) => readFileSync(p, "utf8");
+
+describe("homes", () => {
+  test("a missing home is made from skel, owned by the user, with the login.defs mode", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE))]);
+    const r = await pass(d, root, { config: HOMES });
+    expect(r.exitCode).toBe(0);
+    expect(r.homes.homesCreated).toEqual(["alice"]);
+    const home = join(root, "home", "alice");
+    const st = statSync(home);
+    expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([2001, 2001, 0o755]); // UMASK 022 in the stock login.defs
+    for (const f of [".bashrc", ".profile", ".bash_logout"]) {
+      expect(read(join(home, f))).toBe(read(join(root, "etc", "skel", f)));
+      expect(statSync(join(home, f)).uid).toBe(2001);
+    }
+    const ssh = statSync(join(home, ".ssh"));
+    expect([ssh.uid, ssh.gid, ssh.mode & 0o7777]).toEqual([2001, 2001, 0o700]);
+    const ak = join(home, ".ssh", "authorized_keys");
+    expect(read(ak)).toBe(`${KEY_HEADER}\n${KEY_ALICE}\n`);
+    const akSt = statSync(ak);
+    expect([akSt.uid, akSt.gid, akSt.mode & 0o7777]).toEqual([2001, 2001, 0o600]);
+    expect(checkAccounts(root).pwck.code).toBe(0);
+
+    // No change: nothing in the home is touched.
+    const before = treeSnapshot(home);
+    const again = await pass(d, root, { config: HOMES });
+    expect(again.homes).toMatchObject({ homesCreated: [], keysWritten: [] });
+    expect(treeSnapshot(home)).toEqual(before);
+  });
+
+  test("an existing home is never re-chmodded", async () => {
+    const root = makeRoot();
+    const home = join(root, "home", "alice");
+    mkdirSync(home, { recursive: true, mode: 0o750 });
+    chownSync(home, 2001, 2001);
+    await d.put("Users", [userItem("alice", 2001)]);
+    await pass(d, root, { config: HOMES });
+    expect(statSync(home).mode & 0o7777).toBe(0o750);
+  });
+
+  test.each(["/", "/etc", "/usr", "/root", "/home", "/usr/local/x", "/etc/ssh"])("system directory %p is refused", (p) => {
+    expect(systemDirProblem(p)).not.toBeNull();
+  });
+  test.each(["/home/alice", "/srv/home/bob", "/data/u/c"])("ordinary home %p is accepted", (p) => {
+    expect(systemDirProblem(p)).toBeNull();
+  });
+});
+
+describe("keys in homes", () => {
+  test("revoked keys disappear; a user with no keys left has an empty managed file", async () => {
+    const root = makeRoot();
+    const ak = join(root, "home", "alice", ".ssh", "authorized_keys");
+    await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE, KEY_BOB))]);
+    await pass(d, root, { config: HOMES });
+    expect(read(ak)).toBe(`${KEY_HEADER}\n${KEY_ALICE}\n${KEY_BOB}\n`);
+    await d.put("Users", [userItem("alice", 2001, keysOf(KEY_BOB))]);
+    await pass(d, root, { config: HOMES });
+    expect(read(ak)).toBe(`${KEY_HEADER}\n${KEY_BOB}\n`);
+    await d.put("Users", [userItem("alice", 2001)]);
+    await pass(d, root, { config: HOMES });
+    expect(read(ak)).toBe(`${KEY_HEADER}\n`);
+  });
+
+  test("keys a user added by hand are replaced by the table's", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE))]);
+    await pass(d, root, { config: HOMES });
+    const ak = join(root, "home", "alice", ".ssh", "authorized_keys");
+    writeFileSync(ak, `${KEY_BOB}\n`);
+    const r = await pass(d, root, { config: HOMES });
+    expect(r.homes.keysWritten).toEqual(["alice"]);
+    expect(read(ak)).toBe(`${KEY_HEADER}\n${KEY_ALICE}\n`);
+  });
+
+  test("hostile homes: every attack is refused and reported, targets stay byte for byte, other users still sync", async () => {
+    const root = makeRoot();
+    // Root's files the attacks aim at (the account files themselves change in the pass).
+    const etc = join(root, "srv", "target");
+    mkdirSync(etc, { recursive: true, mode: 0o755 });
+    writeFileSync(join(etc, "config"), "root's config\n", { mode: 0o644 });
+    const secret = join(root, "root-secret");
+    writeFileSync(secret, "root's own file\n", { mode: 0o600 });
+    const homes = join(root, "home");
+    const mkhome = (name: string, uid: number) => {
+      const h = join(homes, name);
+      mkdirSync(h, { recursive: true, mode: 0o755 });
+      chownSync(h, uid, uid);
+      return h;
+    };
+    // 1. ~/.ssh is a link to a directory outside the home.
+    symlinkSync(etc, join(mkhome("eve1", 2101), ".ssh"));
+    // 2. authorized_keys is a link to a root-owned file.
+    const h2 = mkhome("eve2", 2102);
+    mkdirSync(join(h2, ".ssh"));
+    chownSync(join(h2, ".ssh"), 2102, 2102);
+    symlinkSync(secret, join(h2, ".ssh", "authorized_keys"));
+    // 3. authorized_keys is a hard link to a root-owned file.
+    const h3 = mkhome("eve3", 2103);
+    mkdirSync(join(h3, ".ssh"));
+    chownSync(join(h3, ".ssh"), 2103, 2103);
+    linkSync(join(etc, "config"), join(h3, ".ssh", "authorized_keys"));
+    // 4. The home itself is a link.
+    mkdirSync(homes, { recursive: true });
+    symlinkSync(etc, join(homes, "eve4"));
+    // 5. The home belongs to another user.
+    mkhome("eve5", 2001);
+    const targets = () => ({ etc: treeSnapshot(etc), secret: read(secret) });
+    const before = targets();
+    await d.put(
+      "Users",
+      [1, 2, 3, 4, 5].map((i) => userItem(`eve${i}`, 2100 + i, keysOf(KEY_ALICE))).concat([userItem("good", 2200, keysOf(KEY_BOB))]),
+    );
+    const r = await pass(d, root, { config: HOMES });
+    expect(r.exitCode).toBe(3);
+    const reasons = Object.fromEntries(r.plan.refusals.map((x) => [x.name, `${x.field}: ${x.reason}`]));
+    expect(reasons['"eve1"']).toMatch(/SSHPublicKeys: ~\/.ssh is a symbolic link/);
+    expect(reasons['"eve2"']).toMatch(/SSHPublicKeys: ~\/.ssh\/authorized_keys is a symbolic link/);
+    expect(reasons['"eve3"']).toMatch(/SSHPublicKeys: ~\/.ssh\/authorized_keys has 2 hard links/);
+    expect(reasons['"eve4"']).toMatch(/Home: \/home\/eve4 is a symbolic link/);
+    expect(reasons['"eve5"']).toMatch(/Home: \/home\/eve5 belongs to UID 2001/);
+    expect(targets()).toEqual(before);
+    expect(existsSync(join(etc, "authorized_keys"))).toBe(false);
+    expect(existsSync(join(homes, "eve5", ".ssh"))).toBe(false);
+    // The accounts themselves still sync, and so does everyone else.
+    for (const i of [1, 2, 3, 4, 5]) expect(read(join(root, "etc", "passwd"))).toContain(`eve${i}:x:${2100 + i}:`);
+    expect(read(join(homes, "good", ".ssh", "authorized_keys"))).toBe(`${KEY_HEADER}\n${KEY_BOB}\n`);
+  });
+
+  test("a home in a system directory is refused; the account still syncs", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("svc", 2300, { Home: { S: "/etc" } })]);
+    const r = await pass(d, root, { config: HOMES });
+    expect(r.plan.refusals.map((x) => x.reason)).toEqual(["/etc is a system directory; refused"]);
+    expect(read(join(root, "etc", "passwd"))).toContain("svc:x:2300:2300:svc user:/etc:/bin/bash");
+  });
+});
+
+describe("keys outside homes", () => {
+  const MODE2 = { create_homes: false, ssh_key_location: "/etc/ssh/authorized_keys/%u" };
+
+  test("root-owned files; a user with no keys has no file; authorized-keys prints them", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE, KEY_BOB)), userItem("bob", 2002)]);
+    await pass(d, root, { config: MODE2 });
+    const dir = join(root, "etc", "ssh", "authorized_keys");
+    const dst = statSync(dir);
+    expect([dst.uid, dst.mode & 0o7777]).toEqual([0, 0o755]);
+    const f = join(dir, "alice");
+    const st = lstatSync(f);
+    expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([0, 0, 0o644]);
+    expect(read(f)).toBe(`${KEY_HEADER}\n${KEY_ALICE}\n${KEY_BOB}\n`);
+    expect(existsSync(join(dir, "bob"))).toBe(false);
+    expect(existsSync(join(root, "home", "alice"))).toBe(false);
+
+    const cfg = writeConfig(d, MODE2);
+    const out = await ddum(["authorized-keys", "--root", root, "-c", cfg, "alice"]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toBe(`${KEY_ALICE}\n${KEY_BOB}\n`);
+    expect((await ddum(["authorized-keys", "--root", root, "-c", cfg, "bob"])).stdout).toBe("");
+    expect((await ddum(["authorized-keys", "--root", root, "-c", cfg, "../../etc/shadow"])).code).toBe(2);
+
+    await d.put("Users", [userItem("alice", 2001)]);
+    const r = await pass(d, root, { config: MODE2 });
+    expect(r.homes.keysRemoved).toEqual(["alice"]);
+    expect(existsSync(f)).toBe(false);
+    expect((await ddum(["authorized-keys", "--root", root, "-c", cfg, "alice"])).stdout).toBe("");
+  });
+
+  test("authorized-keys reads a home's file in home mode", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE))]);
+    await pass(d, root, { config: HOMES });
+    const cfg = writeConfig(d, HOMES);
+    const out = await ddum(["authorized-keys", "--root", root, "-c", cfg, "alice"]);
+    expect(out.stdout).toBe(`${KEY_ALICE}\n`);
+  });
+});
+
+test("a dry run creates no home and writes no key", async () => {
+  const root = makeRoot();
+  await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE))]);
+  const before = treeSnapshot(root);
+  const r = await pass(d, root, { config: HOMES, dryRun: true });
+  expect(r.homes).toMatchObject({ homesCreated: ["alice"], keysWritten: ["alice"] });
+  expect(treeSnapshot(root)).toEqual(before);
+});
