@@ -29,7 +29,10 @@ const ConfigSchema = v.object({
   group_table_name: v.optional(v.pipe(str(), v.nonEmpty("expected a table name")), "Groups"),
   logging: v.optional(v.record(v.string(), v.unknown(), "expected an object"), {}),
   // ddum's own keys.
-  endpoint_url: v.optional(v.pipe(str(), v.url("expected a URL such as http://127.0.0.1:8000")), ""),
+  endpoint_url: v.optional(
+    v.pipe(str(), v.check((s) => s === "" || URL.canParse(s), "expected a URL such as http://127.0.0.1:8000")),
+    "",
+  ),
   scan_segments: v.optional(int(1, 64), 1),
   consistent_read: v.optional(v.boolean("expected true or false"), false),
   max_attempts: v.optional(int(1, 20), 8),

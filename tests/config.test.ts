@@ -1,0 +1,85 @@
+import { describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig, parseConfig } from "../src/config.ts";
+import { resolveRegion } from "../src/source/dynamo.ts";
+
+describe("config", () => {
+  test("an empty config gives the old daemon's defaults and ddum's", () => {
+    const { config, warnings } = parseConfig({});
+    expect(warnings).toEqual([]);
+    expect(config).toMatchObject({
+      full_update_period: 3600,
+      full_update_jitter: 600,
+      user_table_name: "Users",
+      group_table_name: "Groups",
+      endpoint_url: "",
+      scan_segments: 1,
+      ssh_key_location: "home",
+      create_homes: true,
+      state_dir: "/var/lib/ddum",
+      missing_users: "keep",
+      max_disable_percent: 10,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  test("the old daemon's example config is accepted, logging dictConfig included", () => {
+    const old = {
+      aws_access_key: "AKIDEXAMPLE",
+      aws_profile: "default",
+      aws_region: "us-east-1",
+      aws_secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+      aws_session_token: "",
+      full_update_jitter: 600,
+      full_update_period: 3600,
+      group_table_name: "Groups",
+      user_table_name: "Users",
+      logging: { version: 1, root: { level: "INFO", handlers: ["console"] } },
+    };
+    expect(parseConfig(old).warnings).toEqual([]);
+  });
+
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ["period as a string", { full_update_period: "3600" }, /full_update_period: expected a whole number from 1/],
+    ["negative jitter", { full_update_jitter: -1 }, /full_update_jitter: expected a whole number from 0/],
+    ["bad endpoint", { endpoint_url: "not a url" }, /endpoint_url: expected a URL/],
+    ["bad key location", { ssh_key_location: "/etc/keys" }, /ssh_key_location: expected "home" or an absolute path template with %u/],
+    ["bad missing_users", { missing_users: "delete" }, /missing_users: expected "keep" or "disable"/],
+    ["uid range reversed", { uid_min: 5000, uid_max: 1000 }, /uid_min \(5000\) is greater than uid_max \(1000\)/],
+    ["half a key pair", { aws_access_key: "AKID" }, /must be given together/],
+    ["empty table name", { user_table_name: "" }, /user_table_name: expected a table name/],
+  ];
+  for (const [name, input, msg] of bad) {
+    test(`refuses ${name}, naming the key`, () => {
+      expect(() => parseConfig(input, "/etc/x.cfg")).toThrow(msg);
+    });
+  }
+
+  test("unknown keys warn", () => {
+    expect(parseConfig({ user_tabel_name: "X" }, "f").warnings).toEqual(['f: unknown key "user_tabel_name" is ignored']);
+  });
+
+  test("a secret key readable by others warns; the default path may be absent, a named one may not", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddum-cfg-"));
+    const p = join(dir, "c.cfg");
+    writeFileSync(p, JSON.stringify({ aws_access_key: "AKID", aws_secret_key: "s3cr3t" }));
+    chmodSync(p, 0o644);
+    expect(loadConfig(p).warnings.join()).toContain("readable by other users (mode 644)");
+    chmodSync(p, 0o600);
+    expect(loadConfig(p).warnings).toEqual([]);
+    expect(() => loadConfig(join(dir, "missing.cfg"))).toThrow(/cannot read config file/);
+    writeFileSync(p, "{ not json");
+    expect(() => loadConfig(p)).toThrow(/not valid JSON/);
+  });
+
+  test("region: config, then AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1", async () => {
+    const c = (r: string) => parseConfig({ aws_region: r }).config;
+    const off = { AWS_EC2_METADATA_DISABLED: "true" };
+    expect(await resolveRegion(c("eu-west-1"), { ...off, AWS_REGION: "x" })).toBe("eu-west-1");
+    expect(await resolveRegion(c(""), { ...off, AWS_REGION: "ap-south-1", AWS_DEFAULT_REGION: "y" })).toBe("ap-south-1");
+    expect(await resolveRegion(c(""), { ...off, AWS_DEFAULT_REGION: "sa-east-1" })).toBe("sa-east-1");
+    expect(await resolveRegion(c(""), off)).toBe("us-east-1");
+  });
+});
