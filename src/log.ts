@@ -55,3 +55,41 @@ export function makeLogger(opts: LogOptions = {}): Logger {
     ],
   });
 }
+
+const PY_LEVELS: Record<string, LevelName> = { DEBUG: "debug", INFO: "info", WARNING: "warn", WARN: "warn", ERROR: "error", CRITICAL: "error" };
+
+/**
+ * The config's `logging` key: ddum's simple form {level, format, file}, or the old daemon's
+ * Python dictConfig (recognised by its "version" key), of which only the root level is used.
+ */
+export function logOptionsFromConfig(logging: Record<string, unknown>, warn: (msg: string) => void): LogOptions {
+  if ("version" in logging) {
+    const root = logging.root as { level?: unknown } | undefined;
+    const level = typeof root?.level === "string" ? PY_LEVELS[root.level.toUpperCase()] : undefined;
+    warn(`logging: a Python dictConfig is not supported; using only its root level (${level ?? "info"})`);
+    return { level: level ?? "info" };
+  }
+  const out: LogOptions = {};
+  const { level, format: fmt, file, ...rest } = logging;
+  for (const k of Object.keys(rest)) warn(`logging: unknown key "${k}" is ignored`);
+  if (level !== undefined) {
+    if (typeof level === "string" && ["error", "warn", "info", "debug"].includes(level)) out.level = level as LevelName;
+    else warn(`logging.level: expected "error", "warn", "info" or "debug"; using "info"`);
+  }
+  if (fmt !== undefined) {
+    if (fmt === "plain" || fmt === "json") out.format = fmt;
+    else warn(`logging.format: expected "plain" or "json"; using "plain"`);
+  }
+  if (file !== undefined) {
+    if (typeof file === "string" && file.startsWith("/")) out.file = file;
+    else warn("logging.file: expected an absolute path; logging to stderr");
+  }
+  return out;
+}
+
+/** Point an existing logger at new options (level, format, destination). */
+export function reconfigure(log: Logger, opts: LogOptions): void {
+  const fresh = makeLogger(opts);
+  log.level = fresh.level;
+  log.setReporters(fresh.options.reporters);
+}

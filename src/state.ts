@@ -3,6 +3,7 @@ import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readFileSync, 
 import { dirname } from "node:path";
 import * as v from "valibot";
 import { DdumError } from "./errors.ts";
+import { fcntlLock } from "./localdb/lock.ts";
 import type { Root } from "./paths.ts";
 import { EMPTY_OWNERSHIP, type Ownership } from "./plan.ts";
 
@@ -83,6 +84,63 @@ export function writeState(path: string, state: State): void {
     renameSync(`${tmp}-`, `${path}-`);
   } catch {
     // first write: no previous state to keep
+  }
+  renameSync(tmp, path);
+}
+
+/**
+ * Read-modify-write the state under its own lock (state.json.lock), so a status record written
+ * after a pass never loses an ownership change made by a concurrent pass.
+ */
+export async function updateState(path: string, edit: (s: State) => State): Promise<State> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const fd = await fcntlLock(`${path}.lock`, 30_000, "another ddum process is writing its state");
+  try {
+    const next = edit(readState(path));
+    writeState(path, next);
+    return next;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Record how a pass went: lastPass always, lastSuccess when it applied. */
+export function withPassRecord(s: State, rec: PassRecord): State {
+  return { ...s, lastPass: rec, lastSuccess: rec.result === "failed" ? (s.lastSuccess ?? null) : rec };
+}
+
+/** Prometheus text exposition for node_exporter's textfile collector. */
+export function metricsText(s: State): string {
+  const ts = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : 0);
+  const last = s.lastPass ?? null;
+  const lines: string[] = [];
+  const metric = (name: string, help: string, value: number | string, labels = "") => {
+    if (!lines.some((l) => l.startsWith(`# HELP ${name} `))) {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    }
+    lines.push(`${name}${labels} ${value}`);
+  };
+  metric("ddum_last_success_timestamp_seconds", "End of the last pass that applied the tables.", ts(s.lastSuccess?.end));
+  metric("ddum_last_pass_timestamp_seconds", "End of the last pass, successful or not.", ts(last?.end));
+  metric("ddum_last_pass_success", "1 if the last pass applied the tables, 0 if it failed.", last && last.result !== "failed" ? 1 : 0);
+  metric("ddum_pass_duration_seconds", "Wall time of the last pass.", last ? last.durationMs / 1000 : 0);
+  for (const k of ["created", "updated", "unchanged", "refused"] as const) {
+    metric("ddum_last_pass_accounts", "Users and groups by what the last pass did with them.", last?.counts?.[k] ?? 0, `{result="${k}"}`);
+  }
+  metric("ddum_rejected_records", "Table records rejected by validation in the last pass.", last?.counts?.rejected ?? 0);
+  return `${lines.join("\n")}\n`;
+}
+
+/** Atomic write of the textfile (temp in the same directory, rename), world-readable. */
+export function writeMetrics(path: string, s: State): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o644);
+  try {
+    writeSync(fd, metricsText(s));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
   renameSync(tmp, path);
 }

@@ -7,7 +7,7 @@ import { printable, type Rejection } from "./model.ts";
 import type { Root } from "./paths.ts";
 import { type Action, type Plan, plan, type Policy } from "./plan.ts";
 import { type HomesResult, syncHomes } from "./homes.ts";
-import { type Counts, readState, statePath, writeState } from "./state.ts";
+import { type Counts, type PassRecord, readState, statePath, updateState, withPassRecord, writeMetrics } from "./state.ts";
 import { type Progress, readTables } from "./tables.ts";
 
 export interface SyncOptions {
@@ -155,7 +155,8 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     if (writes.length > 0 || JSON.stringify(p.ownership) !== JSON.stringify(state.ownership)) {
       // Ownership is recorded before the account files change: after a crash between the two,
       // ddum may own a name that does not exist yet (harmless), never the other way round.
-      writeState(stateFile, { ...state, ownership: p.ownership });
+      const ownership = p.ownership;
+      await updateState(stateFile, (st) => ({ ...st, ownership }));
     }
     written = db.commit();
   } catch (e) {
@@ -166,4 +167,43 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   }
   // Homes and keys after the account files, outside their locks: the accounts exist by now.
   return result(p, db, written, homesFor(p));
+}
+
+export interface RecordedPass {
+  result: SyncResult | null;
+  error: DdumError | null;
+  exitCode: number;
+}
+
+/**
+ * A real (not dry) pass whose outcome is recorded in the state file and the metrics file:
+ * what `ddum sync` and every round of `ddum daemon` run. Never throws for a failed pass.
+ */
+export async function recordedPass(config: Config, opts: Omit<SyncOptions, "dryRun">): Promise<RecordedPass> {
+  const start = new Date();
+  let result: SyncResult | null = null;
+  let error: DdumError | null = null;
+  try {
+    result = await runPass(config, { ...opts, dryRun: false });
+  } catch (e) {
+    error = e instanceof DdumError ? e : new DdumError(`pass failed: ${(e as Error).message}`);
+  }
+  const end = new Date();
+  const failed = error !== null || result?.plan.brake;
+  const rec: PassRecord = {
+    start: start.toISOString(),
+    end: end.toISOString(),
+    result: failed ? "failed" : result!.exitCode === EXIT.partial ? "partial" : "ok",
+    counts: result?.counts ?? null,
+    error: error?.message ?? result?.plan.brake ?? null,
+    durationMs: end.getTime() - start.getTime(),
+  };
+  try {
+    const st = await updateState(statePath(opts.root, config.state_dir), (s) => withPassRecord(s, rec));
+    if (config.metrics_file) writeMetrics(opts.root.path(config.metrics_file), st);
+  } catch (e) {
+    // The accounts are what matter; a status that cannot be written is reported, not fatal.
+    error ??= new DdumError(`the pass ran, but its status could not be recorded: ${(e as Error).message}`);
+  }
+  return { result, error, exitCode: error && !result ? error.exitCode : (result?.exitCode ?? EXIT.failed) };
 }

@@ -29,16 +29,50 @@ export interface Locks {
  *    FILE.lock, and treat a FILE.lock whose PID is dead as stale.
  * Waits up to timeoutMs in total, then fails naming the lock and who holds it.
  */
-export async function lockAccountFiles(root: Root, timeoutMs: number): Promise<Locks> {
+/**
+ * A whole-file fcntl write lock on path (created 0600 if missing), polled until timeoutMs.
+ * Returns the descriptor; closing it releases the lock.
+ */
+export async function fcntlLock(path: string, timeoutMs: number, holderHint: string): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  const taken: string[] = [];
-  const pwdLock = root.etc(".pwd.lock");
   let fd: number;
   try {
-    fd = openSync(pwdLock, C.O_WRONLY | C.O_CREAT | O_CLOEXEC, 0o600);
+    fd = openSync(path, C.O_WRONLY | C.O_CREAT | O_CLOEXEC, 0o600);
   } catch (e) {
-    throw new LockError(`cannot open ${pwdLock}: ${(e as Error).message}`);
+    throw new LockError(`cannot open ${path}: ${(e as Error).message}`);
   }
+  for (;;) {
+    const err = tryWriteLock(fd);
+    if (err === 0) return fd;
+    if (err !== EAGAIN && err !== EACCES) {
+      closeSync(fd);
+      throw new LockError(`cannot lock ${path}: errno ${err}`);
+    }
+    if (Date.now() >= deadline) {
+      closeSync(fd);
+      throw new LockError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${path}: ${holderHint}; nothing was changed`);
+    }
+    await sleep(100);
+  }
+}
+
+/**
+ * Take the locks shadow-utils takes before it edits the account files:
+ * 1. the lckpwdf() lock, a whole-file fcntl write lock on ROOT/etc/.pwd.lock (the same lock glibc
+ *    takes; done here with fcntl so that a root other than / gets the same kind of lock and the
+ *    wait is ours to bound instead of glibc's SIGALRM);
+ * 2. for each file, FILE.lock by the link protocol: write our PID to FILE.PID, link() it to
+ *    FILE.lock, and treat a FILE.lock whose PID is dead as stale.
+ * Waits up to timeoutMs in total, then fails naming the lock and who holds it.
+ */
+export async function lockAccountFiles(root: Root, timeoutMs: number): Promise<Locks> {
+  const deadline = Date.now() + timeoutMs;
+  const fd = await fcntlLock(
+    root.etc(".pwd.lock"),
+    timeoutMs,
+    "another program (useradd, passwd, vipw, another ddum) holds the password file lock",
+  );
+  const taken: string[] = [];
   const release = () => {
     for (const lock of taken.splice(0).reverse()) {
       try {
@@ -54,21 +88,8 @@ export async function lockAccountFiles(root: Root, timeoutMs: number): Promise<L
     }
   };
   try {
-    for (;;) {
-      const err = tryWriteLock(fd);
-      if (err === 0) break;
-      if (err !== EAGAIN && err !== EACCES) throw new LockError(`cannot lock ${pwdLock}: errno ${err}`);
-      if (Date.now() >= deadline) {
-        throw new LockError(
-          `timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${pwdLock}: another program ` +
-            "(useradd, passwd, vipw, another ddum) holds the password file lock; nothing was changed",
-        );
-      }
-      await sleep(100);
-    }
     for (const name of LOCKED_FILES) {
-      const file = root.etc(name);
-      taken.push(await linkLock(file, deadline, timeoutMs));
+      taken.push(await linkLock(root.etc(name), deadline, timeoutMs));
     }
   } catch (e) {
     release();

@@ -1,0 +1,223 @@
+// What each command does. Heavy modules (the AWS SDK above all) are imported inside the
+// commands that need them, so `ddum authorized-keys` and `ddum status` start fast.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { type LoadedConfig, loadConfig } from "./config.ts";
+import { EXIT } from "./errors.ts";
+import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
+import { Root } from "./paths.ts";
+
+export interface Common {
+  config?: string;
+  root?: string;
+}
+
+function progress(): ((table: string, n: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const seen = new Map<string, number>();
+  return (table, n) => {
+    seen.set(table, n);
+    process.stderr.write(`\rscanning ${[...seen].map(([t, c]) => `${t}: ${c}`).join(", ")} items   `);
+  };
+}
+
+export function endProgress(): void {
+  if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+}
+
+/** Load the config, register its secrets for redaction, apply its logging settings, print its warnings. */
+export function setupConfig(path: string | undefined, log: Logger, logToFile = true): LoadedConfig {
+  const loaded = loadConfig(path);
+  for (const s of [loaded.config.aws_secret_key, loaded.config.aws_session_token]) addSecret(s);
+  const warnings = [...loaded.warnings];
+  const opts = logOptionsFromConfig(loaded.config.logging, (w) => warnings.push(w));
+  if (!logToFile) delete opts.file;
+  // A detached daemon has no stderr: without logging.file it logs to the file its parent chose.
+  else if (!opts.file && process.env.DDUM_LOG_FILE) opts.file = process.env.DDUM_LOG_FILE;
+  reconfigure(log, opts);
+  for (const w of warnings) log.warn(w);
+  return loaded;
+}
+
+export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean; force?: boolean }, log: Logger): Promise<number> {
+  const { config } = setupConfig(opts.config, log, false);
+  const { runPass, recordedPass } = await import("./sync.ts");
+  const { formatHuman, toJson } = await import("./report.ts");
+  const base = { root: new Root(opts.root ?? "/"), force: opts.force === true, onProgress: progress() };
+  let result: Awaited<ReturnType<typeof runPass>>;
+  if (opts.dryRun) {
+    result = await runPass(config, { ...base, dryRun: true });
+  } else {
+    const r = await recordedPass(config, base);
+    endProgress();
+    if (!r.result) {
+      log.error(r.error?.message ?? "pass failed");
+      return r.exitCode;
+    }
+    if (r.error) log.error(r.error.message);
+    result = r.result;
+  }
+  endProgress();
+  process.stdout.write(opts.json ? toJson(result) : formatHuman(result));
+  return result.exitCode;
+}
+
+export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
+  const { config } = setupConfig(opts.config, log, false);
+  const { readTables } = await import("./tables.ts");
+  const { rejectionMessage } = await import("./model.ts");
+  const t = await readTables(config, progress());
+  endProgress();
+  const rejections = [...t.users.rejections, ...t.groups.rejections];
+  const rejected = t.users.rejected + t.groups.rejected;
+  const summary = {
+    users: t.users.records.length + t.users.rejected,
+    groups: t.groups.records.length + t.groups.rejected,
+    valid: t.users.records.length + t.groups.records.length,
+    rejected,
+  };
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ rejections, summary }, null, 2)}\n`);
+  } else {
+    for (const r of rejections) process.stdout.write(`rejected: ${rejectionMessage(r)}\n`);
+    process.stdout.write(`${summary.users} users and ${summary.groups} groups read: ${summary.valid} valid, ${summary.rejected} rejected\n`);
+  }
+  return rejected > 0 ? EXIT.partial : EXIT.ok;
+}
+
+export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger): Promise<number> {
+  const { nameSchema } = await import("./model.ts");
+  const v = await import("valibot");
+  if (!v.safeParse(nameSchema, name).success) {
+    log.error(`not a valid user name: ${JSON.stringify(name)}`);
+    return EXIT.usage;
+  }
+  const { config } = setupConfig(opts.config, log, false);
+  const { authorizedKeys } = await import("./sshkeys.ts");
+  const keys = authorizedKeys(new Root(opts.root ?? "/"), config.ssh_key_location, name);
+  if (keys.length > 0) process.stdout.write(`${keys.join("\n")}\n`);
+  return EXIT.ok;
+}
+
+export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
+  const { config } = setupConfig(opts.config, log, false);
+  const { readState, statePath } = await import("./state.ts");
+  const { summaryLine } = await import("./report.ts");
+  const s = readState(statePath(new Root(opts.root ?? "/"), config.state_dir));
+  const last = s.lastPass ?? null;
+  const windowS = 2 * (config.full_update_period + config.full_update_jitter);
+  const ageS = last ? (Date.now() - Date.parse(last.end)) / 1000 : Number.POSITIVE_INFINITY;
+  const code = !last || ageS > windowS ? EXIT.usage : last.result === "failed" ? EXIT.failed : EXIT.ok;
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ lastPass: last, lastSuccess: s.lastSuccess ?? null, ageSeconds: last ? Math.round(ageS) : null, exitCode: code }, null, 2)}\n`);
+    return code;
+  }
+  if (!last) {
+    process.stdout.write("CRITICAL: ddum has never completed a pass on this host\n");
+    return code;
+  }
+  const when = `${last.end} (${Math.round(ageS)} s ago)`;
+  const counts = last.counts ? `; ${summaryLine(last.counts)}` : "";
+  if (code === EXIT.usage) {
+    process.stdout.write(`CRITICAL: no pass in the last ${windowS} s; the last one ended ${when}, ${last.result}${counts}\n`);
+  } else if (code === EXIT.failed) {
+    const ok = s.lastSuccess ? `; last success ${s.lastSuccess.end}` : "; never succeeded";
+    process.stdout.write(`WARNING: the last pass failed at ${when}: ${last.error}${ok}\n`);
+  } else {
+    process.stdout.write(`OK: last pass ${last.result} at ${when}, ${last.durationMs} ms${counts}\n`);
+  }
+  return code;
+}
+
+export interface DaemonOpts extends Common {
+  foreground?: boolean;
+  pidfile?: string;
+}
+
+const DEFAULT_DETACHED_LOG = "/var/log/ddum.log";
+
+export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): Promise<number> {
+  const { DEFAULT_PIDFILE, Loop, PidFile, realSleep } = await import("./daemon.ts");
+  const pidfile = opts.pidfile ?? DEFAULT_PIDFILE;
+  const detached = process.env.DDUM_DETACHED === "1";
+  let loaded = setupConfig(opts.config, log, detached);
+  if (!opts.foreground) return detach(argv, pidfile, loaded, log);
+
+  const pid = PidFile.acquire(pidfile);
+  const { recordedPass } = await import("./sync.ts");
+  const root = new Root(opts.root ?? "/");
+  const loop = new Loop({
+    log,
+    schedule: () => ({ period: loaded.config.full_update_period, jitter: loaded.config.full_update_jitter }),
+    random: Math.random,
+    sleep: realSleep,
+    reload: () => {
+      loaded = setupConfig(opts.config, log, detached);
+    },
+    pass: async () => {
+      const r = await recordedPass(loaded.config, { root, force: false });
+      if (r.error) log.error(r.error.message);
+      if (r.result) {
+        const { summaryLine } = await import("./report.ts");
+        const { rejectionMessage } = await import("./model.ts");
+        for (const x of [...r.result.rejections, ...r.result.plan.refusals]) log.warn(rejectionMessage(x));
+        if (r.result.plan.brake) log.error(r.result.plan.brake);
+        log.info(`pass done: ${summaryLine(r.result.counts)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}`);
+      }
+      return r.error === null;
+    },
+  });
+  const stop = (sig: string) => () => {
+    log.info(`${sig} received: stopping after the pass in progress`);
+    loop.stop();
+  };
+  process.on("SIGTERM", stop("SIGTERM"));
+  process.on("SIGINT", stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    log.info("SIGHUP received: reloading the configuration and running a pass");
+    loop.hangup();
+  });
+  log.info(`daemon started (PID ${process.pid}, pidfile ${pidfile}, period ${loaded.config.full_update_period} s + up to ${loaded.config.full_update_jitter} s jitter)`);
+  try {
+    await loop.run();
+  } finally {
+    pid.release();
+  }
+  log.info("daemon stopped");
+  return EXIT.ok;
+}
+
+/**
+ * Without -f: start the same command again in its own session with -f and no terminal, wait
+ * until it holds the pidfile, and return. Logs go to logging.file, else /var/log/ddum.log.
+ */
+async function detach(argv: string[], pidfile: string, loaded: LoadedConfig, log: Logger): Promise<number> {
+  const logFile = (loaded.config.logging as { file?: string }).file ?? DEFAULT_DETACHED_LOG;
+  const child = spawn(process.execPath, [...argv, "--foreground"], {
+    detached: true,
+    stdio: "ignore",
+    env: { ...process.env, DDUM_DETACHED: "1", DDUM_LOG_FILE: logFile },
+  });
+  let exited: number | null = null;
+  child.on("exit", (code) => {
+    exited = code ?? 1;
+  });
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (exited !== null) {
+      log.error(`the daemon exited at start with code ${exited}; see ${logFile}`);
+      return exited === 0 ? EXIT.failed : exited;
+    }
+    try {
+      if (readFileSync(pidfile, "utf8").trim() === String(child.pid)) {
+        child.unref();
+        return EXIT.ok;
+      }
+    } catch {
+      // not written yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  log.error(`the daemon did not write ${pidfile} within 10 s; see ${logFile}`);
+  return EXIT.failed;
+}
