@@ -1,7 +1,9 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
+import { removeStaleTemps } from "./localdb/commit.ts";
 import { LocalDb, lockAccountFiles, type ParseIssue } from "./localdb/index.ts";
+import { LOCKED_FILES } from "./localdb/lock.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection } from "./model.ts";
 import type { Root } from "./paths.ts";
@@ -146,6 +148,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   let db: LocalDb;
   let written: string[];
   try {
+    removeStaleTemps(opts.root.etc(""), LOCKED_FILES);
     db = LocalDb.load(opts.root);
     const state = readState(stateFile);
     p = plan(desired, db, state.ownership, policy, today);

@@ -25,7 +25,7 @@ test.each([
   [{ file: "relative.log" }, {}, 1],
 ])("logging %p → %p with %p warnings", (input, out, warnings) => {
   const seen: string[] = [];
-  expect(logOptionsFromConfig(input, (w) => seen.push(w))).toEqual(out);
+  expect(logOptionsFromConfig(input, (w) => seen.push(w)) as object).toEqual(out);
   expect(seen.length).toBe(warnings);
 });
 

@@ -1,4 +1,5 @@
 import {
+  readdirSync,
   closeSync,
   fchmodSync,
   fchownSync,
@@ -122,4 +123,23 @@ export function commitFiles(writes: FileWrite[]): void {
     );
   }
   for (const dir of new Set(plans.map((p) => dirname(p.path)))) fsyncDir(dir);
+}
+
+/**
+ * Temp files a killed ddum left beside the account files (".passwd.ddum-PID.TIME"). Only called
+ * with the account locks held, when no other ddum can be committing.
+ */
+export function removeStaleTemps(dir: string, names: readonly string[]): string[] {
+  const removed: string[] = [];
+  const prefixes = names.flatMap((n) => [`.${n}.ddum-`, `.${n}-.ddum-`]);
+  for (const entry of readdirSync(dir)) {
+    if (!prefixes.some((p) => entry.startsWith(p))) continue;
+    try {
+      unlinkSync(`${dir}/${entry}`);
+      removed.push(entry);
+    } catch {
+      // gone already
+    }
+  }
+  return removed;
 }
