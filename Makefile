@@ -2,7 +2,11 @@
 BUN := node_modules/.bin/bun
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: all build test typecheck lint unit demo clean
+BUN_VERSION := $(shell node -p "require('./package.json').devDependencies.bun")
+VERSION := $(shell node -p "require('./package.json').version")
+BUN_ARM64 := .tmp/bun-linux-aarch64-$(BUN_VERSION)/package/bin/bun
+
+.PHONY: all build build-arm64 deb test typecheck lint unit demo bench clean
 
 all: build
 
@@ -12,6 +16,20 @@ node_modules: package.json package-lock.json
 
 build: node_modules
 	npm run --silent build
+	$(MAKE) build-arm64
+
+# Cross-compiling needs the arm64 Bun runtime: it comes from the npm registry, like the x64 one.
+$(BUN_ARM64):
+	mkdir -p $(dir $(BUN_ARM64))/..
+	cd $(dir $(BUN_ARM64))/.. && npm pack --silent @oven/bun-linux-aarch64@$(BUN_VERSION) && tar xzf oven-bun-linux-aarch64-$(BUN_VERSION).tgz
+
+build-arm64: node_modules $(BUN_ARM64)
+	$(BUN) build --compile --splitting --target=bun-linux-arm64 --compile-executable-path=$(BUN_ARM64) \
+	  --no-compile-autoload-dotenv --no-compile-autoload-bunfig src/cli.ts --outfile dist/ddum-arm64
+
+deb: build
+	bash packaging/build-deb.sh amd64 dist/ddum
+	bash packaging/build-deb.sh arm64 dist/ddum-arm64
 
 typecheck: node_modules
 	npm run --silent typecheck

@@ -13,6 +13,8 @@ const int = (min: number, max: number) =>
   );
 const str = (what = "expected a string") => v.string(what);
 const id = int(1, 4294967294);
+/** null (or absent) means: take it from the root's /etc/login.defs. */
+const idOrNull = v.nullish(id);
 const names = v.array(v.string("expected a list of names"), "expected a list of names");
 
 /** Every key, its type and its default. The old daemon's keys come first, unchanged. */
@@ -37,10 +39,10 @@ const ConfigSchema = v.object({
   consistent_read: v.optional(v.boolean("expected true or false"), false),
   max_attempts: v.optional(int(1, 20), 8),
   request_timeout: v.optional(int(1, 600), 30),
-  uid_min: v.optional(id),
-  uid_max: v.optional(id),
-  gid_min: v.optional(id),
-  gid_max: v.optional(id),
+  uid_min: idOrNull,
+  uid_max: idOrNull,
+  gid_min: idOrNull,
+  gid_max: idOrNull,
   adopt_users: v.optional(names, []),
   adopt_groups: v.optional(names, []),
   missing_users: v.optional(v.picklist(["keep", "disable"], 'expected "keep" or "disable"'), "keep"),
@@ -93,8 +95,10 @@ export function parseConfig(input: unknown, source = "config"): { config: Config
     ["uid_min", "uid_max"],
     ["gid_min", "gid_max"],
   ] as const) {
-    if (c[lo] !== undefined && c[hi] !== undefined && c[lo] > c[hi]) {
-      throw new ConfigError(`${source}: ${lo} (${c[lo]}) is greater than ${hi} (${c[hi]})`);
+    const a = c[lo];
+    const b = c[hi];
+    if (a != null && b != null && a > b) {
+      throw new ConfigError(`${source}: ${lo} (${a}) is greater than ${hi} (${b})`);
     }
   }
   if ((c.aws_access_key === "") !== (c.aws_secret_key === "")) {

@@ -39,7 +39,7 @@ export function todayDays(now = Date.now()): number {
 
 export function policyFor(config: Config, root: Root, force: boolean): Policy {
   const defs = readLoginDefs(root);
-  const pick = (key: keyof Config, def: string, fallback: number) => (config[key] as number | undefined) ?? defsNumber(defs, def) ?? fallback;
+  const pick = (key: keyof Config, def: string, fallback: number) => (config[key] as number | null | undefined) ?? defsNumber(defs, def) ?? fallback;
   return {
     uidMin: pick("uid_min", "UID_MIN", 1000),
     uidMax: pick("uid_max", "UID_MAX", 60000),

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig, parseConfig } from "../src/config.ts";
+import { CONFIG_KEYS, loadConfig, parseConfig } from "../src/config.ts";
 import { resolveRegion } from "../src/source/dynamo.ts";
 
 describe("config", () => {
@@ -82,4 +82,13 @@ describe("config", () => {
     expect(await resolveRegion(c(""), { ...off, AWS_DEFAULT_REGION: "sa-east-1" })).toBe("sa-east-1");
     expect(await resolveRegion(c(""), off)).toBe("us-east-1");
   });
+});
+
+test("the shipped example config lists every key with its default", () => {
+  const path = join(import.meta.dir, "..", "packaging", "dynamodb-user-manager.cfg.example");
+  const { config, warnings } = loadConfig(path);
+  expect(warnings).toEqual([]);
+  const { config: defaults } = parseConfig({});
+  expect({ ...config, logging: {} }).toEqual({ ...defaults, uid_min: null, uid_max: null, gid_min: null, gid_max: null } as never);
+  expect(Object.keys(JSON.parse(readFileSync(path, "utf8"))).sort()).toEqual([...CONFIG_KEYS].sort());
 });

@@ -1,0 +1,109 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPO, run } from "./helpers/root.ts";
+
+const VERSION = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version as string;
+const DEB = join(REPO, "dist", `ddum_${VERSION}_amd64.deb`);
+const scratch = mkdtempSync(join(tmpdir(), "ddum-deb-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe("systemd units", () => {
+  test("systemd-analyze verify passes with the binary and the manual at their installed paths", () => {
+    if (process.getuid?.() !== 0) throw new Error("this test needs root (unshare --mount)");
+    // Inside a private mount namespace, overlays make dist/ddum appear as /usr/bin/ddum and the
+    // manual as ddum(8); the host's /usr is not changed.
+    const script = `
+      set -e
+      w=$(mktemp -d)
+      mkdir -p $w/bin $w/binw $w/man $w/manw
+      cp '${REPO}/dist/ddum' $w/bin/ddum
+      gzip -9n < '${REPO}/packaging/ddum.8' > $w/man/ddum.8.gz
+      mount -t overlay overlay -o lowerdir=/usr/bin,upperdir=$w/bin,workdir=$w/binw /usr/bin
+      mount -t overlay overlay -o lowerdir=/usr/share/man/man8,upperdir=$w/man,workdir=$w/manw /usr/share/man/man8
+      cd '${REPO}/packaging/systemd'
+      systemd-analyze verify ddum.service ddum.timer ddum-daemon.service
+    `;
+    const r = run("unshare", ["--mount", "bash", "-c", script]);
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  });
+});
+
+describe("the .deb", () => {
+  test("builds with dpkg-deb", () => {
+    const r = run("bash", [join(REPO, "packaging", "build-deb.sh"), "amd64", join(REPO, "dist", "ddum")]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(existsSync(DEB)).toBe(true);
+  }, 300_000);
+
+  test("dpkg-deb -I shows the control fields and the maintainer scripts", () => {
+    const info = run("dpkg-deb", ["-I", DEB]).stdout;
+    expect(info).toContain("Package: ddum");
+    expect(info).toContain(`Version: ${VERSION}`);
+    expect(info).toContain("Architecture: amd64");
+    for (const s of ["postinst", "prerm", "postrm", "md5sums"]) expect(info).toContain(s);
+    expect(info).not.toContain("conffiles");
+  });
+
+  test("dpkg-deb -c lists the binary, the compatible entry point, the units, the manual and the examples", () => {
+    const list = run("dpkg-deb", ["-c", DEB]).stdout;
+    for (const p of [
+      "./usr/bin/ddum",
+      "./usr/sbin/dynamodb-user-manager -> ../bin/ddum",
+      "./lib/systemd/system/ddum.service",
+      "./lib/systemd/system/ddum.timer",
+      "./lib/systemd/system/ddum-daemon.service",
+      "./usr/share/man/man8/ddum.8.gz",
+      "./usr/share/doc/ddum/dynamodb-user-manager.cfg.example",
+      "./usr/share/doc/ddum/iam-policy.json",
+      "./usr/share/doc/ddum/sshd_config.d/ddum-keys-command.conf",
+    ]) {
+      expect(list).toContain(p);
+    }
+    expect(list).not.toContain("./etc/");
+  });
+
+  test("installed into a scratch root, the binary runs, under both names", () => {
+    expect(run("dpkg-deb", ["-x", DEB, scratch]).code).toBe(0);
+    const v = run(join(scratch, "usr", "bin", "ddum"), ["--version"]);
+    expect(v.stdout).toBe(`ddum ${VERSION}\n`);
+    expect(readlinkSync(join(scratch, "usr", "sbin", "dynamodb-user-manager"))).toBe("../bin/ddum");
+    const old = run(join(scratch, "usr", "sbin", "dynamodb-user-manager"), ["-h"]);
+    expect(old.code).toBe(0);
+    expect(old.stdout).toContain("$ ddum daemon");
+    expect(old.stdout).toContain("--pidfile");
+  });
+});
+
+describe("the manual", () => {
+  test("mandoc -T lint and groff -ww find nothing; man -l renders it", () => {
+    const page = join(REPO, "packaging", "ddum.8");
+    const lint = run("mandoc", ["-T", "lint", page]);
+    expect(lint.stdout + lint.stderr).toBe("");
+    expect(lint.code).toBe(0);
+    const groff = run("groff", ["-ww", "-man", "-z", "-Tutf8", page], { env: { LC_ALL: "C.UTF-8" } });
+    expect(groff.stderr).toBe("");
+    expect(groff.code).toBe(0);
+    const man = run("man", ["-l", page], { env: { MANWIDTH: "80", MAN_KEEP_FORMATTING: "0" } });
+    expect(man.code).toBe(0);
+    expect(man.stdout).toContain("dynamodb-user-manager");
+  });
+
+  test("names every command, every config key and every exit code that the program has", async () => {
+    const page = readFileSync(join(REPO, "packaging", "ddum.8"), "utf8").replace(/\\-/g, "-");
+    const { CONFIG_KEYS } = await import("../src/config.ts");
+    const missing = (words: string[], has: (w: string) => boolean) => words.filter((w) => !has(w));
+    expect(missing(CONFIG_KEYS, (k) => page.includes(k))).toEqual([]);
+    const commands = ["sync", "check", "daemon", "status", "authorized-keys"];
+    expect(missing(commands, (c) => new RegExp(`^\\.BI? "?${c}\\b`, "m").test(page))).toEqual([]);
+    const flags = ["--dry-run", "--json", "--force", "--root", "--config", "--pidfile", "--foreground"];
+    expect(missing(flags, (f) => page.includes(f))).toEqual([]);
+    const exits = ["0", "1", "2", "3"];
+    expect(missing(exits, (x) => page.includes(`.SH EXIT STATUS`) && new RegExp(`^\\.B ${x}$`, "m").test(page))).toEqual([]);
+    const help = run(join(REPO, "dist", "ddum"), ["--help"]).stdout;
+    expect(missing(commands, (c) => help.includes(`  ${c}`))).toEqual([]);
+  });
+});
