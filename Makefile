@@ -4,7 +4,8 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 BUN_VERSION := $(shell node -p "require('./package.json').devDependencies.bun")
 VERSION := $(shell node -p "require('./package.json').version")
-BUN_ARM64 := .tmp/bun-linux-aarch64-$(BUN_VERSION)/package/bin/bun
+BUN_ARM64_DIR := .tmp/bun-linux-aarch64-$(BUN_VERSION)
+BUN_ARM64 := $(BUN_ARM64_DIR)/package/bin/bun
 
 .PHONY: all build build-arm64 deb test typecheck lint unit demo bench clean
 
@@ -20,8 +21,8 @@ build: node_modules
 
 # Cross-compiling needs the arm64 Bun runtime: it comes from the npm registry, like the x64 one.
 $(BUN_ARM64):
-	mkdir -p $(dir $(BUN_ARM64))/..
-	cd $(dir $(BUN_ARM64))/.. && npm pack --silent @oven/bun-linux-aarch64@$(BUN_VERSION) && tar xzf oven-bun-linux-aarch64-$(BUN_VERSION).tgz
+	rm -rf $(BUN_ARM64_DIR) && mkdir -p $(BUN_ARM64_DIR)
+	cd $(BUN_ARM64_DIR) && npm pack --silent @oven/bun-linux-aarch64@$(BUN_VERSION) >/dev/null && tar xzf oven-bun-linux-aarch64-$(BUN_VERSION).tgz
 
 build-arm64: node_modules $(BUN_ARM64)
 	$(BUN) build --compile --splitting --target=bun-linux-arm64 --compile-executable-path=$(BUN_ARM64) \
