@@ -47,5 +47,8 @@ test: node_modules
 demo: node_modules
 	npm run --silent demo
 
+bench: node_modules
+	npm run --silent bench
+
 clean:
 	rm -rf dist

@@ -101,9 +101,9 @@ export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger)
 
 export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
   const { config } = setupConfig(opts.config, log, false);
-  const { readState, statePath } = await import("./state.ts");
+  const { readState, stateDir } = await import("./state.ts");
   const { summaryLine } = await import("./report.ts");
-  const s = readState(statePath(new Root(opts.root ?? "/"), config.state_dir));
+  const s = readState(stateDir(new Root(opts.root ?? "/"), config.state_dir));
   const last = s.lastPass ?? null;
   const windowS = 2 * (config.full_update_period + config.full_update_jitter);
   const ageS = last ? (Date.now() - Date.parse(last.end)) / 1000 : Number.POSITIVE_INFINITY;

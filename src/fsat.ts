@@ -13,6 +13,7 @@ function open() {
     mkdirat: { args: [FFIType.i32, FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
     renameat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.cstring], returns: FFIType.i32 },
     unlinkat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
+    syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
   });
 }
 function libc(): Lib["symbols"] {
@@ -100,3 +101,18 @@ export function unlinkAt(dirfd: number, name: string): boolean {
   if (e === ENOENT) return false;
   throw new SysError("unlink", name, e);
 }
+
+/**
+ * Flush one file system (the one holding path) in a single call: how a pass makes its many small
+ * key and home files durable without an fsync per file.
+ */
+export function syncFs(path: string): void {
+  const fd = openAt(AT_FDCWD, path, C.O_RDONLY | C.O_DIRECTORY);
+  try {
+    if (libc().syncfs(fd) !== 0) throw new SysError("syncfs", path, errno());
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export const EISDIR = 21;

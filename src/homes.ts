@@ -1,10 +1,30 @@
 // Home directories: created from /etc/skel when missing, otherwise only checked. A home is the
 // user's territory: root never follows a link in it and never changes an existing one.
-import { chmodSync, chownSync, cpSync, lchownSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync, type Stats } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  fchownSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  type Stats,
+  statSync,
+  symlinkSync,
+  writeSync,
+  constants as C,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { defsNumber } from "./localdb/logindefs.ts";
 import type { Root } from "./paths.ts";
-import { syncHomeKeys, syncRootKeys, templatePath } from "./sshkeys.ts";
+import { syncFs } from "./fsat.ts";
+import { keyFileContent, syncHomeKeys, syncRootKeys, templatePath } from "./sshkeys.ts";
 
 /** Directories no home may be, or be inside of (for the first group). */
 const SYSTEM_TREES = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc", "/sys", "/run", "/root"];
@@ -30,11 +50,16 @@ export type HomeState =
  * it (below the root prefix) is root's and writable by root only, and the home itself, if it
  * exists, is a real directory (not a link) owned by the user.
  */
-export function inspectHome(root: Root, home: string, uid: number): HomeState {
+export function inspectHome(root: Root, home: string, uid: number, ancestors = new Map<string, string | null>()): HomeState {
   const sys = systemDirProblem(home);
   if (sys) return { ok: false, reason: `${sys}; refused` };
   const path = root.path(home);
-  const parentProblem = checkAncestors(root, dirname(path));
+  const parent = dirname(path);
+  let parentProblem = ancestors.get(parent);
+  if (parentProblem === undefined) {
+    parentProblem = checkAncestors(root, parent);
+    ancestors.set(parent, parentProblem);
+  }
   if (parentProblem) return { ok: false, reason: parentProblem };
   let st: Stats;
   try {
@@ -89,39 +114,81 @@ export function homeMode(defs: Map<string, string>): number {
   return 0o700;
 }
 
+interface SkelEntry {
+  rel: string;
+  kind: "file" | "dir" | "link";
+  mode: number;
+  data: Buffer | string;
+}
+
+/** ROOT/etc/skel, read once per pass. */
+export function readSkel(root: Root): SkelEntry[] {
+  const out: SkelEntry[] = [];
+  const walk = (dir: string, rel: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      return; // no skel: empty homes
+    }
+    for (const name of names) {
+      const p = join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) out.push({ rel: r, kind: "link", mode: 0, data: readlinkSync(p) });
+      else if (st.isDirectory()) {
+        out.push({ rel: r, kind: "dir", mode: st.mode & 0o7777, data: "" });
+        walk(p, r);
+      } else if (st.isFile()) out.push({ rel: r, kind: "file", mode: st.mode & 0o7777, data: readFileSync(p) });
+    }
+  };
+  walk(root.etc("skel"), "");
+  return out;
+}
+
 /**
- * Create a home from ROOT/etc/skel. It is built as root's, mode 0700, so nobody can get in while
- * it is being filled; the user gets it (chown, then the final mode) only at the end.
+ * Create a home from the skeleton, with the user's keys already in it. It is built as root's,
+ * mode 0700, so nobody can get in while it is being filled (plain paths are safe inside it); the
+ * user gets it (chown, then the final mode) only at the end.
  */
-export function createHome(root: Root, home: string, uid: number, gid: number, mode: number): void {
-  const path = root.path(home);
+export function createHome(path: string, uid: number, gid: number, mode: number, skel: SkelEntry[], keys: string | null): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   mkdirSync(path, { mode: 0o700 });
+  const oldMask = process.umask(0);
   try {
-    const skel = root.etc("skel");
-    let entries: string[] = [];
-    try {
-      entries = readdirSync(skel);
-    } catch {
-      // no skel: an empty home
-    }
-    for (const name of entries) {
-      cpSync(join(skel, name), join(path, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, errorOnExist: true, force: false });
-    }
-    const chownTree = (p: string) => {
-      for (const name of readdirSync(p)) {
-        const child = join(p, name);
-        const st = lstatSync(child);
-        lchownSync(child, uid, gid);
-        if (st.isDirectory()) chownTree(child);
+    const file = (p: string, m: number, data: Buffer | string) => {
+      const fd = openSync(p, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, m);
+      try {
+        writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+        fchownSync(fd, uid, gid);
+      } finally {
+        closeSync(fd);
       }
     };
-    chownTree(path);
+    for (const e of skel) {
+      const p = join(path, e.rel);
+      if (e.kind === "file") file(p, e.mode, e.data);
+      else if (e.kind === "dir") {
+        mkdirSync(p, { mode: e.mode });
+        lchownSync(p, uid, gid);
+      } else {
+        symlinkSync(e.data as string, p);
+        lchownSync(p, uid, gid);
+      }
+    }
+    if (keys !== null) {
+      const ssh = join(path, ".ssh");
+      if (!skel.some((e) => e.rel === ".ssh")) mkdirSync(ssh, { mode: 0o700 });
+      lchownSync(ssh, uid, gid);
+      file(join(ssh, "authorized_keys"), 0o600, keys);
+    }
     chownSync(path, uid, gid);
     chmodSync(path, mode);
   } catch (e) {
     rmSync(path, { recursive: true, force: true });
     throw e;
+  } finally {
+    process.umask(oldMask);
   }
 }
 
@@ -154,38 +221,80 @@ export interface HomesOptions {
 export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
   const out: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], refusals: [], notices: [] };
   const mode = homeMode(opts.loginDefs);
+  const inHomes = opts.keyLocation === "home";
+  const ancestors = new Map<string, string | null>();
+  let skel: SkelEntry[] | null = null;
+  const touched = new Set<string>();
+  // Keys outside homes and no home creation: homes are none of ddum's business in this pass.
+  const homesMatter = inHomes || opts.createHomes;
   for (const u of users) {
-    const state = inspectHome(opts.root, u.home, u.uid);
+    if (!homesMatter) {
+      try {
+        const path = templatePath(opts.root, opts.keyLocation, u.name);
+        const r = syncRootKeys(path, u.sshKeys, opts.dryRun);
+        if (r === "written") out.keysWritten.push(u.name);
+        if (r === "removed") out.keysRemoved.push(u.name);
+        if (r !== "unchanged" && r !== "absent") touched.add(dirname(path));
+      } catch (e) {
+        out.refusals.push({ name: u.name, field: "SSHPublicKeys", reason: (e as Error).message });
+      }
+      continue;
+    }
+    const state = inspectHome(opts.root, u.home, u.uid, ancestors);
     let homeReady = false;
     if (!state.ok) {
       out.refusals.push({ name: u.name, field: "Home", reason: state.reason });
     } else if (state.exists) {
       homeReady = true;
     } else if (opts.createHomes) {
+      const path = opts.root.path(u.home);
       try {
-        if (!opts.dryRun) createHome(opts.root, u.home, u.uid, u.gid, mode);
+        const keys = inHomes && u.sshKeys.length > 0 ? keyFileContent(u.sshKeys) : null;
+        if (!opts.dryRun) {
+          skel ??= readSkel(opts.root);
+          createHome(path, u.uid, u.gid, mode, skel, keys);
+          touched.add(dirname(path));
+        }
         out.homesCreated.push(u.name);
-        homeReady = true;
+        if (keys !== null) out.keysWritten.push(u.name);
       } catch (e) {
         out.refusals.push({ name: u.name, field: "Home", reason: `could not create ${u.home}: ${(e as Error).message}` });
       }
+      if (inHomes) continue; // its keys went in with the skeleton
     }
     try {
-      if (opts.keyLocation === "home") {
+      if (inHomes) {
         if (!homeReady) {
           if (state.ok && u.sshKeys.length > 0) out.notices.push(`user ${u.name}: ${u.home} does not exist, so its SSH keys were not written`);
           continue;
         }
-        // In a dry run a home that would be created does not exist yet: its keys would be written.
-        const r = opts.dryRun && state.ok && !state.exists ? (u.sshKeys.length ? "written" : "absent") : syncHomeKeys(opts.root.path(u.home), u.uid, u.gid, u.sshKeys, opts.dryRun);
-        if (r === "written") out.keysWritten.push(u.name);
+        const path = opts.root.path(u.home);
+        const r = syncHomeKeys(path, u.uid, u.gid, u.sshKeys, opts.dryRun);
+        if (r === "written") {
+          out.keysWritten.push(u.name);
+          touched.add(path);
+        }
       } else {
-        const r = syncRootKeys(templatePath(opts.root, opts.keyLocation, u.name), u.sshKeys, opts.dryRun);
+        const path = templatePath(opts.root, opts.keyLocation, u.name);
+        const r = syncRootKeys(path, u.sshKeys, opts.dryRun);
         if (r === "written") out.keysWritten.push(u.name);
         if (r === "removed") out.keysRemoved.push(u.name);
+        if (r !== "unchanged" && r !== "absent") touched.add(dirname(path));
       }
     } catch (e) {
       out.refusals.push({ name: u.name, field: "SSHPublicKeys", reason: (e as Error).message });
+    }
+  }
+  // One flush per file system instead of an fsync per file.
+  const devices = new Set<number>();
+  for (const dir of touched) {
+    try {
+      const dev = statSync(dir).dev;
+      if (devices.has(dev)) continue;
+      devices.add(dev);
+      syncFs(dir);
+    } catch {
+      // a directory that vanished has nothing left to flush
     }
   }
   return out;

@@ -70,7 +70,7 @@ export const gecosSchema = v.pipe(
   v.check((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters"),
 );
 
-const pathSchema = v.pipe(
+export const pathSchema = v.pipe(
   v.string(),
   v.minLength(1, "must not be empty"),
   v.maxLength(4096, "must be at most 4096 characters"),
@@ -111,7 +111,7 @@ export function isoDateToDays(s: string): number | null {
 export function daysToIsoDate(days: number): string {
   return new Date(days * 86_400_000).toISOString().slice(0, 10);
 }
-const dateSchema = v.pipe(
+export const dateSchema = v.pipe(
   v.string(),
   v.check((s) => isoDateToDays(s) !== null, "must be a date in YYYY-MM-DD form that exists on the calendar"),
   v.check((s) => (isoDateToDays(s) ?? 0) >= 0, "must not be before 1970-01-01"),
@@ -197,7 +197,24 @@ function attr(item: RawItem, field: string, kind: Kind, required: boolean): stri
   return a[kind] as string | string[];
 }
 
+/**
+ * Plain predicates that accept exactly what each schema accepts, so the common (valid) case
+ * costs a regex or two; valibot runs only to explain a value that fails.
+ */
+const GECOS_BAD = /[:\u0000-\u001f\u007f]/;
+const PATH_BAD = /[:\u0000-\u001f\u007f]|(^|\/)\.\.(\/|$)/;
+const ALL_DIGITS = /^[0-9]+$/;
+export const FAST = new Map<unknown, (s: string) => boolean>([
+  [nameSchema, (s) => NAME_RE.test(s) && s !== "." && s !== ".." && !ALL_DIGITS.test(s)],
+  [gecosSchema, (s) => s.length <= 256 && !GECOS_BAD.test(s)],
+  [pathSchema, (s) => s.length >= 1 && s.length <= 4096 && s[0] === "/" && !PATH_BAD.test(s)],
+  [passwordSchema, isPasswordField],
+  [dateSchema, (s) => (isoDateToDays(s) ?? -1) >= 0],
+]);
+
 function check<T>(field: string, schema: v.GenericSchema<T>, value: T): void {
+  const fast = FAST.get(schema);
+  if (fast?.(value as string)) return;
   const r = v.safeParse(schema, value);
   if (!r.success) throw new FieldError(field, r.issues[0]!.message);
 }
@@ -231,6 +248,7 @@ function strSet(item: RawItem, field: string, each: (s: string) => string | null
 }
 
 const nameProblem = (s: string) => {
+  if (FAST.get(nameSchema)!(s)) return null;
   const r = v.safeParse(nameSchema, s);
   return r.success ? null : r.issues[0]!.message;
 };

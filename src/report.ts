@@ -59,6 +59,7 @@ export function toJson(r: SyncResult): string {
       brake: r.plan.brake,
       summary: r.counts,
       written: r.written,
+      timings: r.timings,
       exitCode: r.exitCode,
     },
     null,

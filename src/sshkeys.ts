@@ -1,8 +1,8 @@
 // SSH keys: exactly the table's keys, in the user's home (~/.ssh/authorized_keys, written through
 // no-follow directory descriptors) or in root-owned files outside homes (a %u path template).
-import { closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, constants as C } from "node:fs";
+import { closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeSync, constants as C } from "node:fs";
 import { dirname } from "node:path";
-import { ENOENT, lstatAt, mkdirAt, openAt, openDirNoFollow, renameAt, SysError, unlinkAt, AT_FDCWD } from "./fsat.ts";
+import { AT_FDCWD, ELOOP, ENOENT, ENOTDIR, lstatAt, mkdirAt, openAt, openDirNoFollow, renameAt, SysError, unlinkAt } from "./fsat.ts";
 import type { Root } from "./paths.ts";
 
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
@@ -15,45 +15,50 @@ export type KeyOutcome = "unchanged" | "written" | "removed" | "absent";
 
 export class KeyRefusal extends Error {}
 
+/** Open name in dirfd without following a link; a link, a missing entry or anything else is reported by errno. */
+function tryOpen(dirfd: number, name: string, flags: number): number | SysError {
+  try {
+    return openAt(dirfd, name, flags | C.O_NOFOLLOW);
+  } catch (e) {
+    if (e instanceof SysError) return e;
+    throw e;
+  }
+}
+
+const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY;
+
 /**
- * ~/.ssh/authorized_keys. The home must already be checked (a directory owned by uid). Every
- * step is relative to a descriptor opened with O_NOFOLLOW; the file is replaced by rename, so a
- * link planted by the user is refused, and a hard link is never written through.
+ * ~/.ssh/authorized_keys. Every step is relative to a descriptor opened with O_NOFOLLOW and
+ * checked with fstat, so a link the user planted is refused, never followed; the file is replaced
+ * by rename, so a hard link is never written through (one is refused anyway). No fsync per file:
+ * the caller flushes the file system once (syncFs) after the whole batch.
  */
 export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: readonly string[], dryRun: boolean): KeyOutcome {
-  let home: number;
-  try {
-    home = openDirNoFollow(AT_FDCWD, homePath);
-  } catch (e) {
-    throw new KeyRefusal(`cannot open the home without following links: ${(e as Error).message}`);
-  }
+  const home = tryOpen(AT_FDCWD, homePath, DIR_FLAGS);
+  if (home instanceof SysError) throw new KeyRefusal(`cannot open the home without following links: ${home.message}`);
   try {
     if (fstatSync(home).uid !== uid) throw new KeyRefusal("the home is not owned by the user");
-    const sshSt = lstatAt(home, ".ssh");
-    if (sshSt === null) {
+    let ssh = tryOpen(home, ".ssh", DIR_FLAGS);
+    if (ssh instanceof SysError) {
+      // With O_DIRECTORY, Linux reports a link as ENOTDIR: look at the entry itself to say which.
+      if (ssh.errno === ELOOP || (ssh.errno === ENOTDIR && lstatAt(home, ".ssh")?.isSymbolicLink())) {
+        throw new KeyRefusal("~/.ssh is a symbolic link; refused (root never follows links in homes)");
+      }
+      if (ssh.errno === ENOTDIR) throw new KeyRefusal("~/.ssh is not a directory; refused");
+      if (ssh.errno !== ENOENT) throw new KeyRefusal(`cannot open ~/.ssh: ${ssh.message}`);
       if (keys.length === 0) return "absent";
       if (dryRun) return "written";
       mkdirAt(home, ".ssh", 0o700);
-    } else if (sshSt.isSymbolicLink()) {
-      throw new KeyRefusal("~/.ssh is a symbolic link; refused (root never follows links in homes)");
-    } else if (!sshSt.isDirectory()) {
-      throw new KeyRefusal("~/.ssh is not a directory; refused");
-    } else if (sshSt.uid !== uid && sshSt.uid !== 0) {
-      throw new KeyRefusal(`~/.ssh belongs to UID ${sshSt.uid}, not to the user; refused`);
-    }
-    let ssh: number;
-    try {
-      ssh = openDirNoFollow(home, ".ssh");
-    } catch (e) {
-      throw new KeyRefusal(`cannot open ~/.ssh without following links: ${(e as Error).message}`);
+      ssh = tryOpen(home, ".ssh", DIR_FLAGS);
+      if (ssh instanceof SysError) throw new KeyRefusal(`cannot open ~/.ssh: ${ssh.message}`);
     }
     try {
       const st = fstatSync(ssh);
-      if (st.uid !== uid || st.gid !== gid) {
-        if (st.uid !== uid && st.uid !== 0) throw new KeyRefusal("~/.ssh changed owner while being opened; refused");
-        if (!dryRun) fchownSync(ssh, uid, gid);
+      if (st.uid !== uid && st.uid !== 0) throw new KeyRefusal(`~/.ssh belongs to UID ${st.uid}, not to the user; refused`);
+      if (!dryRun) {
+        if (st.uid !== uid || st.gid !== gid) fchownSync(ssh, uid, gid);
+        if ((st.mode & 0o7777) !== 0o700) fchmodSync(ssh, 0o700);
       }
-      if ((st.mode & 0o7777) !== 0o700 && !dryRun) fchmodSync(ssh, 0o700);
       return writeKeyFileAt(ssh, uid, gid, keys, dryRun);
     } finally {
       closeSync(ssh);
@@ -65,49 +70,62 @@ export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: r
 
 function writeKeyFileAt(ssh: number, uid: number, gid: number, keys: readonly string[], dryRun: boolean): KeyOutcome {
   const name = "authorized_keys";
-  const st = lstatAt(ssh, name);
   const want = keyFileContent(keys);
-  if (st) {
-    if (st.isSymbolicLink()) throw new KeyRefusal("~/.ssh/authorized_keys is a symbolic link; refused");
-    if (!st.isFile()) throw new KeyRefusal("~/.ssh/authorized_keys is not a regular file; refused");
-    if (st.nlink > 1) throw new KeyRefusal(`~/.ssh/authorized_keys has ${st.nlink} hard links; refused`);
-    const fd = openAt(ssh, name, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
-    let have: string;
+  const fd = tryOpen(ssh, name, C.O_RDONLY | C.O_NONBLOCK);
+  if (fd instanceof SysError) {
+    if (fd.errno === ELOOP) throw new KeyRefusal("~/.ssh/authorized_keys is a symbolic link; refused");
+    if (fd.errno !== ENOENT) throw new KeyRefusal(`cannot open ~/.ssh/authorized_keys: ${fd.message}`);
+  } else {
     try {
-      have = readFileSync(fd, "utf8");
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new KeyRefusal("~/.ssh/authorized_keys is not a regular file; refused");
+      if (st.nlink > 1) throw new KeyRefusal(`~/.ssh/authorized_keys has ${st.nlink} hard links; refused`);
+      if (st.uid === uid && (st.mode & 0o7777) === 0o600 && st.size === Buffer.byteLength(want) && readFileSync(fd, "utf8") === want) {
+        return "unchanged";
+      }
     } finally {
       closeSync(fd);
     }
-    if (have === want && st.uid === uid && (st.mode & 0o7777) === 0o600) return "unchanged";
   }
   if (dryRun) return "written";
   const tmp = ".authorized_keys.ddum-new";
   unlinkAt(ssh, tmp);
-  const fd = openAt(ssh, tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  const out = openAt(ssh, tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   try {
-    fchownSync(fd, uid, gid);
-    fchmodSync(fd, 0o600);
-    const buf = Buffer.from(want, "utf8");
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
+    fchownSync(out, uid, gid);
+    fchmodSync(out, 0o600);
+    writeAll(out, want);
   } catch (e) {
-    closeSync(fd);
+    closeSync(out);
     unlinkAt(ssh, tmp);
     throw e;
   }
-  closeSync(fd);
+  closeSync(out);
   renameAt(ssh, tmp, name);
   return "written";
+}
+
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text, "utf8");
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
 }
 
 /** Root-owned key files outside homes (directory 0755 root, files 0644 root); no file when no keys. */
 export function syncRootKeys(path: string, keys: readonly string[], dryRun: boolean): KeyOutcome {
   let have: string | null = null;
-  try {
-    have = readFileSync(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  let ok = false;
+  const fd = tryOpen(AT_FDCWD, path, C.O_RDONLY | C.O_NONBLOCK);
+  if (fd instanceof SysError) {
+    if (fd.errno !== ENOENT) throw new KeyRefusal(`cannot open ${path}: ${fd.message}`);
+  } else {
+    try {
+      const st = fstatSync(fd);
+      have = readFileSync(fd, "utf8");
+      ok = st.isFile() && st.uid === 0 && (st.mode & 0o7777) === 0o644;
+    } finally {
+      closeSync(fd);
+    }
   }
   if (keys.length === 0) {
     if (have === null) return "absent";
@@ -115,21 +133,24 @@ export function syncRootKeys(path: string, keys: readonly string[], dryRun: bool
     return "removed";
   }
   const want = keyFileContent(keys);
-  if (have === want) {
-    const st = statSync(path);
-    if (st.uid === 0 && (st.mode & 0o7777) === 0o644) return "unchanged";
-  }
+  if (have === want && ok) return "unchanged";
   if (dryRun) return "written";
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   const tmp = `${path}.ddum-new`;
-  writeFileSync(tmp, want, { mode: 0o644 });
-  const fd = openAt(AT_FDCWD, tmp, C.O_RDONLY | C.O_NOFOLLOW);
+  rmSync(tmp, { force: true });
+  let out: number;
   try {
-    fchownSync(fd, 0, 0);
-    fchmodSync(fd, 0o644);
-    fsyncSync(fd);
+    out = openAt(AT_FDCWD, tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o644);
+  } catch (e) {
+    if (!(e instanceof SysError) || e.errno !== ENOENT) throw e;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    out = openAt(AT_FDCWD, tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o644);
+  }
+  try {
+    fchownSync(out, 0, 0);
+    fchmodSync(out, 0o644);
+    writeAll(out, want);
   } finally {
-    closeSync(fd);
+    closeSync(out);
   }
   renameSync(tmp, path);
   return "written";
@@ -152,7 +173,6 @@ export function readKeyFile(path: string): string[] | null {
   }
 }
 
-export { ENOENT, SysError };
 
 /** A passwd entry's home, read line by line without parsing the whole file. */
 function homeOf(root: Root, name: string): { uid: number; home: string } | null {

@@ -44,37 +44,44 @@ export interface State {
   lastSuccess?: PassRecord | null;
 }
 
-export function statePath(root: Root, stateDir: string): string {
-  return root.path(`${stateDir}/state.json`);
+/** The state directory under the root: state.json (ownership) and status.json (the last passes). */
+export function stateDir(root: Root, dir: string): string {
+  return root.path(dir);
 }
 
-export function readState(path: string): State {
+function readJson(path: string): unknown | undefined {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, ownership: structuredClone(EMPTY_OWNERSHIP) };
-    throw new DdumError(`cannot read state file ${path}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new DdumError(`cannot read ${path}: ${(e as Error).message}`);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     // Without it ddum cannot tell its accounts from others; refusing is safe, guessing is not.
-    throw new DdumError(`state file ${path} is corrupt (${(e as Error).message}); restore it from ${path}- or remove it to start over`);
+    throw new DdumError(`${path} is corrupt (${(e as Error).message}); restore it from ${path}- or remove it to start over`);
   }
-  const r = v.safeParse(StateSchema, json);
-  if (!r.success) throw new DdumError(`state file ${path} is not in the expected form: ${r.issues[0]!.message}`);
-  return r.output as State;
 }
 
-/** Atomic replace: temp file, fsync, a copy of the previous one as state.json-, rename. */
-export function writeState(path: string, state: State): void {
+export function readState(dir: string): State {
+  const path = `${dir}/state.json`;
+  const json = readJson(path);
+  const status = (readJson(`${dir}/status.json`) ?? {}) as Pick<State, "lastPass" | "lastSuccess">;
+  if (json === undefined) return { version: 1, ownership: structuredClone(EMPTY_OWNERSHIP), ...status };
+  const r = v.safeParse(StateSchema, json);
+  if (!r.success) throw new DdumError(`${path} is not in the expected form: ${r.issues[0]!.message}`);
+  return { ...(r.output as State), lastPass: status.lastPass ?? null, lastSuccess: status.lastSuccess ?? null };
+}
+
+/** Atomic replace: temp file, fsync, a copy of the previous one as FILE-, rename. */
+function writeJson(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
   try {
-    writeSync(fd, `${JSON.stringify(state, null, 1)}\n`);
+    writeSync(fd, `${JSON.stringify(value)}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -83,21 +90,34 @@ export function writeState(path: string, state: State): void {
     copyFileSync(path, `${tmp}-`);
     renameSync(`${tmp}-`, `${path}-`);
   } catch {
-    // first write: no previous state to keep
+    // first write: no previous version to keep
   }
   renameSync(tmp, path);
 }
 
+/** Write the state: state.json only when the ownership changed, status.json only when the status did. */
+export function writeState(dir: string, next: State, prev?: State): void {
+  if (!prev || JSON.stringify(prev.ownership) !== JSON.stringify(next.ownership)) {
+    writeJson(`${dir}/state.json`, { version: 1, ownership: next.ownership });
+  }
+  if (!prev || prev.lastPass !== next.lastPass || prev.lastSuccess !== next.lastSuccess) {
+    if (next.lastPass !== undefined || next.lastSuccess !== undefined) {
+      writeJson(`${dir}/status.json`, { lastPass: next.lastPass ?? null, lastSuccess: next.lastSuccess ?? null });
+    }
+  }
+}
+
 /**
- * Read-modify-write the state under its own lock (state.json.lock), so a status record written
- * after a pass never loses an ownership change made by a concurrent pass.
+ * Read-modify-write the state under its own lock (state.lock), so a status record written after
+ * a pass never loses an ownership change made by a concurrent pass.
  */
-export async function updateState(path: string, edit: (s: State) => State): Promise<State> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const fd = await fcntlLock(`${path}.lock`, 30_000, "another ddum process is writing its state");
+export async function updateState(dir: string, edit: (s: State) => State): Promise<State> {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const fd = await fcntlLock(`${dir}/state.lock`, 30_000, "another ddum process is writing its state");
   try {
-    const next = edit(readState(path));
-    writeState(path, next);
+    const prev = readState(dir);
+    const next = edit(prev);
+    writeState(dir, next, prev);
     return next;
   } finally {
     closeSync(fd);

@@ -102,7 +102,7 @@ describe("status and metrics", () => {
     ["ok but too long ago", rec("ok", 2 * 4200 + 10), 2, /CRITICAL: no pass in the last 8400 s/],
   ] as const)("%s", async (_name, last, code, text) => {
     const root = makeRoot();
-    if (last) writeState(join(root, "var", "lib", "ddum", "state.json"), withPassRecord(base, last));
+    if (last) writeState(join(root, "var", "lib", "ddum"), withPassRecord(base, last));
     const cfg = join(mkdtempSync(join(tmpdir(), "ddum-st-")), "c.cfg");
     writeFileSync(cfg, "{}");
     const r = await ddum(["status", "--root", root, "-c", cfg]);
@@ -233,7 +233,7 @@ describe("ddum daemon", () => {
     await until("the first pass", () => passwd(root).includes("carol:x:2003"));
     const port = d2.port;
     await d2.close();
-    const state = join(root, "var", "lib", "ddum", "state.json");
+    const state = join(root, "var", "lib", "ddum", "status.json");
     await until("a failed pass", () => JSON.parse(readFileSync(state, "utf8")).lastPass?.result === "failed");
     expect(dm.proc.exitCode).toBeNull();
     const before = passwd(root);

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { decodeGroups, decodeUsers, isoDateToDays, isPasswordField, rejectionMessage, sshKeyProblem } from "../src/model.ts";
+import * as v from "valibot";
+import { dateSchema, decodeGroups, decodeUsers, FAST, gecosSchema, isoDateToDays, isPasswordField, nameSchema, passwordSchema, pathSchema, rejectionMessage, sshKeyProblem } from "../src/model.ts";
 import type { RawItem } from "../src/source/dynamo.ts";
 import { groupItem, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE, KEY_CAROL_RSA } from "./helpers/keys.ts";
@@ -162,5 +163,24 @@ describe("field helpers", () => {
   test("real keys pass", () => {
     expect(sshKeyProblem(ED25519)).toBeNull();
     expect(sshKeyProblem(KEY_CAROL_RSA)).toBeNull();
+  });
+});
+
+describe("fast checks agree with the schemas", () => {
+  const samples = [
+    "", ".", "..", "0", "123", "alice", "-rf", "a-b", "a.b_c", "x".repeat(256), "x".repeat(257), "ünï", "a:b", "a\nb", "a\u007f",
+    "/home/alice", "/", "home", "/home/../etc", "/home/..x", "/a/..", "/a/b:c", "/a\tb", "/.hidden", "/a/./b",
+    "!", "!!", "*", "!*", "$6$salt$hash", "$6$", "$y$j9T$a$b", "hunter2", "!$6$salt$hash", "!hunter2",
+    "2024-02-29", "2023-02-29", "1969-12-31", "2024-1-1", "Alice Liddell,Room 1,+1 555", "tab\there", "x".repeat(4097),
+  ];
+  test.each([
+    ["Name", nameSchema],
+    ["RealName", gecosSchema],
+    ["Home", pathSchema],
+    ["Password", passwordSchema],
+    ["date", dateSchema],
+  ] as const)("%s", (_n, schema) => {
+    const fast = FAST.get(schema)!;
+    for (const s of samples) expect(`${JSON.stringify(s)} ${fast(s)}`).toBe(`${JSON.stringify(s)} ${v.safeParse(schema as v.GenericSchema<string>, s).success}`);
   });
 });

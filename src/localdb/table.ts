@@ -37,6 +37,7 @@ const FORMATS: Record<FileKind, Format> = {
 };
 
 const ID_RE = /^(0|[1-9][0-9]{0,9})$/;
+const BAD_FIELD = /[:\n\r\0]/;
 const INT_RE = /^-?[0-9]{1,10}$/;
 export const MAX_ID = 4294967294; // (uid_t)-1 is "no user"
 
@@ -76,7 +77,9 @@ export class AccountTable {
   /** Names that appear on lines ddum cannot parse: never to be created or claimed. */
   readonly unparsedNames = new Set<string>();
   private trailingNewline: boolean;
-  private added = false;
+  /** New entries, written just before the first NIS "+" include line (or at the end). */
+  private readonly added: Line[] = [];
+  private nisAt = -1;
   /** Whether the file existed when read. */
   readonly existed: boolean;
 
@@ -88,7 +91,10 @@ export class AccountTable {
     this.existed = text !== null;
     const body = text ?? "";
     this.trailingNewline = body === "" || body.endsWith("\n");
-    if (body === "") return;
+    if (body === "") {
+      this.nisAt = 0;
+      return;
+    }
     const rawLines = (this.trailingNewline ? body.slice(0, -1) : body).split("\n");
     for (let n = 0; n < rawLines.length; n++) {
       const { line, problem } = classify(kind, rawLines[n]!);
@@ -106,6 +112,8 @@ export class AccountTable {
         }
       }
     }
+    const nis = this.lines.findIndex((l) => l.kind === "nis" && l.raw.startsWith("+"));
+    this.nisAt = nis === -1 ? this.lines.length : nis;
   }
 
   get(name: string): readonly string[] | undefined {
@@ -146,22 +154,26 @@ export class AccountTable {
       throw new Error(`${this.path}: "${name}" already exists`);
     }
     const line: Line = { raw: "", kind: "entry", fields, dirty: true };
-    const nis = this.lines.findIndex((l) => l.kind === "nis" && l.raw.startsWith("+"));
-    if (nis === -1) this.lines.push(line);
-    else this.lines.splice(nis, 0, line);
+    this.added.push(line);
     this.index.set(name, line);
-    this.added = true;
   }
 
   get changed(): boolean {
-    return this.added || this.lines.some((l) => l.dirty);
+    return this.added.length > 0 || this.lines.some((l) => l.dirty);
+  }
+
+  /** Every line in file order, new entries in place. */
+  private allLines(): Line[] {
+    if (this.added.length === 0) return this.lines;
+    return [...this.lines.slice(0, this.nisAt), ...this.added, ...this.lines.slice(this.nisAt)];
   }
 
   serialize(): string {
-    if (this.lines.length === 0) return "";
-    const out = this.lines.map((l) => (l.dirty ? l.fields!.join(":") : l.raw)).join("\n");
+    const lines = this.allLines();
+    if (lines.length === 0) return "";
+    const out = lines.map((l) => (l.dirty ? l.fields!.join(":") : l.raw)).join("\n");
     // A file that lacked a final newline gets one once ddum writes an entry at its end.
-    const last = this.lines[this.lines.length - 1]!;
+    const last = lines[lines.length - 1]!;
     return this.trailingNewline || last.dirty ? `${out}\n` : out;
   }
 
@@ -172,12 +184,22 @@ export class AccountTable {
       throw new Error(`${this.path}: entry needs ${fmt.fields} fields, got ${fields.length}`);
     }
     for (const f of fields) {
-      if (f.includes(":") || /[\n\r\0]/.test(f)) {
+      if (BAD_FIELD.test(f)) {
         throw new Error(`${this.path}: refusing to write a field with ':', newline or NUL for "${fields[0]}"`);
       }
     }
-    const { line, problem } = classify(this.kind, fields.join(":"));
-    if (line.kind !== "entry") throw new Error(`${this.path}: refusing to write a malformed entry: ${problem ?? line.kind}`);
+    const name = fields[0]!;
+    if (name === "" || name[0] === "+" || name[0] === "-" || name[0] === "#") {
+      throw new Error(`${this.path}: refusing to write an entry named "${name}"`);
+    }
+    for (const i of fmt.ids) {
+      const v = fields[i]!;
+      if (!ID_RE.test(v) || Number(v) > MAX_ID) throw new Error(`${this.path}: "${name}": field ${i + 1} is not a valid ID`);
+    }
+    for (const i of fmt.optionalInts) {
+      const v = fields[i]!;
+      if (v !== "" && !INT_RE.test(v)) throw new Error(`${this.path}: "${name}": field ${i + 1} is not an integer`);
+    }
   }
 }
 

@@ -1,0 +1,44 @@
+// Profile one pass in-process: bun --cpu-prof-md bench/profile.ts N [mode2|mode1]
+// Seeds an in-process dynalite, then runs a first pass and a no-change pass into a temp root.
+import { cpSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../src/config.ts";
+import { Root } from "../src/paths.ts";
+import { runPass } from "../src/sync.ts";
+import { startDynalite } from "../tests/helpers/dynalite.ts";
+import { KEY_ALICE, KEY_BOB } from "../tests/helpers/keys.ts";
+
+const n = Number(process.argv[2] ?? 10000);
+const mode = process.argv[3] ?? "mode2";
+const d = await startDynalite();
+await d.createTables();
+await d.put(
+  "Users",
+  Array.from({ length: n }, (_, i) => ({
+    Name: { S: `user${i}` },
+    UID: { N: String(10000 + i) },
+    GID: { N: String(10000 + i) },
+    RealName: { S: `User ${i}` },
+    Home: { S: `/home/user${i}` },
+    Shell: { S: "/bin/bash" },
+    Password: { S: "$6$saltsaltsaltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/" },
+    SSHPublicKeys: { SS: i % 2 ? [KEY_ALICE] : [KEY_ALICE, KEY_BOB] },
+  })),
+);
+const root = mkdtempSync(join(tmpdir(), "ddum-prof-"));
+cpSync(join(import.meta.dir, "..", "examples", "debian12-root"), root, { recursive: true });
+const { config } = parseConfig({
+  endpoint_url: d.endpoint,
+  aws_region: "us-east-1",
+  aws_access_key: "x",
+  aws_secret_key: "y",
+  uid_max: 1000000,
+  gid_max: 1000000,
+  ...(mode === "mode2" ? { ssh_key_location: "/etc/ssh/authorized_keys/%u", create_homes: false } : {}),
+});
+for (const label of ["first", "no-change"]) {
+  const r = await runPass(config, { root: new Root(root), dryRun: false, force: false });
+  console.log(label, JSON.stringify(r.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v)), r.counts);
+}
+await d.close();

@@ -1,0 +1,288 @@
+// `make bench`: ddum at fleet scale against dynalite, with the floor (a bare scan with the same
+// SDK and segment count) measured in the same run against the same server. Not a test: it
+// prints figures and writes them to bench/results/.
+import { spawn } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+
+const REPO = join(import.meta.dir, "..");
+const DDUM = join(REPO, "dist", "ddum");
+const SIZES = (process.env.BENCH_SIZES ?? "10000,100000").split(",").map(Number);
+const SEGMENTS = Number(process.env.BENCH_SEGMENTS ?? 4);
+const STARTUP_RUNS = 51;
+
+type Item = Record<string, AttributeValue>;
+
+// ---- data -------------------------------------------------------------------------------------
+
+const CRYPT = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const cryptChars = (n: number) => Array.from(randomBytes(n), (b) => CRYPT[b % 64]).join("");
+function ed25519(comment: string): string {
+  const der = generateKeyPairSync("ed25519").publicKey.export({ format: "der", type: "spki" });
+  const raw = der.subarray(der.length - 32);
+  const type = Buffer.from("ssh-ed25519");
+  const blob = Buffer.alloc(4 + type.length + 4 + 32);
+  blob.writeUInt32BE(type.length, 0);
+  type.copy(blob, 4);
+  blob.writeUInt32BE(32, 4 + type.length);
+  raw.copy(blob, 8 + type.length);
+  return `ssh-ed25519 ${blob.toString("base64")} ${comment}`;
+}
+
+function user(i: number): Item {
+  const name = `user${String(i).padStart(6, "0")}`;
+  const keys = [ed25519(`${name}@laptop`)];
+  if (i % 2 === 0) keys.push(ed25519(`${name}@desktop`));
+  return {
+    Name: { S: name },
+    UID: { N: String(10000 + i) },
+    GID: { N: String(10000 + i) },
+    RealName: { S: `User Number ${i},Building ${i % 40},+1 555 ${String(i % 10000).padStart(4, "0")}` },
+    Home: { S: `/home/${name}` },
+    Shell: { S: "/bin/bash" },
+    Password: { S: `$6$${cryptChars(16)}$${cryptChars(86)}` },
+    LastPasswordChangeDate: { S: `2026-0${1 + (i % 9)}-1${i % 10}` },
+    PasswordAgeMaxDays: { N: "365" },
+    PasswordWarnDays: { N: "14" },
+    SSHPublicKeys: { SS: keys },
+  };
+}
+
+function group(j: number, n: number): Item {
+  const members = Array.from({ length: 10 }, (_, k) => `user${String((j * 10 + k) % n).padStart(6, "0")}`);
+  return { Name: { S: `team${String(j).padStart(5, "0")}` }, GID: { N: String(200000 + j) }, Members: { SS: [...new Set(members)] } };
+}
+
+// ---- processes --------------------------------------------------------------------------------
+
+interface Measured {
+  ms: number;
+  rssKb: number;
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a command under GNU time for its peak RSS; wall time measured here. */
+function measure(cmd: string[], env: Record<string, string> = {}): Promise<Measured> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const p = spawn("/usr/bin/time", ["-f", "__RSS_KB__ %M", ...cmd], { env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (c) => {
+      stdout += c;
+    });
+    p.stderr.on("data", (c) => {
+      stderr += c;
+    });
+    p.on("exit", (code) => {
+      const ms = performance.now() - t0;
+      const m = /__RSS_KB__ (\d+)/.exec(stderr);
+      resolve({ ms, rssKb: m ? Number(m[1]) : 0, code: code ?? -1, stdout, stderr: stderr.replace(/__RSS_KB__ \d+\n?/, "") });
+    });
+  });
+}
+
+/** Bytes in files under dir whose mtime is newer than since (what a pass wrote), by area. */
+function writtenSince(dir: string, since: number): { accounts: number; homes: number; keys: number; state: number } {
+  const out = { accounts: 0, homes: 0, keys: 0, state: 0 };
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.mtimeMs >= since) {
+        const rel = p.slice(dir.length);
+        const area = rel.startsWith("/home/") ? "homes" : rel.startsWith("/etc/ssh/") ? "keys" : rel.startsWith("/var/lib/ddum/") ? "state" : "accounts";
+        out[area] += st.size;
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+// ---- the run ----------------------------------------------------------------------------------
+
+async function startDynalite(): Promise<{ endpoint: string; stop: () => void }> {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const p = spawn("node", [join(REPO, "node_modules", "dynalite", "cli.js"), "--port", String(port), "--createTableMs", "0"], { stdio: "ignore" });
+  const endpoint = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(endpoint);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { endpoint, stop: () => p.kill("SIGKILL") };
+}
+
+async function seed(client: DynamoDBClient, table: string, items: Item[]) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const batch = items.slice(next, next + 25);
+      next += 25;
+      let req: Record<string, { PutRequest: { Item: Item } }[]> | undefined = { [table]: batch.map((Item) => ({ PutRequest: { Item } })) };
+      while (req && Object.keys(req).length) {
+        const r = await client.send(new BatchWriteItemCommand({ RequestItems: req }));
+        req = r.UnprocessedItems as typeof req;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+}
+
+interface Row {
+  n: number;
+  scenario: string;
+  ms: number;
+  ratio: number;
+  rssMb: number;
+  written: { accounts: number; homes: number; keys: number; state: number };
+  postScanMs: number | null;
+}
+
+let users: Item[] = [];
+
+async function benchSize(n: number, results: Row[]) {
+  const dyn = await startDynalite();
+  const client = new DynamoDBClient({ endpoint: dyn.endpoint, region: "us-east-1", credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
+  try {
+    for (const t of ["Users", "Groups"]) {
+      await client.send(
+        new CreateTableCommand({
+          TableName: t,
+          KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
+          AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
+          BillingMode: "PAY_PER_REQUEST",
+        }),
+      );
+    }
+    const t0 = performance.now();
+    users = Array.from({ length: n }, (_, i) => user(i));
+    await seed(client, "Users", users);
+    await seed(client, "Groups", Array.from({ length: n / 10 }, (_, j) => group(j, n)));
+    console.error(`  seeded ${n} users and ${n / 10} groups in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    // Not /tmp: on some machines (this one) file creation there is ten times slower than elsewhere
+    // on the same disk, which would measure the directory, not ddum.
+    const work = mkdtempSync(join(process.env.BENCH_DIR ?? "/var/tmp", "ddum-bench-"));
+    const base = { endpoint_url: dyn.endpoint, aws_region: "us-east-1", aws_access_key: "bench", aws_secret_key: "bench", scan_segments: SEGMENTS, max_disable_percent: 100, uid_max: 1000000, gid_max: 1000000 };
+    const cfgPath = (name: string, extra: Record<string, unknown>) => {
+      const p = join(work, `${name}.cfg`);
+      writeFileSync(p, JSON.stringify({ ...base, ...extra }), { mode: 0o600 });
+      return p;
+    };
+    const floorCfg = cfgPath("floor", {});
+    const floor = await measure(["node_modules/.bin/bun", join(REPO, "bench", "floor.ts"), floorCfg]);
+    if (floor.code !== 0) throw new Error(`floor scan failed: ${floor.stderr}`);
+    const floorMs = floor.ms;
+    results.push({ n, scenario: "floor: bare scan of both tables", ms: floorMs, ratio: 1, rssMb: floor.rssKb / 1024, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
+    console.error(`  floor ${(floorMs / 1000).toFixed(2)} s (${floor.stdout.trim()})`);
+
+    for (const mode of [
+      { label: "keys in /etc/ssh/authorized_keys/%u, no homes", cfg: cfgPath("mode2", { ssh_key_location: "/etc/ssh/authorized_keys/%u", create_homes: false }) },
+      { label: "homes and keys in homes (defaults)", cfg: cfgPath("mode1", {}) },
+    ]) {
+      const root = join(work, `root-${results.length}`);
+      cpSync(join(REPO, "examples", "debian12-root"), root, { recursive: true });
+      const pass = async (scenario: string) => {
+        const since = Date.now() - 1;
+        const m = await measure([DDUM, "sync", "--json", "--root", root, "-c", mode.cfg]);
+        const doc = m.stdout ? JSON.parse(m.stdout) : null;
+        if (m.code !== 0) {
+          const why = doc ? JSON.stringify([...doc.refusals, ...doc.rejections].slice(0, 5)) : m.stderr.slice(0, 2000);
+          throw new Error(`${scenario}: exit ${m.code}: ${why}`);
+        }
+        const row: Row = {
+          n,
+          scenario: `${scenario}, ${mode.label}`,
+          ms: m.ms,
+          ratio: m.ms / floorMs,
+          rssMb: m.rssKb / 1024,
+          written: writtenSince(root, since),
+          postScanMs: doc.timings ? doc.timings.totalMs - doc.timings.scanMs : null,
+        };
+        results.push(row);
+        console.error(`  ${row.scenario}: ${(row.ms / 1000).toFixed(2)} s, ${row.ratio.toFixed(2)}x floor, ${row.rssMb.toFixed(0)} MB ${JSON.stringify(doc.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`);
+      };
+      await pass("first pass");
+      await pass("no-change pass");
+      const original = users[Math.floor(n / 2)]!;
+      await client.send(new PutItemCommand({ TableName: "Users", Item: { ...original, Shell: { S: "/bin/zsh" } } }));
+      await pass("one-change pass");
+      await client.send(new PutItemCommand({ TableName: "Users", Item: original }));
+      if (mode.label.startsWith("keys in /etc")) {
+        const name = "user000001";
+        const times: number[] = [];
+        for (let i = 0; i < STARTUP_RUNS; i++) times.push((await measure([DDUM, "authorized-keys", "--root", root, "-c", mode.cfg, name])).ms);
+        results.push({ n, scenario: "ddum authorized-keys NAME (median start-up)", ms: median(times), ratio: 0, rssMb: 0, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
+      }
+      rmSync(root, { recursive: true, force: true });
+    }
+    rmSync(work, { recursive: true, force: true });
+  } finally {
+    client.destroy();
+    dyn.stop();
+  }
+}
+
+async function main() {
+  const results: Row[] = [];
+  const version: number[] = [];
+  for (let i = 0; i < STARTUP_RUNS; i++) version.push((await measure([DDUM, "--version"])).ms);
+  results.push({ n: 0, scenario: "ddum --version (median start-up)", ms: median(version), ratio: 0, rssMb: 0, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
+  for (const n of SIZES) {
+    console.error(`N = ${n}`);
+    await benchSize(n, results);
+  }
+
+  // ---- report ----
+  const pad = (s: string, w: number) => (s.length >= w ? s : s + " ".repeat(w - s.length));
+  const kb = (b: number) => (b === 0 ? "0" : `${(b / 1024).toFixed(0)} KiB`);
+  console.log(`\n${pad("N", 8)}${pad("scenario", 82)}${pad("wall s", 9)}${pad("x floor", 9)}${pad("RSS MB", 8)}${pad("after scan s", 14)}written (accounts / homes / keys / state)`);
+  for (const r of results) {
+    const w = r.written;
+    console.log(
+      `${pad(String(r.n || ""), 8)}${pad(r.scenario, 82)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
+    );
+  }
+
+  const find = (n: number, s: string) => results.find((r) => r.n === n && r.scenario.startsWith(s));
+  const targets: { what: string; holds: boolean; figure: string }[] = [];
+  for (const n of SIZES) {
+    const m2 = (s: string) => find(n, `${s}, keys in /etc`)!;
+    const m1 = (s: string) => find(n, `${s}, homes and keys`)!;
+    targets.push({ what: `N=${n} mode 2: first pass <= 1.5x floor`, holds: m2("first pass").ratio <= 1.5, figure: `${m2("first pass").ratio.toFixed(2)}x` });
+    const nc = m2("no-change pass");
+    targets.push({ what: `N=${n} mode 2: no-change pass <= 1.2x floor and writes 0 bytes to accounts/keys`, holds: nc.ratio <= 1.2 && nc.written.accounts + nc.written.keys + nc.written.homes === 0, figure: `${nc.ratio.toFixed(2)}x, ${nc.written.accounts + nc.written.keys + nc.written.homes} bytes` });
+    targets.push({ what: `N=${n} mode 2: one-change pass <= 1.2x floor`, holds: m2("one-change pass").ratio <= 1.2, figure: `${m2("one-change pass").ratio.toFixed(2)}x` });
+    targets.push({ what: `N=${n} mode 1: no-change pass <= 1.2x floor, no home touched`, holds: m1("no-change pass").ratio <= 1.2 && m1("no-change pass").written.homes === 0, figure: `${m1("no-change pass").ratio.toFixed(2)}x, ${m1("no-change pass").written.homes} bytes in homes` });
+    if (n === 100000) targets.push({ what: "N=100000 mode 1: first pass < 20 s", holds: m1("first pass").ms < 20000, figure: `${(m1("first pass").ms / 1000).toFixed(1)} s` });
+    const peak = Math.max(...results.filter((r) => r.n === n && r.scenario.includes("pass")).map((r) => r.rssMb));
+    if (n === 100000) targets.push({ what: "N=100000: peak RSS <= 200 MB", holds: peak <= 200, figure: `${peak.toFixed(0)} MB` });
+  }
+  const ak = find(SIZES[SIZES.length - 1]!, "ddum authorized-keys")!;
+  targets.push({ what: "ddum authorized-keys median <= 100 ms", holds: ak.ms <= 100, figure: `${ak.ms.toFixed(0)} ms` });
+  if (SIZES.includes(10000) && SIZES.includes(100000)) {
+    const post = (n: number) => find(n, "first pass, keys in /etc")!.postScanMs!;
+    targets.push({ what: "work after the scan (first pass, mode 2): 100k <= 12x 10k", holds: post(100000) <= 12 * post(10000), figure: `${(post(100000) / post(10000)).toFixed(1)}x` });
+  }
+  console.log("\nTargets:");
+  for (const t of targets) console.log(`  ${t.holds ? "HOLDS " : "MISSED"}  ${t.what}: ${t.figure}`);
+
+  mkdirSync(join(REPO, "bench", "results"), { recursive: true });
+  const file = join(REPO, "bench", "results", `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), segments: SEGMENTS, results, targets }, null, 2));
+  console.log(`\nwritten to ${file.slice(REPO.length + 1)}`);
+}
+
+await main();
