@@ -1,7 +1,6 @@
 // Profile one pass in-process: bun --cpu-prof-md bench/profile.ts N [mode2|mode1]
 // Seeds an in-process dynalite, then runs a first pass and a no-change pass into a temp root.
 import { cpSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import { Root } from "../src/paths.ts";
@@ -26,7 +25,7 @@ await d.put(
     SSHPublicKeys: { SS: i % 2 ? [KEY_ALICE] : [KEY_ALICE, KEY_BOB] },
   })),
 );
-const root = mkdtempSync(join(tmpdir(), "ddum-prof-"));
+const root = mkdtempSync(join(process.env.BENCH_DIR ?? "/var/tmp", "ddum-prof-"));
 cpSync(join(import.meta.dir, "..", "examples", "debian12-root"), root, { recursive: true });
 const { config } = parseConfig({
   endpoint_url: d.endpoint,
@@ -39,6 +38,6 @@ const { config } = parseConfig({
 });
 for (const label of ["first", "no-change"]) {
   const r = await runPass(config, { root: new Root(root), dryRun: false, force: false });
-  console.log(label, JSON.stringify(r.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v)), r.counts);
+  console.log(label, JSON.stringify(r.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v)), JSON.stringify(r.counts), `rss ${Math.round(process.memoryUsage().rss / 1048576)} MB`);
 }
 await d.close();

@@ -37,8 +37,9 @@ function user(i: number): Item {
   if (i % 2 === 0) keys.push(ed25519(`${name}@desktop`));
   return {
     Name: { S: name },
-    UID: { N: String(10000 + i) },
-    GID: { N: String(10000 + i) },
+    // Above 65534 (nobody) and its neighbours: a real directory's IDs start in their own range.
+    UID: { N: String(100000 + i) },
+    GID: { N: String(100000 + i) },
     RealName: { S: `User Number ${i},Building ${i % 40},+1 555 ${String(i % 10000).padStart(4, "0")}` },
     Home: { S: `/home/${name}` },
     Shell: { S: "/bin/bash" },
@@ -52,7 +53,7 @@ function user(i: number): Item {
 
 function group(j: number, n: number): Item {
   const members = Array.from({ length: 10 }, (_, k) => `user${String((j * 10 + k) % n).padStart(6, "0")}`);
-  return { Name: { S: `team${String(j).padStart(5, "0")}` }, GID: { N: String(200000 + j) }, Members: { SS: [...new Set(members)] } };
+  return { Name: { S: `team${String(j).padStart(5, "0")}` }, GID: { N: String(500000 + j) }, Members: { SS: [...new Set(members)] } };
 }
 
 // ---- processes --------------------------------------------------------------------------------
@@ -182,16 +183,25 @@ async function benchSize(n: number, results: Row[]) {
       return p;
     };
     const floorCfg = cfgPath("floor", {});
-    const floor = await measure(["node_modules/.bin/bun", join(REPO, "bench", "floor.ts"), floorCfg]);
-    if (floor.code !== 0) throw new Error(`floor scan failed: ${floor.stderr}`);
+    // The floor is the median of three runs: one scan on a shared machine is noisy.
+    const floors: Measured[] = [];
+    for (let i = 0; i < 3; i++) {
+      const f = await measure(["node_modules/.bin/bun", join(REPO, "bench", "floor.ts"), floorCfg]);
+      if (f.code !== 0) throw new Error(`floor scan failed: ${f.stderr}`);
+      floors.push(f);
+    }
+    const floor = floors.sort((a, b) => a.ms - b.ms)[1]!;
     const floorMs = floor.ms;
     results.push({ n, scenario: "floor: bare scan of both tables", ms: floorMs, ratio: 1, rssMb: floor.rssKb / 1024, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
     console.error(`  floor ${(floorMs / 1000).toFixed(2)} s (${floor.stdout.trim()})`);
 
-    for (const mode of [
+    const modes = [
       { label: "keys in /etc/ssh/authorized_keys/%u, no homes", cfg: cfgPath("mode2", { ssh_key_location: "/etc/ssh/authorized_keys/%u", create_homes: false }) },
       { label: "homes and keys in homes (defaults)", cfg: cfgPath("mode1", {}) },
-    ]) {
+    ];
+    // BENCH_MODES=2 (or 1) measures one key mode only, for quicker rounds while optimising.
+    const only = process.env.BENCH_MODES;
+    for (const mode of modes.filter((_, i) => !only || only.includes(String(2 - i)))) {
       const root = join(work, `root-${results.length}`);
       cpSync(join(REPO, "examples", "debian12-root"), root, { recursive: true });
       const pass = async (scenario: string) => {
@@ -259,6 +269,7 @@ async function main() {
   const find = (n: number, s: string) => results.find((r) => r.n === n && r.scenario.startsWith(s));
   const targets: { what: string; holds: boolean; figure: string }[] = [];
   for (const n of SIZES) {
+    if (process.env.BENCH_MODES) break;
     const m2 = (s: string) => find(n, `${s}, keys in /etc`)!;
     const m1 = (s: string) => find(n, `${s}, homes and keys`)!;
     targets.push({ what: `N=${n} mode 2: first pass <= 1.5x floor`, holds: m2("first pass").ratio <= 1.5, figure: `${m2("first pass").ratio.toFixed(2)}x` });
@@ -272,7 +283,7 @@ async function main() {
   }
   const ak = find(SIZES[SIZES.length - 1]!, "ddum authorized-keys")!;
   targets.push({ what: "ddum authorized-keys median <= 100 ms", holds: ak.ms <= 100, figure: `${ak.ms.toFixed(0)} ms` });
-  if (SIZES.includes(10000) && SIZES.includes(100000)) {
+  if (SIZES.includes(10000) && SIZES.includes(100000) && !process.env.BENCH_MODES) {
     const post = (n: number) => find(n, "first pass, keys in /etc")!.postScanMs!;
     targets.push({ what: "work after the scan (first pass, mode 2): 100k <= 12x 10k", holds: post(100000) <= 12 * post(10000), figure: `${(post(100000) / post(10000)).toFixed(1)}x` });
   }

@@ -327,23 +327,41 @@ export interface Decoded<T> {
   rejected: number;
 }
 
-function decodeAll<T extends { name: string }>(
+/** One item decoded: a record, or its rejections. rawName is the item's Name when it is a string. */
+export type Decoding<T> =
+  | { kind: "ok"; ok: T; rawName: string }
+  | { kind: "rejected"; rawName: string | undefined; rejections: Rejection[] };
+
+function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem) => T): Decoding<T> {
+  const n = (item.Name as { S?: unknown } | undefined)?.S;
+  const rawName = typeof n === "string" ? n : undefined;
+  try {
+    return { kind: "ok", ok: decode(item), rawName: rawName! };
+  } catch (e) {
+    if (!(e instanceof RecordErrors)) throw e;
+    const name = recordName(item);
+    return { kind: "rejected", rawName, rejections: e.errors.map((f) => ({ table, name, field: f.field, reason: f.message })) };
+  }
+}
+
+export const decodeUserItem = (table: string) => (item: RawItem) => decodeItem(table, item, decodeUser);
+export const decodeGroupItem = (table: string) => (item: RawItem) => decodeItem(table, item, decodeGroup);
+
+/** All items decoded: the cross-record checks (two records with one ID are both refused). */
+export function finishDecoding<T extends { name: string }>(
   table: string,
-  items: RawItem[],
-  decode: (i: RawItem) => T,
+  decoded: Decoding<T>[],
   idField: "UID" | "GID",
   idOf: (t: T) => number,
 ): Decoded<T> {
   const rejections: Rejection[] = [];
   const ok: T[] = [];
   let rejected = 0;
-  for (const item of items) {
-    try {
-      ok.push(decode(item));
-    } catch (e) {
-      if (!(e instanceof RecordErrors)) throw e;
+  for (const d of decoded) {
+    if (d.kind === "ok") ok.push(d.ok);
+    else {
       rejected++;
-      for (const f of e.errors) rejections.push({ table, name: recordName(item), field: f.field, reason: f.message });
+      rejections.push(...d.rejections);
     }
   }
   // Two records with one ID would make two names for one account: refuse both.
@@ -373,9 +391,9 @@ function decodeAll<T extends { name: string }>(
 }
 
 export function decodeUsers(table: string, items: RawItem[]): Decoded<User> {
-  return decodeAll(table, items, decodeUser, "UID", (u) => u.uid);
+  return finishDecoding(table, items.map(decodeUserItem(table)), "UID", (u) => u.uid);
 }
 
 export function decodeGroups(table: string, items: RawItem[]): Decoded<Group> {
-  return decodeAll(table, items, decodeGroup, "GID", (g) => g.gid);
+  return finishDecoding(table, items.map(decodeGroupItem(table)), "GID", (g) => g.gid);
 }

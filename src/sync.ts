@@ -172,7 +172,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       const ownership = p.ownership;
       await updateState(stateFile, (st) => ({ ...st, ownership }));
     }
-    written = db.commit();
+    written = db.commit(writes);
     tApply = performance.now() - tLock;
   } catch (e) {
     if (e instanceof DdumError) throw e;

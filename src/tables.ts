@@ -1,11 +1,11 @@
 // Read both tables and turn them into valid records: the input half of every pass.
 import type { Config } from "./config.ts";
-import { type Decoded, decodeGroups, decodeUsers, type Group, type User } from "./model.ts";
+import { type Decoded, decodeGroupItem, decodeUserItem, finishDecoding, type Group, type User } from "./model.ts";
 
 export interface TableState {
   users: Decoded<User>;
   groups: Decoded<Group>;
-  /** Every Name in the Users table, valid or not. */
+  /** Every Name in the Users table, valid or not. scanMs includes decoding, done page by page. */
   userNames: string[];
   scanMs: number;
   decodeMs: number;
@@ -19,12 +19,16 @@ export async function readTables(config: Config, onPage?: Progress): Promise<Tab
   const t0 = performance.now();
   const client = await makeClient(config);
   try {
-    const snap = await scanTables(client, config, onPage);
+    // Items are decoded as their page arrives: the raw pages never pile up in memory.
+    const snap = await scanTables(client, config, onPage, {
+      user: decodeUserItem(config.user_table_name),
+      group: decodeGroupItem(config.group_table_name),
+    });
     const scanMs = performance.now() - t0;
     return {
-      users: decodeUsers(config.user_table_name, snap.users),
-      groups: decodeGroups(config.group_table_name, snap.groups),
-      userNames: snap.users.flatMap((i) => (typeof i.Name?.S === "string" ? [i.Name.S] : [])),
+      users: finishDecoding(config.user_table_name, snap.users, "UID", (u: User) => u.uid),
+      groups: finishDecoding(config.group_table_name, snap.groups, "GID", (g: Group) => g.gid),
+      userNames: snap.users.flatMap((d) => (d.rawName === undefined ? [] : [d.rawName])),
       scanMs,
       decodeMs: performance.now() - t0 - scanMs,
     };

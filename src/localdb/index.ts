@@ -74,8 +74,7 @@ export class LocalDb {
   }
 
   /** Write the changed files as one transaction. The caller holds the locks. Returns the paths written. */
-  commit(): string[] {
-    const writes = this.pendingWrites();
+  commit(writes = this.pendingWrites()): string[] {
     if (writes.length === 0) return [];
     commitFiles(writes);
     if (this.root.isHost) invalidateCaches();

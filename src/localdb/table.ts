@@ -9,7 +9,10 @@ export type LineKind = "entry" | "nis" | "blank" | "comment" | "invalid";
 export interface Line {
   raw: string;
   kind: LineKind;
-  /** Parsed fields; null unless kind is "entry". */
+  /**
+   * Fields of an entry that ddum changed or added; null otherwise. Unchanged entries keep only
+   * their raw text (split again when read): at 100,000 users that is most of the memory saved.
+   */
   fields: string[] | null;
   /** True when fields differ from raw and the line must be serialized from fields. */
   dirty: boolean;
@@ -66,7 +69,7 @@ function classify(kind: FileKind, raw: string): { line: Line; problem?: string }
     const v = fields[i]!;
     if (v !== "" && !INT_RE.test(v)) return invalid(`field ${i + 1} is not empty or an integer: "${v}"`);
   }
-  return { line: { raw, kind: "entry", fields, dirty: false } };
+  return { line: { raw, kind: "entry", fields: null, dirty: false } };
 }
 
 export class AccountTable {
@@ -104,7 +107,7 @@ export class AccountTable {
         const name = line.raw.split(":", 1)[0]!;
         if (name !== "") this.unparsedNames.add(name);
       } else if (line.kind === "entry") {
-        const name = line.fields![0]!;
+        const name = line.raw.slice(0, line.raw.indexOf(":"));
         if (this.index.has(name)) {
           this.issues.push({ file: path, line: n + 1, message: `duplicate entry for "${name}" (the first one is used)` });
         } else {
@@ -117,7 +120,8 @@ export class AccountTable {
   }
 
   get(name: string): readonly string[] | undefined {
-    return this.index.get(name)?.fields ?? undefined;
+    const line = this.index.get(name);
+    return line ? fieldsOf(line) : undefined;
   }
 
   has(name: string): boolean {
@@ -126,7 +130,7 @@ export class AccountTable {
 
   /** All parsed entries, in file order, first occurrence of each name only. */
   *entries(): IterableIterator<readonly string[]> {
-    for (const line of this.index.values()) yield line.fields!;
+    for (const line of this.index.values()) yield fieldsOf(line);
   }
 
   names(): IterableIterator<string> {
@@ -139,8 +143,7 @@ export class AccountTable {
     if (!line) throw new Error(`${this.path}: no entry for "${name}" to update`);
     this.check(fields);
     if (fields[0] !== name) throw new Error(`${this.path}: an update may not rename "${name}"`);
-    const cur = line.fields!;
-    if (cur.length === fields.length && cur.every((v, i) => v === fields[i])) return false;
+    if (fields.join(":") === (line.dirty ? line.fields!.join(":") : line.raw)) return false;
     line.fields = fields;
     line.dirty = true;
     return true;
@@ -201,6 +204,10 @@ export class AccountTable {
       if (v !== "" && !INT_RE.test(v)) throw new Error(`${this.path}: "${name}": field ${i + 1} is not an integer`);
     }
   }
+}
+
+function fieldsOf(line: Line): string[] {
+  return line.fields ?? line.raw.split(":");
 }
 
 export function splitList(field: string): string[] {

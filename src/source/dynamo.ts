@@ -64,11 +64,19 @@ export interface ScanOptions {
   onPage?: (table: string, items: number) => void;
 }
 
-/** Scan one table to the end. Any page that still fails after the SDK's retries fails the whole scan. */
-export async function scanTable(client: DynamoDBClient, table: string, opts: ScanOptions): Promise<RawItem[]> {
+/**
+ * Scan one table to the end. Any page that still fails after the SDK's retries fails the whole
+ * scan. Each item goes through convert as its page arrives, so the raw page can be dropped at once.
+ */
+export async function scanTable<T = RawItem>(
+  client: DynamoDBClient,
+  table: string,
+  opts: ScanOptions,
+  convert: (item: RawItem) => T = (i) => i as T,
+): Promise<T[]> {
   let total = 0;
-  const segment = async (n: number): Promise<RawItem[]> => {
-    const items: RawItem[] = [];
+  const segment = async (n: number): Promise<T[]> => {
+    const items: T[] = [];
     let start: RawItem | undefined;
     do {
       let page: ScanCommandOutput;
@@ -86,7 +94,7 @@ export async function scanTable(client: DynamoDBClient, table: string, opts: Sca
         const attempts = err.$metadata?.attempts ? ` after ${err.$metadata.attempts} attempts` : "";
         throw new DdumError(`scan of table ${table} failed${attempts}: ${err.name}: ${err.message}`);
       }
-      for (const item of page.Items ?? []) items.push(item);
+      for (const item of page.Items ?? []) items.push(convert(item));
       total += page.Items?.length ?? 0;
       opts.onPage?.(table, total);
       start = page.LastEvaluatedKey;
@@ -97,17 +105,22 @@ export async function scanTable(client: DynamoDBClient, table: string, opts: Sca
   return parts.length === 1 ? parts[0]! : parts.flat();
 }
 
-export interface Snapshot {
-  users: RawItem[];
-  groups: RawItem[];
+export interface Snapshot<U = RawItem, G = RawItem> {
+  users: U[];
+  groups: G[];
 }
 
 /** Both tables, completely, or an error: a pass never acts on part of a table. */
-export async function scanTables(client: DynamoDBClient, config: Config, onPage?: ScanOptions["onPage"]): Promise<Snapshot> {
+export async function scanTables<U = RawItem, G = RawItem>(
+  client: DynamoDBClient,
+  config: Config,
+  onPage?: ScanOptions["onPage"],
+  convert?: { user: (i: RawItem) => U; group: (i: RawItem) => G },
+): Promise<Snapshot<U, G>> {
   const opts: ScanOptions = { segments: config.scan_segments, consistentRead: config.consistent_read, onPage };
   const [users, groups] = await Promise.all([
-    scanTable(client, config.user_table_name, opts),
-    scanTable(client, config.group_table_name, opts),
+    scanTable(client, config.user_table_name, opts, convert?.user),
+    scanTable(client, config.group_table_name, opts, convert?.group),
   ]);
   return { users, groups };
 }

@@ -363,3 +363,15 @@ describe("disk full", () => {
     }
   });
 });
+
+if (process.env.DDUM_SANDBOX === "1") {
+  describe("the sandbox of ddum.service", () => {
+    test("is in force: outside /etc, /home and its state directory, nothing is writable", async () => {
+      const c = config("sandboxed", { create_homes: false, state_dir: "/var/lib/ddum-sandbox-check" });
+      const r = await ddum(["sync", "--root", "/", "-c", c]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/read-only file system|EROFS/i);
+      expect(existsSync("/var/lib/ddum-sandbox-check")).toBe(false);
+    });
+  });
+}

@@ -19,8 +19,16 @@ done
 [ -x dist/ddum ] || { echo "system tests: build dist/ddum first (npm run build)" >&2; exit 1; }
 
 if [ "${DDUM_SYSTEST_INSIDE:-}" != "1" ]; then
-  DDUM_HOST_MNTNS=$(readlink /proc/self/ns/mnt) \
-    exec unshare --mount --propagation private env DDUM_SYSTEST_INSIDE=1 bash "$0" "$@"
+  # Two rounds, each in a fresh namespace with a fresh copy of /etc: ddum as it is, then ddum
+  # under the sandboxing of ddum.service (emulated with bubblewrap: no systemd runs here).
+  command -v bwrap >/dev/null || { echo "system tests: bwrap is missing (.ci/run installs bubblewrap)" >&2; exit 1; }
+  rc=0
+  for sandbox in 0 1; do
+    [ "$sandbox" = 1 ] && echo "system tests, round 2: under the sandboxing of ddum.service" >&2
+    DDUM_HOST_MNTNS=$(readlink /proc/self/ns/mnt) DDUM_SANDBOX=$sandbox \
+      unshare --mount --propagation private env DDUM_SYSTEST_INSIDE=1 bash "$0" "$@" || rc=1
+  done
+  exit $rc
 fi
 
 [ "$(readlink /proc/self/ns/mnt)" != "${DDUM_HOST_MNTNS:-}" ] || { echo "system tests: not in a private mount namespace" >&2; exit 1; }
@@ -35,6 +43,12 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/sshd
 mount -t tmpfs -o mode=0755 tmpfs /opt
 # sshd runs an AuthorizedKeysCommand only from a root-owned path no one else can write.
-mkdir -p /opt/ddum && cp dist/ddum /opt/ddum/ddum && chmod 0755 /opt/ddum/ddum
-export DDUM_SYSTEST_WORK="$work" DDUM_BIN=/opt/ddum/ddum DDUM_HOST_MNTNS
+mkdir -p /opt/ddum
+if [ "${DDUM_SANDBOX:-0}" = 1 ]; then
+  cp dist/ddum /opt/ddum/ddum-real && sed "s|@WORK@|$work|" tests/system/sandbox.sh > /opt/ddum/ddum
+else
+  cp dist/ddum /opt/ddum/ddum
+fi
+chmod 0755 /opt/ddum/*
+export DDUM_SYSTEST_WORK="$work" DDUM_BIN=/opt/ddum/ddum DDUM_HOST_MNTNS DDUM_SANDBOX
 node_modules/.bin/bun test --timeout 300000 ./tests/system/logins.sys.ts
