@@ -5,7 +5,8 @@ import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, DynamoDBClient, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { createTables } from "../src/source/dynamo.ts";
 
 const REPO = join(import.meta.dir, "..");
 const DDUM = join(REPO, "dist", "ddum");
@@ -157,16 +158,7 @@ async function benchSize(n: number, results: Row[]) {
   const dyn = await startDynalite();
   const client = new DynamoDBClient({ endpoint: dyn.endpoint, region: "us-east-1", credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
   try {
-    for (const t of ["Users", "Groups"]) {
-      await client.send(
-        new CreateTableCommand({
-          TableName: t,
-          KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
-          AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
-          BillingMode: "PAY_PER_REQUEST",
-        }),
-      );
-    }
+    await createTables(client, ["Users", "Groups"]);
     const t0 = performance.now();
     users = Array.from({ length: n }, (_, i) => user(i));
     await seed(client, "Users", users);

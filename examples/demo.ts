@@ -3,9 +3,10 @@
 import { spawn } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
 import type { AddressInfo } from "node:net";
+import { createTables } from "../src/source/dynamo.ts";
 
 const repo = join(import.meta.dir, "..");
 const work = join(repo, ".tmp", "demo");
@@ -19,15 +20,8 @@ await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
 const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 const client = new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "demo", secretAccessKey: "demo" } });
 const tables = JSON.parse(readFileSync(join(repo, "examples", "tables.json"), "utf8"));
+await createTables(client, ["Users", "Groups"]);
 for (const name of ["Users", "Groups"]) {
-  await client.send(
-    new CreateTableCommand({
-      TableName: name,
-      KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
-      AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
-      BillingMode: "PAY_PER_REQUEST",
-    }),
-  );
   const items = tables[name] as Record<string, unknown>[];
   await client.send(new BatchWriteItemCommand({ RequestItems: { [name]: items.map((Item) => ({ PutRequest: { Item } })) } as never }));
 }

@@ -2,7 +2,7 @@
 // Command-line wiring only: flags become options, and each command returns its exit code.
 import { basename } from "node:path";
 import { cac } from "cac";
-import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, type Common, endProgress } from "./commands.ts";
+import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCreate, type Common, endProgress } from "./commands.ts";
 import { DEFAULT_CONFIG_PATH } from "./config.ts";
 import { DdumError, EXIT, errorMessage } from "./errors.ts";
 import { type Logger, makeLogger } from "./log.ts";
@@ -69,6 +69,18 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
     ),
     "Read",
   ).action(async (name: string, opts: Common) => setExit(await cmdAuthorizedKeys(name, opts, log)));
+
+  withConfig(
+    cli
+      .command("tables <action>", "tables create: create the Users and Groups tables (key Name, a string); idempotent")
+      .option("--billing <mode>", "on-demand or provisioned (5 read and 5 write units)", { default: "on-demand" }),
+  ).action(async (action: string, opts: Common & { billing?: string }) => {
+    if (action !== "create") {
+      log.error(`unknown action "tables ${action}"; the only one is "tables create"`);
+      return setExit(EXIT.usage);
+    }
+    setExit(await cmdTablesCreate(opts, log));
+  });
 
   cli.help((sections) => {
     const status = cli.matchedCommand?.name === "status";

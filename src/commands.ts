@@ -129,6 +129,25 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
   return code;
 }
 
+export async function cmdTablesCreate(opts: Common & { billing?: string }, log: Logger): Promise<number> {
+  const billing = opts.billing ?? "on-demand";
+  if (billing !== "on-demand" && billing !== "provisioned") {
+    log.error(`--billing: expected on-demand or provisioned, got ${JSON.stringify(billing)}`);
+    return EXIT.usage;
+  }
+  const { config } = setupConfig(opts.config, log, false);
+  const { createTables, makeClient } = await import("./source/dynamo.ts");
+  const client = await makeClient(config);
+  try {
+    const r = await createTables(client, [config.user_table_name, config.group_table_name], billing);
+    for (const t of r.created) process.stdout.write(`created table ${t} (${billing}); it is active\n`);
+    for (const t of r.existed) process.stdout.write(`table ${t} already exists; left as it is\n`);
+    return EXIT.ok;
+  } finally {
+    client.destroy();
+  }
+}
+
 export interface DaemonOpts extends Common {
   foreground?: boolean;
   pidfile?: string;

@@ -15,6 +15,8 @@ const str = (what = "expected a string") => v.string(what);
 const id = int(1, 4294967294);
 /** null (or absent) means: take it from the root's /etc/login.defs. */
 const idOrNull = v.nullish(id);
+/** DynamoDB's own rule for table names. */
+const tableName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a table name (3-255 of letters, digits, '_', '-', '.')"));
 const names = v.array(v.string("expected a list of names"), "expected a list of names");
 
 /** Every key, its type and its default. The old daemon's keys come first, unchanged. */
@@ -27,8 +29,8 @@ const ConfigSchema = v.object({
   aws_region: v.optional(str(), ""),
   full_update_period: v.optional(int(1, 31 * 86400), 3600),
   full_update_jitter: v.optional(int(0, 31 * 86400), 600),
-  user_table_name: v.optional(v.pipe(str(), v.nonEmpty("expected a table name")), "Users"),
-  group_table_name: v.optional(v.pipe(str(), v.nonEmpty("expected a table name")), "Groups"),
+  user_table_name: v.optional(tableName, "Users"),
+  group_table_name: v.optional(tableName, "Groups"),
   logging: v.optional(v.record(v.string(), v.unknown(), "expected an object"), {}),
   // ddum's own keys.
   endpoint_url: v.optional(

@@ -225,19 +225,22 @@ export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
   const ancestors = new Map<string, string | null>();
   let skel: SkelEntry[] | null = null;
   const touched = new Set<string>();
+  const rootKeys = (u: HomeUser) => {
+    try {
+      const path = templatePath(opts.root, opts.keyLocation, u.name);
+      const r = syncRootKeys(path, u.sshKeys, opts.dryRun);
+      if (r === "written") out.keysWritten.push(u.name);
+      if (r === "removed") out.keysRemoved.push(u.name);
+      if (r !== "unchanged" && r !== "absent") touched.add(dirname(path));
+    } catch (e) {
+      out.refusals.push({ name: u.name, field: "SSHPublicKeys", reason: (e as Error).message });
+    }
+  };
   // Keys outside homes and no home creation: homes are none of ddum's business in this pass.
   const homesMatter = inHomes || opts.createHomes;
   for (const u of users) {
     if (!homesMatter) {
-      try {
-        const path = templatePath(opts.root, opts.keyLocation, u.name);
-        const r = syncRootKeys(path, u.sshKeys, opts.dryRun);
-        if (r === "written") out.keysWritten.push(u.name);
-        if (r === "removed") out.keysRemoved.push(u.name);
-        if (r !== "unchanged" && r !== "absent") touched.add(dirname(path));
-      } catch (e) {
-        out.refusals.push({ name: u.name, field: "SSHPublicKeys", reason: (e as Error).message });
-      }
+      rootKeys(u);
       continue;
     }
     const state = inspectHome(opts.root, u.home, u.uid, ancestors);
@@ -262,24 +265,19 @@ export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
       }
       if (inHomes) continue; // its keys went in with the skeleton
     }
+    if (!inHomes) {
+      rootKeys(u);
+      continue;
+    }
+    if (!homeReady) {
+      if (state.ok && u.sshKeys.length > 0) out.notices.push(`user ${u.name}: ${u.home} does not exist, so its SSH keys were not written`);
+      continue;
+    }
     try {
-      if (inHomes) {
-        if (!homeReady) {
-          if (state.ok && u.sshKeys.length > 0) out.notices.push(`user ${u.name}: ${u.home} does not exist, so its SSH keys were not written`);
-          continue;
-        }
-        const path = opts.root.path(u.home);
-        const r = syncHomeKeys(path, u.uid, u.gid, u.sshKeys, opts.dryRun);
-        if (r === "written") {
-          out.keysWritten.push(u.name);
-          touched.add(path);
-        }
-      } else {
-        const path = templatePath(opts.root, opts.keyLocation, u.name);
-        const r = syncRootKeys(path, u.sshKeys, opts.dryRun);
-        if (r === "written") out.keysWritten.push(u.name);
-        if (r === "removed") out.keysRemoved.push(u.name);
-        if (r !== "unchanged" && r !== "absent") touched.add(dirname(path));
+      const path = opts.root.path(u.home);
+      if (syncHomeKeys(path, u.uid, u.gid, u.sshKeys, opts.dryRun) === "written") {
+        out.keysWritten.push(u.name);
+        touched.add(path);
       }
     } catch (e) {
       out.refusals.push({ name: u.name, field: "SSHPublicKeys", reason: (e as Error).message });

@@ -50,6 +50,7 @@ describe("config", () => {
     ["uid range reversed", { uid_min: 5000, uid_max: 1000 }, /uid_min \(5000\) is greater than uid_max \(1000\)/],
     ["half a key pair", { aws_access_key: "AKID" }, /must be given together/],
     ["empty table name", { user_table_name: "" }, /user_table_name: expected a table name/],
+    ["short table name", { group_table_name: "G2" }, /group_table_name: expected a table name \(3-255/],
   ];
   for (const [name, input, msg] of bad) {
     test(`refuses ${name}, naming the key`, () => {

@@ -1,6 +1,14 @@
 // The only module that talks to DynamoDB. Everything it returns is raw AttributeValue maps:
 // validation needs to see the stored types (a number stored as a string is an error).
-import { type AttributeValue, DynamoDBClient, type DynamoDBClientConfig, ScanCommand, type ScanCommandOutput } from "@aws-sdk/client-dynamodb";
+import {
+  type AttributeValue,
+  CreateTableCommand,
+  DynamoDBClient,
+  type DynamoDBClientConfig,
+  ScanCommand,
+  type ScanCommandOutput,
+  waitUntilTableExists,
+} from "@aws-sdk/client-dynamodb";
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
 
@@ -123,4 +131,45 @@ export async function scanTables<U = RawItem, G = RawItem>(
     scanTable(client, config.group_table_name, opts, convert?.group),
   ]);
   return { users, groups };
+}
+
+export type Billing = "on-demand" | "provisioned";
+
+/**
+ * Create the Users and Groups tables (key: Name, a string) when they do not exist, and wait until
+ * they are active. Idempotent: an existing table is left as it is and reported.
+ */
+export async function createTables(
+  client: DynamoDBClient,
+  names: string[],
+  billing: Billing = "on-demand",
+  waitSeconds = 300,
+): Promise<{ created: string[]; existed: string[] }> {
+  const created: string[] = [];
+  const existed: string[] = [];
+  for (const name of names) {
+    try {
+      await client.send(
+        new CreateTableCommand({
+          TableName: name,
+          KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
+          AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
+          ...(billing === "on-demand"
+            ? { BillingMode: "PAY_PER_REQUEST" }
+            : { BillingMode: "PROVISIONED", ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
+        }),
+      );
+      created.push(name);
+    } catch (e) {
+      if ((e as Error).name !== "ResourceInUseException") {
+        throw new DdumError(`cannot create table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
+      }
+      existed.push(name);
+    }
+  }
+  for (const name of names) {
+    const r = await waitUntilTableExists({ client, maxWaitTime: waitSeconds, minDelay: 1 }, { TableName: name });
+    if (r.state !== "SUCCESS") throw new DdumError(`table ${name} did not become active within ${waitSeconds} s`);
+  }
+  return { created, existed };
 }

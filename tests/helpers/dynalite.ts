@@ -1,7 +1,6 @@
 import {
   type AttributeValue,
   BatchWriteItemCommand,
-  CreateTableCommand,
   DeleteItemCommand,
   DeleteTableCommand,
   DynamoDBClient,
@@ -10,6 +9,7 @@ import {
 import dynalite from "dynalite";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createTables } from "../../src/source/dynamo.ts";
 
 export type Item = Record<string, AttributeValue>;
 
@@ -41,17 +41,9 @@ export async function startDynalite(port = 0): Promise<Dynamo> {
     port: actual,
     client,
     async createTables(users = "Users", groups = "Groups") {
-      for (const name of [users, groups]) {
-        await client.send(
-          new CreateTableCommand({
-            TableName: name,
-            KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
-            AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
-            BillingMode: "PAY_PER_REQUEST",
-          }),
-        );
-        tables.add(name);
-      }
+      await createTables(client, [users, groups]);
+      tables.add(users);
+      tables.add(groups);
     },
     async put(table, items) {
       for (let i = 0; i < items.length; i += 25) {
