@@ -115,4 +115,3 @@ export function syncFs(path: string): void {
   }
 }
 
-export const EISDIR = 21;
