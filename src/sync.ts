@@ -91,13 +91,22 @@ export function countsOf(p: Plan, rejected: number): Counts {
   return { created, updated, unchanged: p.unchanged, refused: p.refusals.length, rejected };
 }
 
+/** DDUM_TRACE_MEMORY=1: resident and heap size after each phase, on stderr (for the benchmark). */
+function traceMemory(phase: string): void {
+  if (!process.env.DDUM_TRACE_MEMORY) return;
+  const { heapSize, objectCount } = require("bun:jsc").heapStats();
+  process.stderr.write(`memory after ${phase}: rss ${Math.round(process.memoryUsage().rss / 1048576)} MB, heap ${Math.round(heapSize / 1048576)} MB, ${objectCount} objects\n`);
+}
+
 export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
   const t0 = performance.now();
   const today = opts.today ?? todayDays();
   const tables = await readTables(config, opts.onProgress);
   // The raw scan is garbage now: collect it before the local files are read, so the heap is
   // reused instead of grown (peak RSS at 100,000 users).
+  traceMemory("scan");
   Bun.gc(true);
+  traceMemory("gc");
   const policy = policyFor(config, opts.root, opts.force);
   const stateFile = stateDir(opts.root, config.state_dir);
   const desired = {
@@ -162,7 +171,10 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     removeStaleTemps(opts.root.etc(""), LOCKED_FILES);
     db = LocalDb.load(opts.root);
     const state = readState(stateFile);
+    traceMemory("load");
     p = plan(desired, db, state.ownership, policy, today);
+    Bun.gc(true);
+    traceMemory("plan");
     if (p.brake) return result(p, db, [], noHomes);
     applyPlan(db, p.actions);
     const writes = db.pendingWrites();
@@ -173,6 +185,8 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       await updateState(stateFile, (st) => ({ ...st, ownership }));
     }
     written = db.commit(writes);
+    Bun.gc(true);
+    traceMemory("commit");
     tApply = performance.now() - tLock;
   } catch (e) {
     if (e instanceof DdumError) throw e;
