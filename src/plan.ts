@@ -73,7 +73,7 @@ function isEnabled(shadow: readonly string[] | undefined, today: number): boolea
   return exp === "" || Number(exp) <= 0 ? true : today < Number(exp);
 }
 
-function userLines(u: User, currentShadow: readonly string[] | undefined): { passwd: string[]; shadow: string[] } {
+function userLines(u: User, reserved: string): { passwd: string[]; shadow: string[] } {
   return {
     passwd: [u.name, "x", String(u.uid), String(u.gid), u.realName, u.home, u.shell],
     shadow: [
@@ -86,7 +86,7 @@ function userLines(u: User, currentShadow: readonly string[] | undefined): { pas
       opt(u.warnDays),
       opt(u.inactiveDays),
       opt(u.expire),
-      currentShadow?.[8] ?? "",
+      reserved,
     ],
   };
 }
@@ -181,13 +181,13 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       refuse(T, u.name, "GID", `${u.gid} is outside the managed range ${policy.gidMin}-${policy.gidMax}`);
       continue;
     }
-    const local = cur.passwd.get(u.name);
-    const owned = ownedUsers.has(u.name) || (local !== undefined && adoptUsers.has(u.name));
+    const localText = cur.passwd.text(u.name);
+    const owned = ownedUsers.has(u.name) || (localText !== undefined && adoptUsers.has(u.name));
     if (cur.passwd.unparsedNames.has(u.name) || cur.shadow.unparsedNames.has(u.name)) {
       refuse(T, u.name, "Name", "a local line for this name cannot be parsed; fix it by hand first");
       continue;
     }
-    if (local && !owned) {
+    if (localText !== undefined && !owned) {
       refuse(T, u.name, "Name", `a local account "${u.name}" exists that ddum does not manage (list it in adopt_users to take it over)`);
       continue;
     }
@@ -196,14 +196,15 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       refuse(T, u.name, "UID", `${u.uid} already belongs to the local account "${holder}"`);
       continue;
     }
-    if (!local && cur.shadow.has(u.name)) {
+    const shadowText = cur.shadow.text(u.name);
+    if (localText === undefined && shadowText !== undefined) {
       refuse(T, u.name, "Name", "a shadow entry with this name exists without a passwd entry; fix it by hand first");
       continue;
     }
-    const curShadow = cur.shadow.get(u.name);
-    const lines = userLines(u, curShadow);
+    // The shadow "reserved" field is not the table's: keep whatever is there.
+    const lines = userLines(u, shadowText === undefined ? "" : shadowText.slice(shadowText.lastIndexOf(":") + 1));
     present.add(u.name);
-    if (!local) {
+    if (localText === undefined) {
       const changes = [
         ...diffFields(PASSWD_FIELDS, undefined, lines.passwd, new Set()),
         { field: "password", from: "(none)", to: u.password === null ? "locked (no Password in the record)" : "set" },
@@ -215,6 +216,13 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       continue;
     }
     ownedUsers.add(u.name);
+    // The common case at scale: both lines already read exactly as the record would write them.
+    if (localText === lines.passwd.join(":") && shadowText === lines.shadow.join(":")) {
+      unchanged++;
+      continue;
+    }
+    const local = cur.passwd.get(u.name)!;
+    const curShadow = cur.shadow.get(u.name);
     const changes = [
       ...diffFields(PASSWD_FIELDS, local, lines.passwd, new Set()),
       ...(curShadow

@@ -44,6 +44,12 @@ describe("parse and serialize", () => {
     },
     { name: "gshadow", kind: "gshadow", text: "sudo:*::alice,bob\nadm:*:root:\n", entries: 2, issues: 0 },
     { name: "UID too large", kind: "passwd", text: "big:x:4294967295:0::/:/bin/sh\n", entries: 0, issues: 1 },
+    { name: "largest UID (ten digits, the slow path)", kind: "passwd", text: "big:x:4294967294:0::/:/bin/sh\n", entries: 1, issues: 0 },
+    { name: "leading zero in an ID", kind: "group", text: "g:x:0100:\n", entries: 0, issues: 1 },
+    { name: "empty ID", kind: "group", text: "g:x::\n", entries: 0, issues: 1 },
+    { name: "negative and empty shadow numbers", kind: "shadow", text: "a:!:-1::::::\n", entries: 1, issues: 0 },
+    { name: "shadow with eight fields", kind: "shadow", text: "a:!:1:2:3:4:5:6\n", entries: 0, issues: 1 },
+    { name: "a comment and a NIS exclusion", kind: "gshadow", text: "#x:y:z:w\n-g:::\n", entries: 0, issues: 0 },
   ];
   for (const c of cases) {
     test(c.name, () => {

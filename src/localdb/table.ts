@@ -44,7 +44,24 @@ const BAD_FIELD = /[:\n\r\0]/;
 const INT_RE = /^-?[0-9]{1,10}$/;
 export const MAX_ID = 4294967294; // (uid_t)-1 is "no user"
 
+/**
+ * One regex per format that accepts only well-formed entries (IDs of at most 9 digits, so never
+ * above MAX_ID): the common line is classified without splitting it. Anything else takes the
+ * slow path below, which also says what is wrong.
+ */
+const ID9 = "(?:0|[1-9][0-9]{0,8})";
+const INT9 = "(?:-?[0-9]{1,9})?";
+const F = "[^:\\r\\0]*";
+const NAME = "[^:+\\-#\\r\\0][^:\\r\\0]*";
+const WELL_FORMED: Record<FileKind, RegExp> = {
+  passwd: new RegExp(`^${NAME}:${F}:${ID9}:${ID9}:${F}:${F}:${F}$`),
+  shadow: new RegExp(`^${NAME}:${F}:${INT9}:${INT9}:${INT9}:${INT9}:${INT9}:${INT9}:${F}$`),
+  group: new RegExp(`^${NAME}:${F}:${ID9}:${F}$`),
+  gshadow: new RegExp(`^${NAME}:${F}:${F}:${F}$`),
+};
+
 function classify(kind: FileKind, raw: string): { line: Line; problem?: string } {
+  if (WELL_FORMED[kind].test(raw)) return { line: { raw, kind: "entry", fields: null, dirty: false } };
   if (raw === "") return { line: { raw, kind: "blank", fields: null, dirty: false } };
   const c = raw[0];
   if (c === "+" || c === "-") return { line: { raw, kind: "nis", fields: null, dirty: false } };
@@ -122,6 +139,13 @@ export class AccountTable {
   get(name: string): readonly string[] | undefined {
     const line = this.index.get(name);
     return line ? fieldsOf(line) : undefined;
+  }
+
+  /** The current text of an entry's line (without serializing it from fields when unchanged). */
+  text(name: string): string | undefined {
+    const line = this.index.get(name);
+    if (!line) return undefined;
+    return line.dirty ? line.fields!.join(":") : line.raw;
   }
 
   has(name: string): boolean {
