@@ -68,6 +68,14 @@ const SECRET = "(hidden)";
 const opt = (n: number | null) => (n === null ? "" : String(n));
 const dateOrEmpty = (d: string) => (d === "" ? "(none)" : /^-?[0-9]+$/.test(d) ? daysToIsoDate(Number(d)) : d);
 
+/** isEnabled for a shadow line's text: its expiry is the second-to-last field. */
+function expiresAfter(text: string | undefined, today: number): boolean {
+  if (text === undefined) return true;
+  const end = text.lastIndexOf(":");
+  const exp = text.slice(text.lastIndexOf(":", end - 1) + 1, end);
+  return exp === "" || Number(exp) <= 0 ? true : today < Number(exp);
+}
+
 function isEnabled(shadow: readonly string[] | undefined, today: number): boolean {
   const exp = shadow?.[7] ?? "";
   return exp === "" || Number(exp) <= 0 ? true : today < Number(exp);
@@ -120,6 +128,10 @@ function diffFields(names: string[], from: readonly string[] | undefined, to: st
 
 /** Members after a pass: keep what others put there, drop what ddum put there and the table no longer lists, add the table's. */
 function mergeList(current: string[], ours: string[], wanted: string[]): string[] {
+  // The usual case: nothing ddum put there changed, and it is all there.
+  if (ours.length === wanted.length && ours.every((m, i) => m === wanted[i]) && wanted.every((m) => current.includes(m))) {
+    return current;
+  }
   const want = new Set(wanted);
   const dropped = new Set(ours.filter((m) => !want.has(m)));
   const kept = current.filter((m) => !dropped.has(m));
@@ -142,17 +154,17 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   const refusals: Rejection[] = [];
   const notices: string[] = [];
   let unchanged = 0;
-  const ownedUsers = new Set([...prev.users]);
-  const ownedGroups = new Set([...prev.groups]);
+  const ownedUsers = new Set(prev.users);
+  const ownedGroups = new Set(prev.groups);
   const adoptUsers = new Set(policy.adoptUsers);
   const adoptGroups = new Set(policy.adoptGroups);
   const members: Record<string, string[]> = { ...prev.members };
   const admins: Record<string, string[]> = { ...prev.admins };
 
   const uidOwner = new Map<number, string>();
-  for (const p of cur.passwd.entries()) if (!uidOwner.has(Number(p[2]))) uidOwner.set(Number(p[2]), p[0]!);
+  for (const [name, uid] of cur.passwd.numbers(2)) if (!uidOwner.has(uid)) uidOwner.set(uid, name);
   const gidOwner = new Map<number, string>();
-  for (const g of cur.group.entries()) if (!gidOwner.has(Number(g[2]))) gidOwner.set(Number(g[2]), g[0]!);
+  for (const [name, gid] of cur.group.numbers(2)) if (!gidOwner.has(gid)) gidOwner.set(gid, name);
 
   const refuse = (table: string, name: string, field: string, reason: string) =>
     refusals.push({ table, name: printable(name), field, reason });
@@ -160,7 +172,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   // ---- users ----
   const present = new Set<string>(); // table users that exist locally after this plan
   let enabledBefore = 0;
-  for (const n of ownedUsers) if (cur.passwd.has(n) && isEnabled(cur.shadow.get(n), today)) enabledBefore++;
+  for (const n of ownedUsers) if (cur.passwd.has(n) && expiresAfter(cur.shadow.text(n), today)) enabledBefore++;
   let disables = 0;
 
   for (const u of [...desired.users].sort((a, b) => a.uid - b.uid || a.name.localeCompare(b.name))) {
@@ -267,8 +279,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   }
 
   // ---- groups ----
-  const localUsers = new Set(cur.passwd.names());
-  const knownUser = (n: string) => present.has(n) || localUsers.has(n);
+  const knownUser = (n: string) => present.has(n) || cur.passwd.has(n);
   const tableGids = new Set<number>();
   const wantedGroupNames = new Set(desired.groups.map((g) => g.name));
 
@@ -301,7 +312,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     }
     tableGids.add(g.gid);
     const unknown = [...g.members, ...g.administrators].filter((m) => !knownUser(m));
-    for (const m of new Set(unknown)) notices.push(`${T} record ${printable(g.name)}: member ${printable(m)} is not a known user; left out`);
+    if (unknown.length > 0) for (const m of new Set(unknown)) notices.push(`${T} record ${printable(g.name)}: member ${printable(m)} is not a known user; left out`);
     const wantMembers = g.members.filter(knownUser);
     const wantAdmins = g.administrators.filter(knownUser);
     const curMembers = local ? splitList(local[3]!) : [];
@@ -350,16 +361,17 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   }
 
   // A user whose primary GID has no group gets a user private group, so pwck stays clean.
-  const taken = new Set([...cur.group.names(), ...wantedGroupNames]);
+  const madeHere = new Set<string>();
+  const taken = (n: string) => cur.group.has(n) || wantedGroupNames.has(n) || madeHere.has(n);
   for (const a of actions) {
     if (a.kind !== "create-user" && a.kind !== "update-user") continue;
     const gid = Number(a.passwd[3]);
     if (gidOwner.has(gid) || tableGids.has(gid)) continue;
-    if (taken.has(a.name)) {
+    if (taken(a.name)) {
       notices.push(`user ${printable(a.name)}: no group has GID ${gid}, and the name is taken by another group, so none was made`);
       continue;
     }
-    taken.add(a.name);
+    madeHere.add(a.name);
     gidOwner.set(gid, a.name);
     ownedGroups.add(a.name);
     actions.push({

@@ -95,7 +95,7 @@ export function countsOf(p: Plan, rejected: number): Counts {
 function traceMemory(phase: string): void {
   if (!process.env.DDUM_TRACE_MEMORY) return;
   const { heapSize, objectCount } = require("bun:jsc").heapStats();
-  process.stderr.write(`memory after ${phase}: rss ${Math.round(process.memoryUsage().rss / 1048576)} MB, heap ${Math.round(heapSize / 1048576)} MB, ${objectCount} objects\n`);
+  process.stderr.write(`${Math.round(performance.now())} ms, memory after ${phase}: rss ${Math.round(process.memoryUsage().rss / 1048576)} MB, heap ${Math.round(heapSize / 1048576)} MB, ${objectCount} objects\n`);
 }
 
 export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
@@ -168,13 +168,15 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   let db: LocalDb;
   let written: string[];
   try {
+    traceMemory("lock");
     removeStaleTemps(opts.root.etc(""), LOCKED_FILES);
     db = LocalDb.load(opts.root);
     const state = readState(stateFile);
     traceMemory("load");
     p = plan(desired, db, state.ownership, policy, today);
-    Bun.gc(true);
     traceMemory("plan");
+    Bun.gc(true);
+    traceMemory("gc");
     if (p.brake) return result(p, db, [], noHomes);
     applyPlan(db, p.actions);
     const writes = db.pendingWrites();
@@ -185,8 +187,9 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       await updateState(stateFile, (st) => ({ ...st, ownership }));
     }
     written = db.commit(writes);
-    Bun.gc(true);
     traceMemory("commit");
+    Bun.gc(true);
+    traceMemory("gc");
     tApply = performance.now() - tLock;
   } catch (e) {
     if (e instanceof DdumError) throw e;

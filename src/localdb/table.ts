@@ -148,6 +148,17 @@ export class AccountTable {
     return line.dirty ? line.fields!.join(":") : line.raw;
   }
 
+  /** Field i of every entry as a number, with the entry's name, read without splitting lines. */
+  *numbers(i: number): IterableIterator<[string, number]> {
+    for (const [name, line] of this.index) {
+      const text = line.dirty ? line.fields!.join(":") : line.raw;
+      let at = 0;
+      for (let k = 0; k < i; k++) at = text.indexOf(":", at) + 1;
+      const end = text.indexOf(":", at);
+      yield [name, Number(text.slice(at, end === -1 ? undefined : end))];
+    }
+  }
+
   has(name: string): boolean {
     return this.index.has(name);
   }
