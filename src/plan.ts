@@ -68,17 +68,20 @@ const SECRET = "(hidden)";
 const opt = (n: number | null) => (n === null ? "" : String(n));
 const dateOrEmpty = (d: string) => (d === "" ? "(none)" : /^-?[0-9]+$/.test(d) ? daysToIsoDate(Number(d)) : d);
 
-/** isEnabled for a shadow line's text: its expiry is the second-to-last field. */
-function expiresAfter(text: string | undefined, today: number): boolean {
-  if (text === undefined) return true;
-  const end = text.lastIndexOf(":");
-  const exp = text.slice(text.lastIndexOf(":", end - 1) + 1, end);
-  return exp === "" || Number(exp) <= 0 ? true : today < Number(exp);
+/** An account is enabled until the day its shadow expiry field (days since 1970) names. */
+function enabledBy(expire: string, today: number): boolean {
+  return expire === "" || Number(expire) <= 0 || today < Number(expire);
 }
 
 function isEnabled(shadow: readonly string[] | undefined, today: number): boolean {
-  const exp = shadow?.[7] ?? "";
-  return exp === "" || Number(exp) <= 0 ? true : today < Number(exp);
+  return enabledBy(shadow?.[7] ?? "", today);
+}
+
+/** isEnabled for a shadow line's text, whose expiry is the second-to-last field. */
+function expiresAfter(text: string | undefined, today: number): boolean {
+  if (text === undefined) return true;
+  const end = text.lastIndexOf(":");
+  return enabledBy(text.slice(text.lastIndexOf(":", end - 1) + 1, end), today);
 }
 
 function userLines(u: User, reserved: string): { passwd: string[]; shadow: string[] } {

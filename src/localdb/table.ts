@@ -168,10 +168,6 @@ export class AccountTable {
     for (const line of this.index.values()) yield fieldsOf(line);
   }
 
-  names(): IterableIterator<string> {
-    return this.index.keys();
-  }
-
   /** Replace the fields of an existing entry. Returns true when something changed. */
   update(name: string, fields: string[]): boolean {
     const line = this.index.get(name);
