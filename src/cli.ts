@@ -2,6 +2,7 @@
 // Command-line wiring only: flags become options, and each command returns its exit code.
 import { basename } from "node:path";
 import { cac } from "cac";
+import { registerAdmin } from "./cli-admin.ts";
 import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCreate, type Common, endProgress } from "./commands.ts";
 import { DEFAULT_CONFIG_PATH } from "./config.ts";
 import { DdumError, EXIT, errorMessage } from "./errors.ts";
@@ -14,6 +15,11 @@ const EXIT_HELP = `  0  success (nothing to do counts as success)
   1  failure; nothing was applied (scan failed, lock busy, safety brake)
   2  bad usage or configuration
   3  applied, but some records were rejected or refused (see the report)`;
+
+const ADMIN_EXIT_HELP = `  0  done (or nothing to change)
+  1  failed: the record does not exist or already does, the ID is taken, the tables cannot be reached
+  2  bad usage, or a record every host would refuse (nothing was written)
+  3  import: some records were refused (see the report); the others were written`;
 
 const STATUS_EXIT_HELP = `  0  the last pass succeeded within 2 x (full_update_period + full_update_jitter)
   1  the last pass failed
@@ -72,19 +78,36 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
 
   withConfig(
     cli
-      .command("tables <action>", "tables create: create the Users and Groups tables (key Name, a string); idempotent")
+      .command("tables create", "Create the Users and Groups tables (key Name, a string); idempotent, waits until active")
       .option("--billing <mode>", "on-demand or provisioned (5 read and 5 write units)", { default: "on-demand" }),
-  ).action(async (action: string, opts: Common & { billing?: string }) => {
-    if (action !== "create") {
-      log.error(`unknown action "tables ${action}"; the only one is "tables create"`);
-      return setExit(EXIT.usage);
-    }
-    setExit(await cmdTablesCreate(opts, log));
-  });
+  ).action(async (opts: Common & { billing?: string }) => setExit(await cmdTablesCreate(opts, log)));
+
+  registerAdmin(cli, log, setExit);
+
+  // "user", "group", "tables" alone (or with an unknown action): list what they can do.
+  for (const prefix of PREFIXES) {
+    cli
+      .command(`${prefix} [...action]`, `${prefix} commands (see ddum ${prefix} --help)`)
+      .allowUnknownOptions()
+      .action((action: string[]) => {
+      if (action.length > 0) log.error(`unknown action "${prefix} ${action.join(" ")}"; see ddum ${prefix} --help`);
+      else process.stderr.write(subcommandList(cli, prefix));
+      setExit(EXIT.usage);
+    });
+  }
 
   cli.help((sections) => {
-    const status = cli.matchedCommand?.name === "status";
-    sections.push({ title: "Exit codes", body: status ? STATUS_EXIT_HELP : EXIT_HELP });
+    const name = cli.matchedCommand?.name ?? "";
+    if (PREFIXES.includes(name)) {
+      return [
+        { body: `ddum ${VERSION}` },
+        { title: "Usage", body: `  $ ddum ${name} <action> [options]` },
+        { title: "Commands", body: subcommandList(cli, name).trimEnd() },
+        { body: `For the options of one, run: ddum ${name} <action> --help` },
+      ];
+    }
+    const admin = name.startsWith("user") || name.startsWith("group") || name === "import";
+    sections.push({ title: "Exit codes", body: name === "status" ? STATUS_EXIT_HELP : admin ? ADMIN_EXIT_HELP : EXIT_HELP });
     return sections;
   });
   cli.option("-v, --version", "Print the version");
@@ -99,6 +122,67 @@ export function normalizeArgv(argv0: string, args: string[]): string[] {
   return basename(argv0) === "dynamodb-user-manager" ? ["daemon", ...args] : args;
 }
 
+const PREFIXES = ["user", "group", "tables"];
+
+/**
+ * cac matches one word against a command's name: "ddum user key add NAME" becomes the single
+ * word "user key add" followed by NAME when that is a command (longest name first).
+ */
+export function joinCommandWords(args: string[], names: string[]): string[] {
+  const multi = names.filter((n) => n.includes(" ")).sort((a, b) => b.split(" ").length - a.split(" ").length);
+  for (const n of multi) {
+    const words = n.split(" ");
+    if (words.every((w, i) => args[i] === w)) return [n, ...args.slice(words.length)];
+  }
+  return args;
+}
+
+/**
+ * cac turns an option value that looks like a number into one ("007" → 7, "" → 0) and takes "-"
+ * for no value. Marking each value of an option that takes one keeps the text as typed.
+ */
+const MARK = "\u0001";
+function valueOptions(cli: ReturnType<typeof cac>): Set<string> {
+  const out = new Set<string>();
+  for (const c of [cli.globalCommand, ...cli.commands]) {
+    for (const o of c.options) if (!o.isBoolean) for (const n of o.names) out.add(n);
+  }
+  return out;
+}
+
+export function protectValues(args: string[], takesValue: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const m = /^--?([^=]+)(=.*)?$/s.exec(a);
+    const name = m?.[1]?.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (m && name && takesValue.has(name)) {
+      if (m[2] !== undefined) out.push(`${a.slice(0, a.indexOf("="))}=${MARK}${m[2].slice(1)}`);
+      else {
+        out.push(a);
+        if (i + 1 < args.length) out.push(`${MARK}${args[++i]}`);
+      }
+    } else out.push(a);
+  }
+  return out;
+}
+
+function unprotect(options: Record<string, unknown>): void {
+  const fix = (v: unknown): unknown =>
+    typeof v === "string" && v.startsWith(MARK) ? v.slice(1) : Array.isArray(v) ? v.map(fix) : v;
+  for (const k of Object.keys(options)) options[k] = fix(options[k]);
+}
+
+function subcommandList(cli: ReturnType<typeof cac>, prefix: string): string {
+  const subs = cli.commands.filter((c) => c.name.startsWith(`${prefix} `));
+  const width = Math.max(...subs.map((c) => c.rawName.length));
+  return `${subs.map((c) => `  ddum ${c.rawName.padEnd(width)}  ${c.description}`).join("\n")}\n`;
+}
+
 export async function main(argv0: string, args: string[]): Promise<number> {
   const log = makeLogger();
   let code = EXIT.ok as number;
@@ -107,7 +191,9 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     code = c;
   }, argv);
   try {
-    const parsed = cli.parse(["ddum", "ddum", ...argv], { run: false });
+    const words = joinCommandWords(argv, cli.commands.map((c) => c.name));
+    const parsed = cli.parse(["ddum", "ddum", ...protectValues(words, valueOptions(cli))], { run: false });
+    unprotect(parsed.options);
     if (parsed.options.version && !cli.matchedCommand) {
       process.stdout.write(`ddum ${VERSION}\n`);
       return EXIT.ok;
@@ -140,5 +226,10 @@ export async function main(argv0: string, args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // `ddum user list | head`: a reader that goes away is not an error worth a stack trace.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   process.exitCode = await main(process.argv0, process.argv.slice(2));
 }

@@ -240,3 +240,28 @@ async function detach(argv: string[], pidfile: string, loaded: LoadedConfig, log
   log.error(`the daemon did not write ${pidfile} within 10 s; see ${logFile}`);
   return EXIT.failed;
 }
+
+/** The user, group and import commands: the tables' client and managed ranges, closed after use. */
+export async function cmdAdmin(
+  opts: Common,
+  log: Logger,
+  run: (admin: import("./admin/commands.ts").Admin) => Promise<number>,
+): Promise<number> {
+  const { config } = setupConfig(opts.config, log, false);
+  const { Admin } = await import("./admin/commands.ts");
+  const admin = await Admin.open(config, log, { root: opts.root ?? "/" });
+  try {
+    return await run(admin);
+  } finally {
+    admin.close();
+  }
+}
+
+export async function cmdImport(opts: Common & { fromLocal?: boolean; dryRun?: boolean }, log: Logger): Promise<number> {
+  if (!opts.fromLocal) {
+    log.error("import needs a source: --from-local (the only one)");
+    return EXIT.usage;
+  }
+  const { importLocal } = await import("./admin/import.ts");
+  return cmdAdmin(opts, log, (admin) => importLocal(admin, new Root(opts.root ?? "/"), opts.dryRun === true));
+}

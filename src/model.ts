@@ -327,14 +327,26 @@ export interface Decoded<T> {
   rejected: number;
 }
 
-/** One item decoded: a record, or its rejections. rawName is the item's Name when it is a string. */
+/**
+ * ID reservations: items named "#uid:N" (Users table) or "#gid:N" (Groups table) that the admin
+ * commands write, with a condition, before they give an ID to a record, so that two admins can
+ * never hand out one ID. No account name can start with "#": a pass skips these items silently.
+ */
+export const RESERVATION_RE = /^#(uid|gid):([0-9]+)$/;
+export const reservationName = (kind: "uid" | "gid", id: number) => `#${kind}:${id}`;
+
+/** One item decoded: a record, its rejections, or an ID reservation (not an account). */
 export type Decoding<T> =
   | { kind: "ok"; ok: T; rawName: string }
-  | { kind: "rejected"; rawName: string | undefined; rejections: Rejection[] };
+  | { kind: "rejected"; rawName: string | undefined; rejections: Rejection[] }
+  | { kind: "reserved"; rawName: undefined };
 
 function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem) => T): Decoding<T> {
   const n = (item.Name as { S?: unknown } | undefined)?.S;
   const rawName = typeof n === "string" ? n : undefined;
+  if (rawName !== undefined && rawName.charCodeAt(0) === 35 /* # */ && RESERVATION_RE.test(rawName)) {
+    return { kind: "reserved", rawName: undefined };
+  }
   try {
     return { kind: "ok", ok: decode(item), rawName: rawName! };
   } catch (e) {
@@ -359,7 +371,7 @@ export function finishDecoding<T extends { name: string }>(
   let rejected = 0;
   for (const d of decoded) {
     if (d.kind === "ok") ok.push(d.ok);
-    else {
+    else if (d.kind === "rejected") {
       rejected++;
       rejections.push(...d.rejections);
     }

@@ -139,6 +139,27 @@ describe("PAM", () => {
     expect(expired.code).not.toBe(0);
     expect(expired.out).toContain("expired");
   });
+
+  test("ddum user passwd and user disable: after a pass PAM takes the new password only, then refuses the account", async () => {
+    const phrase = "n3w pass phrase, typed once";
+    const set = await run([DDUM, "user", "passwd", "alice", "--stdin", "-c", cfg], `${phrase}\n`);
+    expect(set.out).toBe("user alice: changed LastPasswordChangeDate, Password\n");
+    expect(set.code).toBe(0);
+    expect((await ddum(["sync", "--root", "/", "-c", cfg])).code).toBe(0);
+    expect(readFileSync("/etc/shadow", "utf8")).toMatch(/^alice:\$y\$[^:]+:/m);
+    expect(sh("pamtester", ["login", "alice", "authenticate"], `${phrase}\n`).code).toBe(0);
+    expect(sh("pamtester", ["login", "alice", "authenticate"], `${PASSWORD}\n`).code).not.toBe(0);
+    expect((await run([DDUM, "user", "disable", "alice", "-c", cfg])).code).toBe(0);
+    expect((await ddum(["sync", "--root", "/", "-c", cfg])).code).toBe(0);
+    expect(sh("pamtester", ["login", "alice", "acct_mgmt"]).code).not.toBe(0);
+    // Back as the other tests expect alice: enabled, with the first password.
+    expect((await run([DDUM, "user", "enable", "alice", "-c", cfg])).code).toBe(0);
+    expect((await run([DDUM, "user", "passwd", "alice", "--stdin", "--hash", "sha512", "-c", cfg], `${PASSWORD}\n`)).code).toBe(0);
+    expect((await ddum(["sync", "--root", "/", "-c", cfg])).code).toBe(0);
+    expect(sh("pamtester", ["login", "alice", "acct_mgmt"]).code).toBe(0);
+    expect(sh("pamtester", ["login", "alice", "authenticate"], `${PASSWORD}\n`).code).toBe(0);
+    expect(readFileSync("/etc/shadow", "utf8")).toMatch(/^alice:\$6\$[^:]+:/m);
+  });
 });
 
 async function startSshd(name: string, port: number, lines: string[]) {

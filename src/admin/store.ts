@@ -1,0 +1,217 @@
+// The admin commands' reads and writes. Every write is conditional: an add only when the name is
+// free, an ID only after its reservation item was written (itself only when absent), an update only
+// while the fields it changes still hold what was read.
+import {
+  DeleteItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import type { Config } from "../config.ts";
+import { DdumError } from "../errors.ts";
+import { RESERVATION_RE, reservationName } from "../model.ts";
+import type { RawItem } from "../source/dynamo.ts";
+import { diffUpdate, numAttr, strAttr } from "./records.ts";
+
+export type IdKind = "uid" | "gid";
+
+export interface IdUse {
+  /** ID → names of the records that hold it (a UID, or a GID of a group record). */
+  held: Map<number, string[]>;
+  /** ID → owner named by its reservation item. */
+  reserved: Map<number, string>;
+}
+
+export interface Ids {
+  uid: IdUse;
+  gid: IdUse;
+  /** GID → users whose primary GID it is (their user private group, when no group record has it). */
+  primary: Map<number, string[]>;
+  userNames: Set<string>;
+  groupNames: Set<string>;
+}
+
+const conditionFailed = (e: unknown) => (e as Error).name === "ConditionalCheckFailedException";
+
+function fail(what: string, e: unknown): never {
+  if (e instanceof DdumError) throw e;
+  const err = e as Error & { $metadata?: { attempts?: number } };
+  const attempts = err.$metadata?.attempts ? ` after ${err.$metadata.attempts} attempts` : "";
+  throw new DdumError(`${what} failed${attempts}: ${err.name}: ${err.message}`);
+}
+
+export class Store {
+  constructor(
+    readonly client: DynamoDBClient,
+    readonly config: Config,
+  ) {}
+
+  tableFor(kind: IdKind | "user" | "group"): string {
+    return kind === "uid" || kind === "user" ? this.config.user_table_name : this.config.group_table_name;
+  }
+
+  async get(table: string, name: string): Promise<RawItem | undefined> {
+    try {
+      const r = await this.client.send(new GetItemCommand({ TableName: table, Key: { Name: { S: name } }, ConsistentRead: true }));
+      return r.Item;
+    } catch (e) {
+      fail(`reading record ${name} from table ${table}`, e);
+    }
+  }
+
+  /** Every item of a table (all of it, or an error). */
+  async scan(table: string, projection?: string[]): Promise<RawItem[]> {
+    const out: RawItem[] = [];
+    let start: RawItem | undefined;
+    try {
+      do {
+        const names = projection ? Object.fromEntries(projection.map((p, i) => [`#p${i}`, p])) : undefined;
+        const r = await this.client.send(
+          new ScanCommand({
+            TableName: table,
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+            ...(names ? { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names } : {}),
+          }),
+        );
+        out.push(...(r.Items ?? []));
+        start = r.LastEvaluatedKey;
+      } while (start);
+    } catch (e) {
+      fail(`scan of table ${table}`, e);
+    }
+    return out;
+  }
+
+  /** Which IDs and names are taken, in both tables, with consistent reads. */
+  async ids(): Promise<Ids> {
+    const [users, groups] = await Promise.all([
+      this.scan(this.config.user_table_name, ["Name", "UID", "GID", "Owner"]),
+      this.scan(this.config.group_table_name, ["Name", "GID", "Owner"]),
+    ]);
+    const ids: Ids = {
+      uid: { held: new Map(), reserved: new Map() },
+      gid: { held: new Map(), reserved: new Map() },
+      primary: new Map(),
+      userNames: new Set(),
+      groupNames: new Set(),
+    };
+    const add = (m: Map<number, string[]>, id: number | undefined, name: string) => {
+      if (id === undefined || !Number.isInteger(id)) return;
+      const l = m.get(id);
+      if (l) l.push(name);
+      else m.set(id, [name]);
+    };
+    for (const [items, kind, names] of [
+      [users, "uid", ids.userNames],
+      [groups, "gid", ids.groupNames],
+    ] as const) {
+      for (const item of items) {
+        const name = strAttr(item, "Name") ?? "";
+        const r = RESERVATION_RE.exec(name);
+        if (r) {
+          ids[r[1] as IdKind].reserved.set(Number(r[2]), strAttr(item, "Owner") ?? "");
+          continue;
+        }
+        names.add(name);
+        if (kind === "uid") {
+          add(ids.uid.held, numAttr(item, "UID"), name);
+          add(ids.primary, numAttr(item, "GID"), name);
+        } else add(ids.gid.held, numAttr(item, "GID"), name);
+      }
+    }
+    return ids;
+  }
+
+  /**
+   * Write the reservation of an ID for owner, only if no reservation exists. True when the ID is
+   * now owner's (written now, or already owner's from an interrupted earlier run).
+   */
+  async reserve(kind: IdKind, id: number, owner: string): Promise<boolean> {
+    const table = this.tableFor(kind);
+    const Name = reservationName(kind, id);
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: table,
+          Item: { Name: { S: Name }, Owner: { S: owner }, Reserved: { S: new Date().toISOString() } },
+          ConditionExpression: "attribute_not_exists(#k) OR #o = :o",
+          ExpressionAttributeNames: { "#k": "Name", "#o": "Owner" },
+          ExpressionAttributeValues: { ":o": { S: owner } },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (conditionFailed(e)) return false;
+      fail(`reserving ${kind.toUpperCase()} ${id} in table ${table}`, e);
+    }
+  }
+
+  /** Drop owner's reservation of an ID (no-op if it is someone else's or gone). */
+  async release(kind: IdKind, id: number, owner: string): Promise<void> {
+    const table = this.tableFor(kind);
+    try {
+      await this.client.send(
+        new DeleteItemCommand({
+          TableName: table,
+          Key: { Name: { S: reservationName(kind, id) } },
+          ConditionExpression: "#o = :o",
+          ExpressionAttributeNames: { "#o": "Owner" },
+          ExpressionAttributeValues: { ":o": { S: owner } },
+        }),
+      );
+    } catch (e) {
+      if (!conditionFailed(e)) fail(`releasing ${kind.toUpperCase()} ${id} in table ${table}`, e);
+    }
+  }
+
+  /** Put a new record; false (and nothing written) when a record of that name exists. */
+  async putNew(table: string, item: RawItem): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: table,
+          Item: item,
+          ConditionExpression: "attribute_not_exists(#k)",
+          ExpressionAttributeNames: { "#k": "Name" },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (conditionFailed(e)) return false;
+      fail(`writing record ${strAttr(item, "Name")} to table ${table}`, e);
+    }
+  }
+
+  /**
+   * Read a record, transform it (the transform validates the whole result and throws to refuse),
+   * and write only what changed, on the condition that those fields still hold what was read;
+   * if someone changed them meanwhile, read again and retry. Returns the changed fields.
+   */
+  async update(
+    table: string,
+    name: string,
+    kind: "user" | "group",
+    transform: (current: RawItem) => RawItem | Promise<RawItem>,
+  ): Promise<{ before: RawItem; after: RawItem; changed: string[] }> {
+    for (let attempt = 1; ; attempt++) {
+      const before = await this.get(table, name);
+      if (!before) throw new DdumError(`no ${kind} ${JSON.stringify(name)} in table ${table}`);
+      const after = await transform(structuredClone(before));
+      const u = diffUpdate(before, after);
+      if (!u) return { before, after, changed: [] };
+      const { changed, ...expr } = u;
+      try {
+        await this.client.send(new UpdateItemCommand({ TableName: table, Key: { Name: { S: name } }, ...expr }));
+        return { before, after, changed };
+      } catch (e) {
+        if (!conditionFailed(e) || attempt >= 5) {
+          if (conditionFailed(e)) throw new DdumError(`${kind} ${name} in table ${table} kept changing while it was updated; try again`);
+          fail(`updating record ${name} in table ${table}`, e);
+        }
+      }
+    }
+  }
+}
