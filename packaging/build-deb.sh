@@ -19,7 +19,7 @@ install -m 0644 packaging/systemd/ddum.service packaging/systemd/ddum.timer pack
   "$stage/lib/systemd/system/"
 gzip -9n < packaging/ddum.8 > "$stage/usr/share/man/man8/ddum.8.gz"
 chmod 0644 "$stage/usr/share/man/man8/ddum.8.gz"
-install -m 0644 README.md packaging/dynamodb-user-manager.cfg.example packaging/iam-policy.json "$stage/usr/share/doc/ddum/"
+install -m 0644 README.md packaging/dynamodb-user-manager.cfg.example packaging/iam-policy.json packaging/iam-policy-admin.json "$stage/usr/share/doc/ddum/"
 install -m 0644 packaging/sshd_config.d/*.conf "$stage/usr/share/doc/ddum/sshd_config.d/"
 install -m 0644 packaging/debian/copyright "$stage/usr/share/doc/ddum/copyright"
 

@@ -59,6 +59,7 @@ describe("the .deb", () => {
       "./usr/share/man/man8/ddum.8.gz",
       "./usr/share/doc/ddum/dynamodb-user-manager.cfg.example",
       "./usr/share/doc/ddum/iam-policy.json",
+      "./usr/share/doc/ddum/iam-policy-admin.json",
       "./usr/share/doc/ddum/sshd_config.d/ddum-keys-command.conf",
     ]) {
       expect(list).toContain(p);
@@ -105,5 +106,23 @@ describe("the manual", () => {
     expect(missing(exits, (x) => page.includes(`.SH EXIT STATUS`) && new RegExp(`^\\.B ${x}$`, "m").test(page))).toEqual([]);
     const help = run(join(REPO, "dist", "ddum"), ["--help"]).stdout;
     expect(missing(commands, (c) => help.includes(`  ${c}`))).toEqual([]);
+    // Every command --help lists (user key add, group member remove, ...) is in COMMANDS.
+    const listed = [...help.matchAll(/^ {2}([a-z][a-z -]*?)(?: [<[]|\s{2,})/gm)].map((m) => m[1]!.trim()).filter((c) => !c.startsWith("ddum"));
+    expect(listed.length).toBeGreaterThan(20);
+    const section = page.slice(page.indexOf(".SH COMMANDS"), page.indexOf(".SH OPTIONS"));
+    const documented = (c: string) => new RegExp(`^\\.(BI?|TQ).*${c.split(" ").join("\\b.*")}`, "m").test(section);
+    expect(missing(listed, documented)).toEqual([]);
   });
+});
+
+test("the IAM policies allow every DynamoDB call the code makes: Scan for a pass, the admin calls for the admin's", () => {
+  const calls = (file: string) => [...readFileSync(join(REPO, "src", file), "utf8").matchAll(/new (\w+)Command\(/g)].map((m) => `dynamodb:${m[1]}`);
+  const allowed = (file: string) =>
+    (JSON.parse(readFileSync(join(REPO, "packaging", file), "utf8")) as { Statement: { Action: string[] }[] }).Statement.flatMap((s) => s.Action);
+  const sync = new Set(calls("source/dynamo.ts").filter((c) => c !== "dynamodb:CreateTable"));
+  expect([...sync]).toEqual(["dynamodb:Scan"]);
+  expect(allowed("iam-policy.json")).toEqual(["dynamodb:Scan"]);
+  const admin = [...new Set([...calls("admin/store.ts"), "dynamodb:CreateTable", "dynamodb:DescribeTable"])];
+  expect(admin.length).toBeGreaterThan(5);
+  expect(admin.filter((c) => !allowed("iam-policy-admin.json").includes(c))).toEqual([]);
 });
