@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AttributeValue, DescribeTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
-import { ddum, writeConfig } from "./helpers/ddum.ts";
+import { DDUM, ddum, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE, KEY_BOB, KEY_CAROL_RSA } from "./helpers/keys.ts";
 import { checkAccounts, cleanupRoots, makeRoot, run } from "./helpers/root.ts";
@@ -454,4 +454,33 @@ test("every command has --help with its usage and exit codes; bare prefixes list
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(`unknown action "${p} frobnicate"`);
   }
+});
+
+test("user passwd on a terminal: asked twice without echo; a mismatch changes nothing", async () => {
+  const t = await fresh();
+  await ddum(["user", "add", "alice", "-c", t.cfg]);
+  // script(1) gives ddum a pseudo-terminal; the typed lines arrive with pauses, as typed.
+  const typed = async (lines: string[]) => {
+    const p = Bun.spawn(["script", "-qec", `${DDUM} user passwd alice -c ${t.cfg}`, "/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    for (const l of lines) {
+      await Bun.sleep(400);
+      p.stdin.write(`${l}\r`);
+      await p.stdin.flush();
+    }
+    await Bun.sleep(200);
+    p.stdin.end();
+    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    return { out, code };
+  };
+  const ok = await typed(["typed s3cret", "typed s3cret"]);
+  expect(ok.out).toContain("New password for alice: ");
+  expect(ok.out).toContain("Retype the new password: ");
+  expect(ok.out).toContain("user alice: changed LastPasswordChangeDate, Password");
+  expect(ok.out).not.toContain("s3cret");
+  const hash = String((await items(t.users)).alice!.Password);
+  expect(systemCrypt("typed s3cret", hash)).toBe(hash);
+  const bad = await typed(["one thing", "another"]);
+  expect(bad.out).toContain("the passwords do not match; nothing was changed");
+  expect(bad.out).not.toContain("one thing");
+  expect(String((await items(t.users)).alice!.Password)).toBe(hash);
 });
