@@ -84,6 +84,29 @@ function expiresAfter(text: string | undefined, today: number): boolean {
   return enabledBy(text.slice(text.lastIndexOf(":", end - 1) + 1, end), today);
 }
 
+/** The passwd and shadow lines a record makes, as text: what userLines would join to. */
+function passwdText(u: User): string {
+  return `${u.name}:x:${u.uid}:${u.gid}:${u.realName}:${u.home}:${u.shell}`;
+}
+function shadowTextOf(u: User, reserved: string): string {
+  return `${u.name}:${u.password ?? "!"}:${opt(u.lastChange)}:${opt(u.minDays)}:${opt(u.maxDays)}:${opt(u.warnDays)}:${opt(u.inactiveDays)}:${opt(u.expire)}:${reserved}`;
+}
+
+/**
+ * Users in UID order, sorted through one Float64Array of uid * 2^20 + input index: a native numeric
+ * sort instead of a JS comparator called 1.7 million times at 100,000 users. UIDs are unique after
+ * decoding; if two were equal they would keep their input order.
+ */
+export function byUid(users: readonly User[]): User[] {
+  if (users.length >= 1 << 20) return [...users].sort((a, b) => a.uid - b.uid);
+  const keys = new Float64Array(users.length);
+  for (let i = 0; i < users.length; i++) keys[i] = users[i]!.uid * 1048576 + i;
+  keys.sort();
+  const out = new Array<User>(users.length);
+  for (let i = 0; i < keys.length; i++) out[i] = users[keys[i]! % 1048576]!;
+  return out;
+}
+
 function userLines(u: User, reserved: string): { passwd: string[]; shadow: string[] } {
   return {
     passwd: [u.name, "x", String(u.uid), String(u.gid), u.realName, u.home, u.shell],
@@ -178,7 +201,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   for (const n of ownedUsers) if (cur.passwd.has(n) && expiresAfter(cur.shadow.text(n), today)) enabledBefore++;
   let disables = 0;
 
-  for (const u of [...desired.users].sort((a, b) => a.uid - b.uid || a.name.localeCompare(b.name))) {
+  for (const u of byUid(desired.users)) {
     const T = desired.userTable;
     if (u.uid === 0) {
       refuse(T, u.name, "UID", "UID 0 is root's; ddum never creates or changes a UID 0 account");
@@ -217,8 +240,16 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       continue;
     }
     // The shadow "reserved" field is not the table's: keep whatever is there.
-    const lines = userLines(u, shadowText === undefined ? "" : shadowText.slice(shadowText.lastIndexOf(":") + 1));
+    const reserved = shadowText === undefined ? "" : shadowText.slice(shadowText.lastIndexOf(":") + 1);
     present.add(u.name);
+    // The common case at scale: both lines already read exactly as the record would write them
+    // (compared as text, before any field array is built).
+    if (localText !== undefined && owned && localText === passwdText(u) && shadowText === shadowTextOf(u, reserved)) {
+      ownedUsers.add(u.name);
+      unchanged++;
+      continue;
+    }
+    const lines = userLines(u, reserved);
     if (localText === undefined) {
       const changes = [
         ...diffFields(PASSWD_FIELDS, undefined, lines.passwd, new Set()),
@@ -231,11 +262,6 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       continue;
     }
     ownedUsers.add(u.name);
-    // The common case at scale: both lines already read exactly as the record would write them.
-    if (localText === lines.passwd.join(":") && shadowText === lines.shadow.join(":")) {
-      unchanged++;
-      continue;
-    }
     const local = cur.passwd.get(u.name)!;
     const curShadow = cur.shadow.get(u.name);
     const changes = [

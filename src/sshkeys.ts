@@ -1,6 +1,6 @@
 // SSH keys: exactly the table's keys, in the user's home (~/.ssh/authorized_keys, written through
 // no-follow directory descriptors) or in root-owned files outside homes (a %u path template).
-import { closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeSync, constants as C } from "node:fs";
+import { closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, constants as C } from "node:fs";
 import { dirname } from "node:path";
 import { AT_FDCWD, ELOOP, ENOENT, ENOTDIR, lstatAt, mkdirAt, openAt, openDirNoFollow, renameAt, SysError, unlinkAt } from "./fsat.ts";
 import type { Root } from "./paths.ts";
@@ -113,27 +113,36 @@ function writeAll(fd: number, text: string): void {
 
 /** Root-owned key files outside homes (directory 0755 root, files 0644 root); no file when no keys. */
 export function syncRootKeys(path: string, keys: readonly string[], dryRun: boolean): KeyOutcome {
-  let have: string | null = null;
-  let ok = false;
-  const fd = tryOpen(AT_FDCWD, path, C.O_RDONLY | C.O_NONBLOCK);
-  if (fd instanceof SysError) {
-    if (fd.errno !== ENOENT) throw new KeyRefusal(`cannot open ${path}: ${fd.message}`);
-  } else {
+  const want = keys.length === 0 ? null : keyFileContent(keys);
+  let exists = false;
+  let same = false;
+  let fd: number;
+  try {
+    // Node's own open (one native call) with O_NOFOLLOW: a link here is refused, not followed.
+    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT") throw new KeyRefusal(`cannot open ${path}: ${code === "ELOOP" ? "ELOOP (a symbolic link; refused)" : (code ?? (e as Error).message)}`);
+    fd = -1;
+  }
+  if (fd >= 0) {
+    exists = true;
     try {
       const st = fstatSync(fd);
-      have = readFileSync(fd, "utf8");
-      ok = st.isFile() && st.uid === 0 && (st.mode & 0o7777) === 0o644;
+      // Only a file of the right size, owner and mode can be unchanged: read just those.
+      if (want !== null && st.isFile() && st.uid === 0 && (st.mode & 0o7777) === 0o644 && st.size === Buffer.byteLength(want)) {
+        same = readFileSync(fd, "utf8") === want;
+      }
     } finally {
       closeSync(fd);
     }
   }
-  if (keys.length === 0) {
-    if (have === null) return "absent";
+  if (want === null) {
+    if (!exists) return "absent";
     if (!dryRun) rmSync(path, { force: true });
     return "removed";
   }
-  const want = keyFileContent(keys);
-  if (have === want && ok) return "unchanged";
+  if (same) return "unchanged";
   if (dryRun) return "written";
   const tmp = `${path}.ddum-new`;
   rmSync(tmp, { force: true });

@@ -5,17 +5,23 @@ export type Fault = "throttle" | "500" | "drop" | null;
 
 /**
  * An HTTP proxy on 127.0.0.1 in front of a DynamoDB endpoint that injects faults: the decide
- * function sees each request's number and says what to do with it.
+ * function sees each request's number, and how many times the same request (same body) came
+ * before (a retry), and says what to do with it.
  */
-export async function startFaultProxy(target: string, decide: (n: number) => Fault) {
+export async function startFaultProxy(target: string, decide: (n: number, attempt: number) => Fault) {
   const t = new URL(target);
   let n = 0;
   const counts = { throttle: 0, "500": 0, drop: 0, passed: 0 };
+  const seen = new Map<string, number>();
   const server: Server = createServer((req, res) => {
-    const fault = decide(n++);
+    const number = n++;
     const chunks: Buffer[] = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
+      const key = `${req.headers["x-amz-target"]} ${Buffer.concat(chunks).toString()}`;
+      const attempt = seen.get(key) ?? 0;
+      seen.set(key, attempt + 1);
+      const fault = decide(number, attempt);
       if (fault === "drop") {
         counts.drop++;
         req.socket.destroy();
