@@ -8,20 +8,11 @@ import { Root } from "../src/paths.ts";
 import { plan } from "../src/plan.ts";
 import { readState, stateDir } from "../src/state.ts";
 import { policyFor, todayDays } from "../src/sync.ts";
-import { KEY_ALICE, KEY_BOB } from "../tests/helpers/keys.ts";
+import { profileUser } from "./profile-items.ts";
 
 const root = new Root(process.argv[2]!);
 const n = Number(process.argv[3] ?? 100000);
-const items = Array.from({ length: n }, (_, i) => ({
-  Name: { S: `user${i}` },
-  UID: { N: String(10000 + i) },
-  GID: { N: String(10000 + i) },
-  RealName: { S: `User ${i}` },
-  Home: { S: `/home/user${i}` },
-  Shell: { S: "/bin/bash" },
-  Password: { S: "$6$saltsaltsaltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/" },
-  SSHPublicKeys: { SS: i % 2 ? [KEY_ALICE] : [KEY_ALICE, KEY_BOB] },
-}));
+const items = Array.from({ length: n }, (_, i) => profileUser(i));
 const users = decodeUsers("Users", items);
 const groups = decodeGroups("Groups", []);
 const { config } = parseConfig({ uid_max: 1000000, gid_max: 1000000 });

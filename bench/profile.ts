@@ -6,7 +6,7 @@ import { parseConfig } from "../src/config.ts";
 import { Root } from "../src/paths.ts";
 import { runPass } from "../src/sync.ts";
 import { startDynalite } from "../tests/helpers/dynalite.ts";
-import { KEY_ALICE, KEY_BOB } from "../tests/helpers/keys.ts";
+import { profileUser } from "./profile-items.ts";
 
 const n = Number(process.argv[2] ?? 10000);
 const mode = process.argv[3] ?? "mode2";
@@ -14,16 +14,7 @@ const d = await startDynalite();
 await d.createTables();
 await d.put(
   "Users",
-  Array.from({ length: n }, (_, i) => ({
-    Name: { S: `user${i}` },
-    UID: { N: String(10000 + i) },
-    GID: { N: String(10000 + i) },
-    RealName: { S: `User ${i}` },
-    Home: { S: `/home/user${i}` },
-    Shell: { S: "/bin/bash" },
-    Password: { S: "$6$saltsaltsaltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/" },
-    SSHPublicKeys: { SS: i % 2 ? [KEY_ALICE] : [KEY_ALICE, KEY_BOB] },
-  })),
+  Array.from({ length: n }, (_, i) => profileUser(i)),
 );
 const root = mkdtempSync(join(process.env.BENCH_DIR ?? "/var/tmp", "ddum-prof-"));
 cpSync(join(import.meta.dir, "..", "examples", "debian12-root"), root, { recursive: true });

@@ -125,6 +125,16 @@ export class Admin {
     }
   }
 
+  /** Every record of a table, without the ID reservation items. */
+  private async records(table: string): Promise<RawItem[]> {
+    return (await this.store.scan(table)).filter((i) => !RESERVATION_RE.test(strAttr(i, "Name") ?? ""));
+  }
+
+  private validity(problems: string[]): number {
+    this.out(problems.length === 0 ? "Valid: yes" : `Valid: NO, every host refuses it:\n  ${problems.join("\n  ")}`);
+    return EXIT.ok;
+  }
+
   // ---- IDs ------------------------------------------------------------------------------------
 
   /**
@@ -411,12 +421,7 @@ export class Admin {
     if (!item || RESERVATION_RE.test(name)) throw new DdumError(`no user ${JSON.stringify(name)} in table ${this.users}`);
     const problems = userProblems(this.users, item, this.ranges);
     const keys = setAttrValues(item, "SSHPublicKeys");
-    if (o.json) {
-      const plain: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(item)) plain[k] = k === "Password" ? describePassword(strAttr(item, "Password")) : Object.values(v)[0];
-      process.stdout.write(`${JSON.stringify({ record: plain, valid: problems.length === 0, problems }, null, 2)}\n`);
-      return EXIT.ok;
-    }
+    if (o.json) return printRecordJson(item, problems);
     const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(24)}${v}`);
     row("Name", name);
     for (const f of ["UID", "GID", "RealName", "Home", "Shell"]) row(f, String(Object.values(item[f] ?? { S: "(missing)" })[0]));
@@ -429,12 +434,11 @@ export class Admin {
     row("AccountExpireDate", exp === undefined ? "(none): enabled" : `${exp}${expDays !== null && expDays <= this.today ? ": disabled" : ""}`);
     row("SSHPublicKeys", String(keys.length));
     for (const k of keys) this.out(`  ${k.split(" ")[0]} ${fingerprint(k)} ${k.split(" ").slice(2).join(" ")}`.trimEnd());
-    this.out(problems.length === 0 ? "Valid: yes" : `Valid: NO, every host refuses it:\n  ${problems.join("\n  ")}`);
-    return EXIT.ok;
+    return this.validity(problems);
   }
 
   async userList(o: UserOptions): Promise<number> {
-    const items = (await this.store.scan(this.users)).filter((i) => !RESERVATION_RE.test(strAttr(i, "Name") ?? ""));
+    const items = await this.records(this.users);
     const decode = decodeUserItem(this.users);
     const rows = items
       .map((item) => {
@@ -459,7 +463,7 @@ export class Admin {
           state,
         };
       })
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      .sort(byName);
     if (o.json) {
       process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       return EXIT.ok;
@@ -557,24 +561,18 @@ export class Admin {
     const item = await this.store.get(this.groups, name);
     if (!item || RESERVATION_RE.test(name)) throw new DdumError(`no group ${JSON.stringify(name)} in table ${this.groups}`);
     const problems = groupProblems(this.groups, item, this.ranges);
-    if (o.json) {
-      const plain: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(item)) plain[k] = k === "Password" ? describePassword(strAttr(item, "Password")) : Object.values(v)[0];
-      process.stdout.write(`${JSON.stringify({ record: plain, valid: problems.length === 0, problems }, null, 2)}\n`);
-      return EXIT.ok;
-    }
+    if (o.json) return printRecordJson(item, problems);
     const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(16)}${v}`);
     row("Name", name);
     row("GID", String(Object.values(item.GID ?? { S: "(missing)" })[0]));
     if (item.Password) row("Password", describePassword(strAttr(item, "Password")));
     row("Administrators", setAttrValues(item, "Administrators").join(", "));
     row("Members", setAttrValues(item, "Members").join(", "));
-    this.out(problems.length === 0 ? "Valid: yes" : `Valid: NO, every host refuses it:\n  ${problems.join("\n  ")}`);
-    return EXIT.ok;
+    return this.validity(problems);
   }
 
   async groupListAll(o: GroupOptions): Promise<number> {
-    const items = (await this.store.scan(this.groups)).filter((i) => !RESERVATION_RE.test(strAttr(i, "Name") ?? ""));
+    const items = await this.records(this.groups);
     const decode = decodeGroupItem(this.groups);
     const rows = items
       .map((item) => {
@@ -587,7 +585,7 @@ export class Admin {
           state: d.kind === "ok" ? "valid" : `refused: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`,
         };
       })
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      .sort(byName);
     if (o.json) {
       process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       return EXIT.ok;
@@ -595,6 +593,16 @@ export class Admin {
     printTable([["NAME", "GID", "STATE", "MEMBERS"], ...rows.map((r) => [printableCell(r.name), String(r.gid ?? "-"), r.state, r.members.map(printableCell).join(",")])]);
     return EXIT.ok;
   }
+}
+
+const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** A record as JSON: attribute values unwrapped, the password hash replaced by its kind. */
+function printRecordJson(item: RawItem, problems: string[]): number {
+  const plain: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(item)) plain[k] = k === "Password" ? describePassword(strAttr(item, "Password")) : Object.values(v)[0];
+  process.stdout.write(`${JSON.stringify({ record: plain, valid: problems.length === 0, problems }, null, 2)}\n`);
+  return EXIT.ok;
 }
 
 /** A cell for a terminal table: control characters escaped so no record can forge output. */
