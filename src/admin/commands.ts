@@ -27,7 +27,7 @@ import {
   strAttr,
   userProblems,
 } from "./records.ts";
-import { type Ids, Store } from "./store.ts";
+import { gidTaken, type Ids, othersThan, Store, uidTaken } from "./store.ts";
 
 export interface AdminOptions {
   root?: string;
@@ -143,25 +143,20 @@ export class Admin {
    * so two admins racing for one ID cannot both get it: the loser moves to the next.
    */
   async allocateUid(ids: Ids, owner: string, want: number | "auto", privateGid: boolean): Promise<number> {
-    const others = (names: string[] | undefined) => (names ?? []).filter((n) => n !== owner);
-    const uidTaken = (id: number) => others(ids.uid.held.get(id)).length > 0 || (ids.uid.reserved.has(id) && ids.uid.reserved.get(id) !== owner);
-    const gidTaken = (id: number) =>
-      others(ids.gid.held.get(id)).length > 0 ||
-      others(ids.primary.get(id)).length > 0 ||
-      (ids.gid.reserved.has(id) && ids.gid.reserved.get(id) !== owner);
+    const others = (names: string[] | undefined) => othersThan(names, owner);
     const { uidMin, uidMax } = this.ranges;
     let after = uidMin - 1;
     for (;;) {
       let id: number;
       if (want === "auto") {
-        const free = firstFree(uidMin, uidMax, (n) => uidTaken(n) || (privateGid && gidTaken(n)), after);
+        const free = firstFree(uidMin, uidMax, (n) => uidTaken(ids, owner, n) || (privateGid && gidTaken(ids, owner, n)), after);
         if (free === null) throw new DdumError(`no free UID left in the managed range ${uidMin}-${uidMax}`);
         id = free;
       } else {
         id = want;
         const holders = others(ids.uid.held.get(id));
         if (holders.length > 0) throw new DdumError(`UID ${id} is already used by ${holders.map((n) => printable(n)).join(", ")} in table ${this.users}`);
-        if (privateGid && gidTaken(id)) {
+        if (privateGid && gidTaken(ids, owner, id)) {
           const by = [...others(ids.gid.held.get(id)), ...others(ids.primary.get(id)), ...(ids.gid.reserved.has(id) ? [`reservation #gid:${id}`] : [])];
           throw new DdumError(`GID ${id} (the user private group) is already used by ${by.join(", ")}; give --gid`);
         }
@@ -176,11 +171,8 @@ export class Admin {
   }
 
   async allocateGid(ids: Ids, owner: string, want: number | "auto"): Promise<number> {
-    const others = (names: string[] | undefined) => (names ?? []).filter((n) => n !== owner);
-    const taken = (id: number) =>
-      others(ids.gid.held.get(id)).length > 0 ||
-      others(ids.primary.get(id)).length > 0 ||
-      (ids.gid.reserved.has(id) && ids.gid.reserved.get(id) !== owner);
+    const others = (names: string[] | undefined) => othersThan(names, owner);
+    const taken = (id: number) => gidTaken(ids, owner, id);
     const { gidMin, gidMax } = this.ranges;
     let after = gidMin - 1;
     for (;;) {

@@ -9,6 +9,7 @@ import type { RawItem } from "../source/dynamo.ts";
 import { authorizedKeys } from "../sshkeys.ts";
 import type { Admin } from "./commands.ts";
 import { groupProblems, normalizeKeys, setAttr, shadowAttrs, userProblems } from "./records.ts";
+import { othersThan } from "./store.ts";
 
 interface Candidate {
   kind: "user" | "group";
@@ -93,7 +94,7 @@ export async function importLocal(admin: Admin, root: Root, dryRun: boolean): Pr
     const use = ids[idKind];
     const problems = [...c.problems];
     if (names.has(c.name)) problems.push(`${table} record ${printable(c.name)}: Name: already in the table; not overwritten`);
-    const holders = (use.held.get(c.id) ?? []).filter((n) => n !== c.name);
+    const holders = othersThan(use.held.get(c.id), c.name);
     if (holders.length > 0) problems.push(`${table} record ${printable(c.name)}: ${idKind.toUpperCase()}: ${c.id} is already used by ${holders.map((h) => printable(h)).join(", ")}`);
     const owner = use.reserved.get(c.id);
     if (owner !== undefined && owner !== c.name) problems.push(`${table} record ${printable(c.name)}: ${idKind.toUpperCase()}: ${c.id} is reserved for ${printable(owner)}`);

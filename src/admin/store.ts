@@ -33,6 +33,23 @@ export interface Ids {
   groupNames: Set<string>;
 }
 
+/** The names in a list other than owner's own. */
+export const othersThan = (names: string[] | undefined, owner: string): string[] => (names ?? []).filter((n) => n !== owner);
+
+/** Whether a UID is someone else's: held by another user record, or reserved for another name. */
+export function uidTaken(ids: Ids, owner: string, id: number): boolean {
+  return othersThan(ids.uid.held.get(id), owner).length > 0 || (ids.uid.reserved.has(id) && ids.uid.reserved.get(id) !== owner);
+}
+
+/** Whether a GID is someone else's: another group record, another user's primary GID, or a reservation. */
+export function gidTaken(ids: Ids, owner: string, id: number): boolean {
+  return (
+    othersThan(ids.gid.held.get(id), owner).length > 0 ||
+    othersThan(ids.primary.get(id), owner).length > 0 ||
+    (ids.gid.reserved.has(id) && ids.gid.reserved.get(id) !== owner)
+  );
+}
+
 const conditionFailed = (e: unknown) => (e as Error).name === "ConditionalCheckFailedException";
 
 function fail(what: string, e: unknown): never {
