@@ -1,4 +1,4 @@
-// Profile the local half of a no-change pass (load, plan) without DynamoDB:
+// Profile the local half of a no-change pass (load, plan, key files) without DynamoDB:
 //   bun --cpu-prof-md bench/plan-profile.ts ROOT N
 // ROOT is a root that a pass of bench/profile.ts N filled; the records are rebuilt the same way.
 import { parseConfig } from "../src/config.ts";
@@ -6,6 +6,8 @@ import { LocalDb } from "../src/localdb/index.ts";
 import { decodeGroups, decodeUsers } from "../src/model.ts";
 import { Root } from "../src/paths.ts";
 import { plan } from "../src/plan.ts";
+import { syncHomes } from "../src/homes.ts";
+import { readLoginDefs } from "../src/localdb/logindefs.ts";
 import { readState, stateDir } from "../src/state.ts";
 import { policyFor, todayDays } from "../src/sync.ts";
 import { profileUser } from "./profile-items.ts";
@@ -26,5 +28,15 @@ for (let round = 0; round < 3; round++) {
   t = performance.now();
   const p = plan(desired, db, state.ownership, policy, todayDays());
   const tPlan = performance.now() - t;
-  console.log(`load ${tLoad.toFixed(0)} ms, plan ${tPlan.toFixed(0)} ms: ${p.actions.length} actions, ${p.unchanged} unchanged, ${p.refusals.length} refused`);
+  t = performance.now();
+  const byName = new Map(desired.users.map((u) => [u.name, u]));
+  const h = syncHomes(
+    p.accepted.map((name) => byName.get(name)!),
+    { root, createHomes: false, keyLocation: "/etc/ssh/authorized_keys/%u", dryRun: false, loginDefs: readLoginDefs(root) },
+  );
+  const tKeys = performance.now() - t;
+  console.log(
+    `load ${tLoad.toFixed(0)} ms, plan ${tPlan.toFixed(0)} ms, keys ${tKeys.toFixed(0)} ms: ${p.actions.length} actions, ${p.unchanged} unchanged, ` +
+      `${p.refusals.length} refused, ${h.keysWritten.length} key files written; rss ${Math.round(process.memoryUsage().rss / 1048576)} MB`,
+  );
 }
