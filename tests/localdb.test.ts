@@ -113,6 +113,82 @@ describe("parse and serialize", () => {
   });
 });
 
+describe("serialize against a naive model", () => {
+  // The table keeps the text and line offsets only; this model keeps an array of lines. Both must
+  // write the same bytes after any sequence of updates and adds, on files of every shape.
+  function model(text: string, edits: { op: "update" | "add"; fields: string[] }[]): string {
+    const trailing = text === "" || text.endsWith("\n");
+    const lines = text === "" ? [] : (trailing ? text.slice(0, -1) : text).split("\n");
+    const isEntry = (l: string) => l !== "" && !"+-#".includes(l[0]!) && l.split(":").length === 7;
+    const dirty = new Set<number>();
+    const added: string[] = [];
+    for (const e of edits) {
+      const line = e.fields.join(":");
+      if (e.op === "add") added.push(line);
+      else {
+        const i = lines.findIndex((l) => isEntry(l) && l.split(":")[0] === e.fields[0]);
+        if (i >= 0 && lines[i] !== line) {
+          lines[i] = line;
+          dirty.add(i);
+        } else if (i < 0) {
+          const j = added.findIndex((l) => l.split(":")[0] === e.fields[0]);
+          added[j] = line;
+        }
+      }
+    }
+    let nis = lines.findIndex((l) => l.startsWith("+"));
+    if (nis === -1) nis = lines.length;
+    const all = [...lines.slice(0, nis), ...added, ...lines.slice(nis)];
+    if (all.length === 0) return "";
+    const lastDirty = (added.length > 0 && nis === lines.length) || dirty.has(lines.length - 1);
+    return all.join("\n") + (trailing || lastDirty ? "\n" : "");
+  }
+  let seed = 12345; // xorshift32: the same files and edits on every run
+  const rnd = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const entry = (i: number, shell = "/bin/sh") => [`u${i}`, "x", String(1000 + i), "100", "", `/home/u${i}`, shell];
+  const others = ["", "# comment", "+@admins::::::", "-bad::::::", "not a line", "+::::::"];
+  test("300 random files and edit sequences", () => {
+    const failures: string[] = [];
+    for (let round = 0; round < 300; round++) {
+      const lines: string[] = [];
+      const names: number[] = [];
+      for (let i = 0, n = rnd(8); i < n; i++) {
+        if (rnd(3) === 0) lines.push(others[rnd(others.length)]!);
+        else {
+          lines.push(entry(i).join(":"));
+          names.push(i);
+        }
+      }
+      const text = lines.length === 0 && rnd(2) ? "" : lines.join("\n") + (rnd(3) ? "\n" : "");
+      const edits: { op: "update" | "add"; fields: string[] }[] = [];
+      const t = new AccountTable("passwd", "/etc/passwd", text);
+      let next = 100;
+      for (let e = 0, n = rnd(5); e < n; e++) {
+        const pick = rnd(3);
+        if (pick === 0) {
+          const fields = entry(next++);
+          t.add(fields);
+          edits.push({ op: "add", fields });
+        } else if (names.length > 0 || next > 100) {
+          const pool = [...names, ...Array.from({ length: next - 100 }, (_, k) => 100 + k)];
+          const fields = entry(pool[rnd(pool.length)]!, rnd(2) ? "/bin/zsh" : "/bin/sh");
+          t.update(fields[0]!, fields);
+          edits.push({ op: "update", fields });
+        }
+      }
+      const got = t.serialize();
+      const want = t.changed ? model(text, edits) : text;
+      if (got !== want) failures.push(`round ${round}: ${JSON.stringify({ text, edits, got, want })}`);
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
 describe("real files", () => {
   test("this machine's own account files round-trip byte for byte", () => {
     const root = mkdtempSync(join(tmpdir(), "ddum-host-"));

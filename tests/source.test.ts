@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parseConfig } from "../src/config.ts";
 import { makeClient, scanTables } from "../src/source/dynamo.ts";
-import { type Dynamo, startDynalite, userItem, groupItem } from "./helpers/dynalite.ts";
+import { type Dynamo, type Item, startDynalite, userItem, groupItem } from "./helpers/dynalite.ts";
 import { startFaultProxy } from "./helpers/faultproxy.ts";
 import { KEY_ALICE, KEY_BOB, KEY_CAROL_RSA } from "./helpers/keys.ts";
 
@@ -48,6 +48,31 @@ describe("scan", () => {
     const names = (items: typeof a.users) => items.map((i) => i.Name!.S!).sort();
     expect(names(b.users)).toEqual(names(a.users));
     expect(names(b.groups)).toEqual(names(a.groups));
+  });
+});
+
+describe("scan pages parsed by ddum", () => {
+  test("give exactly the items the SDK's own deserializer gives, for every attribute type", async () => {
+    const odd: Item[] = [
+      { Name: { S: "odd1" }, UID: { N: "1e3" }, Flag: { BOOL: false }, Gone: { NULL: true }, Nums: { NS: ["1", "2.5"] } },
+      { Name: { S: "odd2" }, L: { L: [{ S: "a" }, { N: "1" }, { M: { k: { S: "v" } } }] }, Text: { S: "tab\tnewline\nquote\"é☃" } },
+    ];
+    await db.put("Users", odd);
+    try {
+      const c = config();
+      const ours = await makeClient(c);
+      expect((ours as unknown as Record<symbol, boolean>)[Symbol.for("ddum.scanParser")]).toBe(true);
+      const { DynamoDBClient } = await import("@aws-sdk/client-dynamodb");
+      const stock = new DynamoDBClient({ endpoint: db.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" } });
+      const a = await scanTables(ours, c);
+      const b = await scanTables(stock, c);
+      const byName = (items: typeof a.users) => [...items].sort((x, y) => (x.Name!.S! < y.Name!.S! ? -1 : 1));
+      expect(byName(a.users)).toEqual(byName(b.users));
+      expect(byName(a.groups)).toEqual(byName(b.groups));
+      expect(a.users.find((i) => i.Name?.S === "odd2")).toEqual(odd[1]);
+    } finally {
+      for (const n of ["odd1", "odd2"]) await db.remove("Users", n);
+    }
   });
 });
 

@@ -1,22 +1,9 @@
-// A table of lines for one of the four account files. Every line keeps its raw text; only
-// entries that ddum changes or adds are serialized from fields, so everything else (NIS lines,
-// comments, blank and unparseable lines, other tools' formatting) is written back byte for byte.
+// A table of lines for one of the four account files. The file's text is kept as it was read,
+// with the offset of each line and an index from name to line: no object per line. Only entries
+// that ddum changes or adds are serialized from fields, so everything else (NIS lines, comments,
+// blank and unparseable lines, other tools' formatting) is written back byte for byte.
 
 export type FileKind = "passwd" | "shadow" | "group" | "gshadow";
-
-export type LineKind = "entry" | "nis" | "blank" | "comment" | "invalid";
-
-export interface Line {
-  raw: string;
-  kind: LineKind;
-  /**
-   * Fields of an entry that ddum changed or added; null otherwise. Unchanged entries keep only
-   * their raw text (split again when read): at 100,000 users that is most of the memory saved.
-   */
-  fields: string[] | null;
-  /** True when fields differ from raw and the line must be serialized from fields. */
-  dirty: boolean;
-}
 
 export interface ParseIssue {
   file: string;
@@ -45,61 +32,61 @@ const INT_RE = /^-?[0-9]{1,10}$/;
 export const MAX_ID = 4294967294; // (uid_t)-1 is "no user"
 
 /**
- * One regex per format that accepts only well-formed entries (IDs of at most 9 digits, so never
- * above MAX_ID): the common line is classified without splitting it. Anything else takes the
- * slow path below, which also says what is wrong.
+ * One sticky regex per format that accepts only a well-formed entry (IDs of at most 9 digits, so
+ * never above MAX_ID), run on the file's text at a line's offset: the common line is classified
+ * without being cut out or split. Anything else takes the slow path below, which says what is wrong.
  */
 const ID9 = "(?:0|[1-9][0-9]{0,8})";
 const INT9 = "(?:-?[0-9]{1,9})?";
-const F = "[^:\\r\\0]*";
-const NAME = "[^:+\\-#\\r\\0][^:\\r\\0]*";
+const F = "[^:\\n\\r\\0]*";
+const NAME = "[^:+\\-#\\n\\r\\0][^:\\n\\r\\0]*";
+const END = "(?=\\n|$)";
 const WELL_FORMED: Record<FileKind, RegExp> = {
-  passwd: new RegExp(`^${NAME}:${F}:${ID9}:${ID9}:${F}:${F}:${F}$`),
-  shadow: new RegExp(`^${NAME}:${F}:${INT9}:${INT9}:${INT9}:${INT9}:${INT9}:${INT9}:${F}$`),
-  group: new RegExp(`^${NAME}:${F}:${ID9}:${F}$`),
-  gshadow: new RegExp(`^${NAME}:${F}:${F}:${F}$`),
+  passwd: new RegExp(`${NAME}:${F}:${ID9}:${ID9}:${F}:${F}:${F}${END}`, "y"),
+  shadow: new RegExp(`${NAME}:${F}:${INT9}:${INT9}:${INT9}:${INT9}:${INT9}:${INT9}:${F}${END}`, "y"),
+  group: new RegExp(`${NAME}:${F}:${ID9}:${F}${END}`, "y"),
+  gshadow: new RegExp(`${NAME}:${F}:${F}:${F}${END}`, "y"),
 };
 
-function classify(kind: FileKind, raw: string): { line: Line; problem?: string } {
-  if (WELL_FORMED[kind].test(raw)) return { line: { raw, kind: "entry", fields: null, dirty: false } };
-  if (raw === "") return { line: { raw, kind: "blank", fields: null, dirty: false } };
+/** What is wrong with a line that is not a well-formed entry; null for blank, comment and NIS lines. */
+function problemOf(kind: FileKind, raw: string): string | null {
+  if (raw === "") return null;
   const c = raw[0];
-  if (c === "+" || c === "-") return { line: { raw, kind: "nis", fields: null, dirty: false } };
-  if (c === "#") return { line: { raw, kind: "comment", fields: null, dirty: false } };
-  const invalid = (problem: string) => ({
-    line: { raw, kind: "invalid" as const, fields: null, dirty: false },
-    problem,
-  });
-  if (raw.includes("\r")) return invalid("carriage return in line");
-  if (raw.includes("\0")) return invalid("NUL byte in line");
+  if (c === "+" || c === "-" || c === "#") return null;
+  if (raw.includes("\r")) return "carriage return in line";
+  if (raw.includes("\0")) return "NUL byte in line";
   const fmt = FORMATS[kind];
   const fields = raw.split(":");
-  if (fields.length !== fmt.fields) {
-    return invalid(`expected ${fmt.fields} colon-separated fields, found ${fields.length}`);
-  }
-  if (fields[0] === "") return invalid("empty name");
+  if (fields.length !== fmt.fields) return `expected ${fmt.fields} colon-separated fields, found ${fields.length}`;
+  if (fields[0] === "") return "empty name";
   for (const i of fmt.ids) {
     const v = fields[i]!;
-    if (!ID_RE.test(v) || Number(v) > MAX_ID) return invalid(`field ${i + 1} is not a valid ID: "${v}"`);
+    if (!ID_RE.test(v) || Number(v) > MAX_ID) return `field ${i + 1} is not a valid ID: "${v}"`;
   }
   for (const i of fmt.optionalInts) {
     const v = fields[i]!;
-    if (v !== "" && !INT_RE.test(v)) return invalid(`field ${i + 1} is not empty or an integer: "${v}"`);
+    if (v !== "" && !INT_RE.test(v)) return `field ${i + 1} is not empty or an integer: "${v}"`;
   }
-  return { line: { raw, kind: "entry", fields: null, dirty: false } };
+  return null; // well formed after all (an ID of ten digits, say)
 }
 
 export class AccountTable {
-  readonly lines: Line[] = [];
   readonly issues: ParseIssue[] = [];
-  /** First entry line for each name, as the C library looks names up. */
-  private readonly index = new Map<string, Line>();
   /** Names that appear on lines ddum cannot parse: never to be created or claimed. */
   readonly unparsedNames = new Set<string>();
-  private trailingNewline: boolean;
+  /** The lines, without the final newline: line i is body[starts[i], ends[i]). */
+  private readonly body: string;
+  private readonly starts: Int32Array;
+  private readonly count: number;
+  /** First entry line for each name, as the C library looks names up. */
+  private readonly index = new Map<string, number>();
+  /** Fields of existing entries that ddum changed, by line. */
+  private readonly changedLines = new Map<number, string[]>();
   /** New entries, written just before the first NIS "+" include line (or at the end). */
-  private readonly added: Line[] = [];
-  private nisAt = -1;
+  private readonly added: string[][] = [];
+  private readonly addedIndex = new Map<string, number>();
+  private readonly trailingNewline: boolean;
+  private nisAt: number;
   /** Whether the file existed when read. */
   readonly existed: boolean;
 
@@ -109,74 +96,116 @@ export class AccountTable {
     text: string | null,
   ) {
     this.existed = text !== null;
-    const body = text ?? "";
-    this.trailingNewline = body === "" || body.endsWith("\n");
-    if (body === "") {
+    const whole = text ?? "";
+    this.trailingNewline = whole === "" || whole.endsWith("\n");
+    const body = this.trailingNewline ? whole.slice(0, -1) : whole;
+    this.body = body;
+    if (whole === "") {
+      this.starts = new Int32Array(1);
+      this.count = 0;
       this.nisAt = 0;
       return;
     }
-    const rawLines = (this.trailingNewline ? body.slice(0, -1) : body).split("\n");
-    for (let n = 0; n < rawLines.length; n++) {
-      const { line, problem } = classify(kind, rawLines[n]!);
-      this.lines.push(line);
-      if (problem) {
-        this.issues.push({ file: path, line: n + 1, message: `unparseable line kept as is: ${problem}` });
-        const name = line.raw.split(":", 1)[0]!;
-        if (name !== "") this.unparsedNames.add(name);
-      } else if (line.kind === "entry") {
-        const name = line.raw.slice(0, line.raw.indexOf(":"));
-        if (this.index.has(name)) {
-          this.issues.push({ file: path, line: n + 1, message: `duplicate entry for "${name}" (the first one is used)` });
-        } else {
-          this.index.set(name, line);
+    let starts = new Int32Array(1024);
+    let n = 0;
+    let nisAt = -1;
+    const re = WELL_FORMED[kind];
+    for (let at = 0; ; ) {
+      if (n === starts.length) {
+        const grown = new Int32Array(n * 2);
+        grown.set(starts);
+        starts = grown;
+      }
+      starts[n] = at;
+      const nl = body.indexOf("\n", at);
+      const end = nl === -1 ? body.length : nl;
+      re.lastIndex = at;
+      if (re.test(body)) {
+        this.addEntry(body.slice(at, body.indexOf(":", at)), n);
+      } else {
+        const raw = body.slice(at, end);
+        if (nisAt === -1 && raw[0] === "+") nisAt = n;
+        const problem = problemOf(kind, raw);
+        if (problem) {
+          this.issues.push({ file: path, line: n + 1, message: `unparseable line kept as is: ${problem}` });
+          const name = raw.split(":", 1)[0]!;
+          if (name !== "") this.unparsedNames.add(name);
+        } else if (raw !== "" && !"+-#".includes(raw[0]!)) {
+          this.addEntry(raw.slice(0, raw.indexOf(":")), n);
         }
       }
+      n++;
+      if (nl === -1) break;
+      at = nl + 1;
     }
-    const nis = this.lines.findIndex((l) => l.kind === "nis" && l.raw.startsWith("+"));
-    this.nisAt = nis === -1 ? this.lines.length : nis;
+    this.starts = starts;
+    this.count = n;
+    this.nisAt = nisAt === -1 ? n : nisAt;
+  }
+
+  private addEntry(name: string, line: number): void {
+    if (this.index.has(name)) {
+      this.issues.push({ file: this.path, line: line + 1, message: `duplicate entry for "${name}" (the first one is used)` });
+    } else {
+      this.index.set(name, line);
+    }
+  }
+
+  private raw(line: number): string {
+    return this.body.slice(this.starts[line]!, this.lineEnd(line));
   }
 
   get(name: string): readonly string[] | undefined {
+    const at = this.addedIndex.get(name);
+    if (at !== undefined) return this.added[at];
     const line = this.index.get(name);
-    return line ? fieldsOf(line) : undefined;
+    if (line === undefined) return undefined;
+    return this.changedLines.get(line) ?? this.raw(line).split(":");
   }
 
   /** The current text of an entry's line (without serializing it from fields when unchanged). */
   text(name: string): string | undefined {
     const line = this.index.get(name);
-    if (!line) return undefined;
-    return line.dirty ? line.fields!.join(":") : line.raw;
+    if (line === undefined) {
+      const at = this.addedIndex.get(name);
+      return at === undefined ? undefined : this.added[at]!.join(":");
+    }
+    const fields = this.changedLines.get(line);
+    return fields ? fields.join(":") : this.raw(line);
   }
 
   /** Field i of every entry as a number, with the entry's name, read without splitting lines. */
   *numbers(i: number): IterableIterator<[string, number]> {
-    for (const [name, line] of this.index) {
-      const text = line.dirty ? line.fields!.join(":") : line.raw;
+    for (const name of this.index.keys()) {
+      const text = this.text(name)!;
       let at = 0;
       for (let k = 0; k < i; k++) at = text.indexOf(":", at) + 1;
       const end = text.indexOf(":", at);
       yield [name, Number(text.slice(at, end === -1 ? undefined : end))];
     }
+    for (const fields of this.added) yield [fields[0]!, Number(fields[i])];
   }
 
   has(name: string): boolean {
-    return this.index.has(name);
+    return this.index.has(name) || this.addedIndex.has(name);
   }
 
-  /** All parsed entries, in file order, first occurrence of each name only. */
+  /** All parsed entries, in file order, first occurrence of each name only (then the added ones). */
   *entries(): IterableIterator<readonly string[]> {
-    for (const line of this.index.values()) yield fieldsOf(line);
+    for (const name of this.index.keys()) yield this.get(name)!;
+    yield* this.added;
   }
 
   /** Replace the fields of an existing entry. Returns true when something changed. */
   update(name: string, fields: string[]): boolean {
     const line = this.index.get(name);
-    if (!line) throw new Error(`${this.path}: no entry for "${name}" to update`);
+    const added = this.addedIndex.get(name);
+    if (line === undefined && added === undefined) throw new Error(`${this.path}: no entry for "${name}" to update`);
     this.check(fields);
     if (fields[0] !== name) throw new Error(`${this.path}: an update may not rename "${name}"`);
-    if (fields.join(":") === (line.dirty ? line.fields!.join(":") : line.raw)) return false;
-    line.fields = fields;
-    line.dirty = true;
+    if (fields.join(":") === this.text(name)) return false;
+    if (added !== undefined) this.added[added] = fields;
+    else this.changedLines.set(line!, fields);
     return true;
   }
 
@@ -184,31 +213,52 @@ export class AccountTable {
   add(fields: string[]): void {
     this.check(fields);
     const name = fields[0]!;
-    if (this.index.has(name) || this.unparsedNames.has(name)) {
+    if (this.has(name) || this.unparsedNames.has(name)) {
       throw new Error(`${this.path}: "${name}" already exists`);
     }
-    const line: Line = { raw: "", kind: "entry", fields, dirty: true };
-    this.added.push(line);
-    this.index.set(name, line);
+    this.addedIndex.set(name, this.added.length);
+    this.added.push(fields);
   }
 
   get changed(): boolean {
-    return this.added.length > 0 || this.lines.some((l) => l.dirty);
+    return this.added.length > 0 || this.changedLines.size > 0;
   }
 
-  /** Every line in file order, new entries in place. */
-  private allLines(): Line[] {
-    if (this.added.length === 0) return this.lines;
-    return [...this.lines.slice(0, this.nisAt), ...this.added, ...this.lines.slice(this.nisAt)];
-  }
-
+  /**
+   * The file's new text: the unchanged stretches between changed lines are copied as they were
+   * read (one slice each), changed lines are joined from their fields, added ones go in before
+   * the first NIS "+" line.
+   */
   serialize(): string {
-    const lines = this.allLines();
-    if (lines.length === 0) return "";
-    const out = lines.map((l) => (l.dirty ? l.fields!.join(":") : l.raw)).join("\n");
+    if (this.count + this.added.length === 0) return "";
+    const segments: string[] = []; // each one or more whole lines, without the final newline
+    let from = 0; // the first line not yet copied
+    const copy = (to: number) => {
+      if (to > from) segments.push(this.body.slice(this.starts[from]!, this.lineEnd(to - 1)));
+      from = to;
+    };
+    let inserted = this.added.length === 0;
+    const insert = () => {
+      copy(this.nisAt);
+      for (const fields of this.added) segments.push(fields.join(":"));
+      inserted = true;
+    };
+    for (const line of [...this.changedLines.keys()].sort((a, b) => a - b)) {
+      if (!inserted && this.nisAt <= line) insert();
+      copy(line);
+      segments.push(this.changedLines.get(line)!.join(":"));
+      from = line + 1;
+    }
+    if (!inserted) insert();
+    copy(this.count);
+    const out = segments.join("\n");
     // A file that lacked a final newline gets one once ddum writes an entry at its end.
-    const last = lines[lines.length - 1]!;
-    return this.trailingNewline || last.dirty ? `${out}\n` : out;
+    const lastWritten = this.changedLines.has(this.count - 1) || (this.added.length > 0 && this.nisAt === this.count);
+    return this.trailingNewline || lastWritten ? `${out}\n` : out;
+  }
+
+  private lineEnd(line: number): number {
+    return line + 1 < this.count ? this.starts[line + 1]! - 1 : this.body.length;
   }
 
   /** Defence in depth: whatever reaches a file must be one well-formed line. */
@@ -235,10 +285,6 @@ export class AccountTable {
       if (v !== "" && !INT_RE.test(v)) throw new Error(`${this.path}: "${name}": field ${i + 1} is not an integer`);
     }
   }
-}
-
-function fieldsOf(line: Line): string[] {
-  return line.fields ?? line.raw.split(":");
 }
 
 export function splitList(field: string): string[] {
