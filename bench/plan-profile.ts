@@ -29,9 +29,8 @@ for (let round = 0; round < 3; round++) {
   const p = plan(desired, db, state.ownership, policy, todayDays());
   const tPlan = performance.now() - t;
   t = performance.now();
-  const byName = new Map(desired.users.map((u) => [u.name, u]));
   const h = syncHomes(
-    p.accepted.map((name) => byName.get(name)!),
+    p.accepted,
     { root, createHomes: false, keyLocation: "/etc/ssh/authorized_keys/%u", dryRun: false, loginDefs: readLoginDefs(root) },
   );
   const tKeys = performance.now() - t;

@@ -1,7 +1,7 @@
 // Directory-relative file operations (openat, mkdirat, renameat, unlinkat) through bun:ffi.
 // Inside a directory a user controls, root must never resolve a path twice: every step here is
 // relative to a directory descriptor that was opened with O_NOFOLLOW and checked.
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { closeSync, fstatSync, constants as C, type Stats } from "node:fs";
 import { errno, O_CLOEXEC } from "./localdb/libc.ts";
 
@@ -14,6 +14,10 @@ function open() {
     renameat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.cstring], returns: FFIType.i32 },
     unlinkat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
     syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
+    open: { args: [FFIType.ptr, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
+    statx: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
+    read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
   });
 }
 function libc(): Lib["symbols"] {
@@ -49,6 +53,7 @@ const ERRNO_NAMES: Record<number, string> = {
   21: "EISDIR",
   28: "ENOSPC",
   30: "EROFS",
+  36: "ENAMETOOLONG",
   40: "ELOOP",
 };
 
@@ -115,3 +120,76 @@ export function syncFs(path: string): void {
   }
 }
 
+
+// ---- reading many small files fast ---------------------------------------------------------
+
+const SCRATCH = 65536;
+let scratch: { path: Buffer; pathPtr: number; statx: Buffer; statxPtr: number; data: Buffer; dataPtr: number; emptyPtr: number } | undefined;
+function buffers() {
+  if (!scratch) {
+    const path = Buffer.alloc(4097);
+    const statx = Buffer.alloc(256);
+    const data = Buffer.alloc(SCRATCH);
+    const empty = Buffer.alloc(1);
+    scratch = { path, pathPtr: ptr(path), statx, statxPtr: ptr(statx), data, dataPtr: ptr(data), emptyPtr: ptr(empty) };
+  }
+  return scratch;
+}
+
+export interface SmallFile {
+  isFile: boolean;
+  uid: number;
+  mode: number;
+  size: number;
+  nlink: number;
+  /** The content (UTF-8) when the file is a regular file of exactly the size asked for; else null. */
+  text: string | null;
+}
+
+const AT_EMPTY_PATH = 0x1000;
+const STATX_BASIC_STATS = 0x7ff;
+
+/**
+ * Open path without following a link at its last component, fstat it, and read it only when it
+ * is a regular file of exactly `size` bytes (what it must hold to be unchanged): four system
+ * calls through bun:ffi into reused buffers, a third of what the same steps cost through node:fs.
+ * Returns the errno when it cannot be opened (ENOENT: absent, ELOOP: a link).
+ */
+export function readIfSize(path: string, size: number): SmallFile | number {
+  const b = buffers();
+  const n = b.path.write(path, 0, 4096, "utf8");
+  if (n >= 4096) return 36; // ENAMETOOLONG
+  b.path[n] = 0;
+  const c = libc();
+  const fd = c.open(b.pathPtr, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | O_CLOEXEC, 0);
+  if (fd < 0) return errno();
+  try {
+    if (c.statx(fd, b.emptyPtr, AT_EMPTY_PATH, STATX_BASIC_STATS, b.statxPtr) !== 0) return errno();
+    const st = b.statx;
+    const mode = st.readUInt16LE(28);
+    const out: SmallFile = {
+      isFile: (mode & 0o170000) === 0o100000,
+      nlink: st.readUInt32LE(16),
+      uid: st.readUInt32LE(20),
+      mode,
+      size: st.readUInt32LE(40) + st.readUInt32LE(44) * 4294967296,
+      text: null,
+    };
+    if (out.isFile && out.size === size && size <= SCRATCH) {
+      let got = 0;
+      while (got < size) {
+        const r = Number(c.read(fd, b.dataPtr + got, size - got));
+        if (r <= 0) break;
+        got += r;
+      }
+      if (got === size) out.text = b.data.toString("utf8", 0, size);
+    }
+    return out;
+  } finally {
+    c.close(fd);
+  }
+}
+
+export function errnoName(e: number): string {
+  return ERRNO_NAMES[e] ?? `errno ${e}`;
+}

@@ -215,6 +215,8 @@ export interface HomesOptions {
   keyLocation: string;
   dryRun: boolean;
   loginDefs: Map<string, string>;
+  /** Users whose root-owned key file was found as it should be while the scan ran: not opened again. */
+  keysInPlace?: ReadonlySet<string>;
 }
 
 /** Homes and keys for the managed users; a problem with one user's home never stops the others. */
@@ -226,6 +228,7 @@ export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
   let skel: SkelEntry[] | null = null;
   const touched = new Set<string>();
   const rootKeys = (u: HomeUser) => {
+    if (opts.keysInPlace?.has(u.name)) return;
     try {
       const path = templatePath(opts.root, opts.keyLocation, u.name);
       const r = syncRootKeys(path, u.sshKeys, opts.dryRun);

@@ -86,6 +86,7 @@ export const pathSchema = v.pipe(
 const HASH_RE = /^\$(y|gy|7|6|5|2b|2y|2a|1)\$[./A-Za-z0-9$=,]{4,}$/;
 export function isPasswordField(s: string): boolean {
   if (s === "*" || s === "!*") return true;
+  if (s.charCodeAt(0) === 36 /* $ */) return HASH_RE.test(s);
   const unlocked = s.replace(/^!+/, "");
   return unlocked === "" ? s !== "" : HASH_RE.test(unlocked);
 }
@@ -100,6 +101,16 @@ export const passwordSchema = v.pipe(
 const DATE_RE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})$/;
 /** Days since 1970-01-01 for an ISO date that exists on the calendar, else null. */
 export function isoDateToDays(s: string): number | null {
+  // A table holds few distinct dates and each is checked, then converted: remember them.
+  const known = dateCache.get(s);
+  if (known !== undefined) return known;
+  const days = dateToDays(s);
+  if (dateCache.size >= 100_000) dateCache.clear();
+  dateCache.set(s, days);
+  return days;
+}
+const dateCache = new Map<string, number | null>();
+function dateToDays(s: string): number | null {
   const m = DATE_RE.exec(s);
   if (!m) return null;
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
@@ -137,6 +148,11 @@ const KEY_TYPES = new Set([
 
 /** Why an authorized_keys line is not acceptable, or null. Options before the key type are not accepted. */
 export function sshKeyProblem(key: string): string | null {
+  return canonicalKeyIsValid(key) ? null : sshKeyProblemReference(key);
+}
+
+/** The complete check, in the plainest form: what the fast path below must agree with. */
+export function sshKeyProblemReference(key: string): string | null {
   if (/[\u0000-\u001f\u007f]/.test(key)) return "must be a single line without control characters";
   if (key.length > 16384) return "is longer than 16384 characters";
   const parts = key.trim().split(/ +/);
@@ -154,9 +170,53 @@ export function sshKeyProblem(key: string): string | null {
   return null;
 }
 
+const B64 = new Int8Array(128).fill(-1);
+for (const [i, c] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"].entries()) B64[c.charCodeAt(0)] = i;
+const BLOB = /[A-Za-z0-9+/]+={0,2}/y;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+/** True when a key is in canonical form (single spaces, nothing around it: what normalizeKey leaves as is). */
+function isCanonical(key: string): boolean {
+  const first = key.charCodeAt(0);
+  const last = key.charCodeAt(key.length - 1);
+  return first > 32 && first < 127 && last > 32 && last < 127 && !key.includes("  ");
+}
+
+/**
+ * The common case, decided without splitting the key or decoding its base64: a canonical key of a
+ * known type whose blob is base64 and starts with that type's name. False means "ask the
+ * reference check", which also says what is wrong.
+ */
+function canonicalKeyIsValid(key: string): boolean {
+  if (key.length > 16384 || !isCanonical(key) || CONTROL.test(key)) return false;
+  const sp = key.indexOf(" ");
+  if (sp <= 0) return false;
+  const type = key.slice(0, sp);
+  if (!KEY_TYPES.has(type)) return false;
+  const next = key.indexOf(" ", sp + 1);
+  const end = next === -1 ? key.length : next;
+  BLOB.lastIndex = sp + 1;
+  if (!BLOB.test(key) || BLOB.lastIndex !== end || (end - sp - 1) % 4 !== 0) return false;
+  const at = sp + 1;
+  const pad = (key.charCodeAt(end - 1) === 61 ? 1 : 0) + (key.charCodeAt(end - 2) === 61 ? 1 : 0);
+  const total = ((end - at) / 4) * 3 - pad;
+  if (total < 4) return false;
+  const len = ((b64Byte(key, at, 0) << 24) >>> 0) + (b64Byte(key, at, 1) << 16) + (b64Byte(key, at, 2) << 8) + b64Byte(key, at, 3);
+  if (len !== type.length || len > total - 4) return false;
+  for (let j = 0; j < len; j++) if (b64Byte(key, at, 4 + j) !== type.charCodeAt(j)) return false;
+  return true;
+}
+
+/** Byte i of the base64 text that starts at offset at in s, read from its group ('=' counts as zero bits). */
+function b64Byte(s: string, at: number, i: number): number {
+  const g = at + Math.floor(i / 3) * 4;
+  let n = 0;
+  for (let k = 0; k < 4; k++) n = (n << 6) | Math.max(0, B64[s.charCodeAt(g + k)] ?? 0);
+  return (n >> (16 - 8 * (i % 3))) & 255;
+}
+
 /** The canonical line written to authorized_keys: type, blob and comment, single spaces. */
 export function normalizeKey(key: string): string {
-  return key.trim().split(/ +/).join(" ");
+  return isCanonical(key) ? key : key.trim().split(/ +/).join(" ");
 }
 
 // ---- record decoding ------------------------------------------------------------------------
@@ -186,7 +246,11 @@ class FieldError extends Error {
 
 function attr(item: RawItem, field: string, kind: Kind, required: boolean): string | string[] | undefined {
   const a = item[field] as Record<string, unknown> | undefined;
-  const type = a ? Object.keys(a)[0] : undefined;
+  let type: string | undefined;
+  for (const k in a) {
+    type = k;
+    break;
+  }
   if (a === undefined || type === "NULL") {
     if (required) throw new FieldError(field, `is required and missing`);
     return undefined;
@@ -232,11 +296,13 @@ function num(item: RawItem, field: string, max: number, required: false): number
 function num(item: RawItem, field: string, max: number, required: boolean): number | null {
   const s = attr(item, field, "N", required) as string | undefined;
   if (s === undefined) return null;
-  if (!/^-?[0-9]+$/.test(s)) throw new FieldError(field, `must be a whole number, found ${printable(s)}`);
+  if (!WHOLE.test(s)) throw new FieldError(field, `must be a whole number, found ${printable(s)}`);
   const n = Number(s);
   if (n < 0 || n > max) throw new FieldError(field, `must be from 0 to ${max}, found ${printable(s)}`);
   return n;
 }
+
+const WHOLE = /^-?[0-9]+$/;
 
 function strSet(item: RawItem, field: string, each: (s: string) => string | null): string[] {
   const list = (attr(item, field, "SS", false) as string[] | undefined) ?? [];
@@ -244,7 +310,13 @@ function strSet(item: RawItem, field: string, each: (s: string) => string | null
     const problem = each(s);
     if (problem) throw new FieldError(field, `entry ${printable(s)} ${problem}`);
   }
-  return [...list].sort();
+  return list.length < 2 ? [...list] : [...list].sort();
+}
+
+/** Keys in canonical form, each once, sorted (the input is sorted: a one-key list needs nothing). */
+function sshKeySet(keys: string[]): string[] {
+  if (keys.length === 1 && isCanonical(keys[0]!)) return keys;
+  return [...new Set(keys.map(normalizeKey))].sort();
 }
 
 const nameProblem = (s: string) => {
@@ -296,7 +368,7 @@ function decodeUser(item: RawItem): User {
     warnDays: get(() => num(item, "PasswordWarnDays", DAYS_MAX, false), null),
     inactiveDays: get(() => num(item, "PasswordDisableDays", DAYS_MAX, false), null),
     expire: get(() => dateDays(str(item, "AccountExpireDate", dateSchema, false)), null),
-    sshKeys: get(() => [...new Set(strSet(item, "SSHPublicKeys", sshKeyProblem).map(normalizeKey))].sort(), []),
+    sshKeys: get(() => sshKeySet(strSet(item, "SSHPublicKeys", sshKeyProblem)), []),
   });
 }
 

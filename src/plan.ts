@@ -61,11 +61,14 @@ export interface Plan {
   /** Users whose account this plan takes from enabled to disabled. */
   disables: number;
   /** Table users that are ddum's and exist locally once the plan is applied. */
-  accepted: string[];
+  accepted: User[];
+  /** Whether ownership differs from what the pass started with (else it is that very object). */
+  ownershipChanged: boolean;
 }
 
 const SECRET = "(hidden)";
 const opt = (n: number | null) => (n === null ? "" : String(n));
+const optNum = (n: number | null): string | number => (n === null ? "" : n);
 const dateOrEmpty = (d: string) => (d === "" ? "(none)" : /^-?[0-9]+$/.test(d) ? daysToIsoDate(Number(d)) : d);
 
 /** An account is enabled until the day its shadow expiry field (days since 1970) names. */
@@ -84,12 +87,12 @@ function expiresAfter(text: string | undefined, today: number): boolean {
   return enabledBy(text.slice(text.lastIndexOf(":", end - 1) + 1, end), today);
 }
 
-/** The passwd and shadow lines a record makes, as text: what userLines would join to. */
-function passwdText(u: User): string {
-  return `${u.name}:x:${u.uid}:${u.gid}:${u.realName}:${u.home}:${u.shell}`;
+/** The passwd and shadow fields a record makes, for AccountTable.lineIs (the reserved field: any). */
+function passwdFields(u: User): (string | number)[] {
+  return [u.name, "x", u.uid, u.gid, u.realName, u.home, u.shell];
 }
-function shadowTextOf(u: User, reserved: string): string {
-  return `${u.name}:${u.password ?? "!"}:${opt(u.lastChange)}:${opt(u.minDays)}:${opt(u.maxDays)}:${opt(u.warnDays)}:${opt(u.inactiveDays)}:${opt(u.expire)}:${reserved}`;
+function shadowFields(u: User): (string | number | undefined)[] {
+  return [u.name, u.password ?? "!", optNum(u.lastChange), optNum(u.minDays), optNum(u.maxDays), optNum(u.warnDays), optNum(u.inactiveDays), optNum(u.expire), undefined];
 }
 
 /**
@@ -166,6 +169,10 @@ function mergeList(current: string[], ours: string[], wanted: string[]): string[
   return kept;
 }
 
+function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 export interface Desired {
   users: User[];
   groups: Group[];
@@ -182,23 +189,43 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   let unchanged = 0;
   const ownedUsers = new Set(prev.users);
   const ownedGroups = new Set(prev.groups);
+  // Ownership is rebuilt (sorted, written) only when something in it changes.
+  let ownershipChanged = false;
+  const ownUser = (n: string) => {
+    if (ownedUsers.has(n)) return;
+    ownedUsers.add(n);
+    ownershipChanged = true;
+  };
+  const ownGroup = (n: string) => {
+    if (ownedGroups.has(n)) return;
+    ownedGroups.add(n);
+    ownershipChanged = true;
+  };
   const adoptUsers = new Set(policy.adoptUsers);
   const adoptGroups = new Set(policy.adoptGroups);
   const members: Record<string, string[]> = { ...prev.members };
   const admins: Record<string, string[]> = { ...prev.admins };
 
-  const uidOwner = new Map<number, string>();
-  for (const [name, uid] of cur.passwd.numbers(2)) if (!uidOwner.has(uid)) uidOwner.set(uid, name);
-  const gidOwner = new Map<number, string>();
-  for (const [name, gid] of cur.group.numbers(2)) if (!gidOwner.has(gid)) gidOwner.set(gid, name);
+  // Who holds each ID locally, plus what this plan gives out.
+  const localUids = cur.passwd.idOwners(2);
+  const localGids = cur.group.idOwners(2);
+  const newUids = new Map<number, string>();
+  const newGids = new Map<number, string>();
+  const uidOwner = { get: (id: number) => localUids.get(id) ?? newUids.get(id), set: (id: number, n: string) => newUids.set(id, n) };
+  const gidOwner = {
+    get: (id: number) => localGids.get(id) ?? newGids.get(id),
+    has: (id: number) => localGids.has(id) || newGids.has(id),
+    set: (id: number, n: string) => newGids.set(id, n),
+  };
 
   const refuse = (table: string, name: string, field: string, reason: string) =>
     refusals.push({ table, name: printable(name), field, reason });
 
   // ---- users ----
   const present = new Set<string>(); // table users that exist locally after this plan
-  let enabledBefore = 0;
-  for (const n of ownedUsers) if (cur.passwd.has(n) && expiresAfter(cur.shadow.text(n), today)) enabledBefore++;
+  const accepted: User[] = [];
+  // Enabled managed users before this pass, for the brake; counted only when something is disabled.
+  const countEnabledBefore = () => [...new Set(prev.users)].filter((n) => cur.passwd.has(n) && expiresAfter(cur.shadow.text(n), today)).length;
   let disables = 0;
 
   for (const u of byUid(desired.users)) {
@@ -219,13 +246,13 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       refuse(T, u.name, "GID", `${u.gid} is outside the managed range ${policy.gidMin}-${policy.gidMax}`);
       continue;
     }
-    const localText = cur.passwd.text(u.name);
-    const owned = ownedUsers.has(u.name) || (localText !== undefined && adoptUsers.has(u.name));
+    const local = cur.passwd.has(u.name);
+    const owned = ownedUsers.has(u.name) || (local && adoptUsers.has(u.name));
     if (cur.passwd.unparsedNames.has(u.name) || cur.shadow.unparsedNames.has(u.name)) {
       refuse(T, u.name, "Name", "a local line for this name cannot be parsed; fix it by hand first");
       continue;
     }
-    if (localText !== undefined && !owned) {
+    if (local && !owned) {
       refuse(T, u.name, "Name", `a local account "${u.name}" exists that ddum does not manage (list it in adopt_users to take it over)`);
       continue;
     }
@@ -234,23 +261,23 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       refuse(T, u.name, "UID", `${u.uid} already belongs to the local account "${holder}"`);
       continue;
     }
-    const shadowText = cur.shadow.text(u.name);
-    if (localText === undefined && shadowText !== undefined) {
+    if (!local && cur.shadow.has(u.name)) {
       refuse(T, u.name, "Name", "a shadow entry with this name exists without a passwd entry; fix it by hand first");
       continue;
     }
-    // The shadow "reserved" field is not the table's: keep whatever is there.
-    const reserved = shadowText === undefined ? "" : shadowText.slice(shadowText.lastIndexOf(":") + 1);
     present.add(u.name);
-    // The common case at scale: both lines already read exactly as the record would write them
-    // (compared as text, before any field array is built).
-    if (localText !== undefined && owned && localText === passwdText(u) && shadowText === shadowTextOf(u, reserved)) {
-      ownedUsers.add(u.name);
+    accepted.push(u);
+    // The common case at scale: both lines already read exactly as the record would write them,
+    // compared in place in the files' text (the shadow "reserved" field is not the table's).
+    if (local && cur.passwd.lineIs(u.name, passwdFields(u)) && cur.shadow.lineIs(u.name, shadowFields(u))) {
+      ownUser(u.name);
       unchanged++;
       continue;
     }
+    const shadowText = cur.shadow.text(u.name);
+    const reserved = shadowText === undefined ? "" : shadowText.slice(shadowText.lastIndexOf(":") + 1);
     const lines = userLines(u, reserved);
-    if (localText === undefined) {
+    if (!local) {
       const changes = [
         ...diffFields(PASSWD_FIELDS, undefined, lines.passwd, new Set()),
         { field: "password", from: "(none)", to: u.password === null ? "locked (no Password in the record)" : "set" },
@@ -258,14 +285,14 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       ];
       actions.push({ kind: "create-user", name: u.name, ...lines, changes });
       uidOwner.set(u.uid, u.name);
-      ownedUsers.add(u.name);
+      ownUser(u.name);
       continue;
     }
-    ownedUsers.add(u.name);
-    const local = cur.passwd.get(u.name)!;
+    ownUser(u.name);
+    const curPasswd = cur.passwd.get(u.name)!;
     const curShadow = cur.shadow.get(u.name);
     const changes = [
-      ...diffFields(PASSWD_FIELDS, local, lines.passwd, new Set()),
+      ...diffFields(PASSWD_FIELDS, curPasswd, lines.passwd, new Set()),
       ...(curShadow
         ? diffFields(SHADOW_FIELDS, curShadow, lines.shadow, new Set([1]))
         : [{ field: "shadow entry", from: "(missing)", to: "(created)" }]),
@@ -298,6 +325,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   let brake: string | null = null;
   if (disables > 0 && !policy.force) {
+    const enabledBefore = countEnabledBefore();
     const allowed = policy.maxDisablePercent === 0 ? 0 : Math.max(1, Math.floor((enabledBefore * policy.maxDisablePercent) / 100));
     if (disables > allowed) {
       brake =
@@ -349,8 +377,14 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     const curAdmins = gsh ? splitList(gsh[2]!) : [];
     const newMembers = mergeList(curMembers, prev.members[g.name] ?? [], wantMembers);
     const newAdmins = mergeList(curAdmins, prev.admins[g.name] ?? [], wantAdmins);
-    members[g.name] = wantMembers;
-    admins[g.name] = wantAdmins;
+    if (!sameList(members[g.name], wantMembers)) {
+      members[g.name] = wantMembers;
+      ownershipChanged = true;
+    }
+    if (!sameList(admins[g.name], wantAdmins)) {
+      admins[g.name] = wantAdmins;
+      ownershipChanged = true;
+    }
     const groupLine = [g.name, local?.[1] ?? "x", String(g.gid), newMembers.join(",")];
     const gshadowLine = [g.name, merge ? (gsh?.[1] ?? "!") : (g.password ?? "!"), newAdmins.join(","), newMembers.join(",")];
     if (!local) {
@@ -358,7 +392,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
         refuse(T, g.name, "Name", "a gshadow entry with this name exists without a group entry; fix it by hand first");
         continue;
       }
-      ownedGroups.add(g.name);
+      ownGroup(g.name);
       gidOwner.set(g.gid, g.name);
       actions.push({
         kind: "create-group",
@@ -374,7 +408,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       });
       continue;
     }
-    if (owned) ownedGroups.add(g.name);
+    if (owned) ownGroup(g.name);
     const changes: Change[] = [];
     if (local[2] !== groupLine[2]) changes.push({ field: "GID", from: local[2]!, to: groupLine[2]! });
     if (local[3] !== groupLine[3]) changes.push({ field: "Members", from: local[3] || "(none)", to: groupLine[3] || "(none)" });
@@ -402,7 +436,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     }
     madeHere.add(a.name);
     gidOwner.set(gid, a.name);
-    ownedGroups.add(a.name);
+    ownGroup(a.name);
     actions.push({
       kind: "create-group",
       name: a.name,
@@ -420,7 +454,8 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     unchanged,
     brake,
     disables,
-    accepted: [...present],
-    ownership: { users: [...ownedUsers].sort(), groups: [...ownedGroups].sort(), members, admins },
+    accepted,
+    ownershipChanged,
+    ownership: ownershipChanged ? { users: [...ownedUsers].sort(), groups: [...ownedGroups].sort(), members, admins } : prev,
   };
 }

@@ -1,8 +1,8 @@
 // SSH keys: exactly the table's keys, in the user's home (~/.ssh/authorized_keys, written through
 // no-follow directory descriptors) or in root-owned files outside homes (a %u path template).
-import { closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, constants as C } from "node:fs";
+import { closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeSync, constants as C } from "node:fs";
 import { dirname } from "node:path";
-import { AT_FDCWD, ELOOP, ENOENT, ENOTDIR, lstatAt, mkdirAt, openAt, openDirNoFollow, renameAt, SysError, unlinkAt } from "./fsat.ts";
+import { AT_FDCWD, ELOOP, ENOENT, ENOTDIR, errnoName, lstatAt, mkdirAt, openAt, openDirNoFollow, readIfSize, renameAt, SysError, unlinkAt } from "./fsat.ts";
 import type { Root } from "./paths.ts";
 
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
@@ -111,38 +111,41 @@ function writeAll(fd: number, text: string): void {
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
 }
 
+/**
+ * How a root-owned key file compares with what it should hold (want null: no file at all):
+ * "same", "missing" or "differs". A link or a path that cannot be opened is a KeyRefusal.
+ */
+export function rootKeyFileState(path: string, want: string | null): "same" | "missing" | "differs" {
+  const f = readIfSize(path, want === null ? -1 : Buffer.byteLength(want));
+  if (typeof f === "number") {
+    if (f === ENOENT) return "missing";
+    throw new KeyRefusal(`cannot open ${path}: ${f === ELOOP ? "ELOOP (a symbolic link; refused)" : errnoName(f)}`);
+  }
+  // Right owner, mode and content: only a file of the right size was read at all.
+  return want !== null && f.isFile && f.uid === 0 && (f.mode & 0o7777) === 0o644 && f.text === want ? "same" : "differs";
+}
+
+/** Whether a user's root-owned key file already is what a pass would make it (no refusal either). */
+export function rootKeysInPlace(path: string, keys: readonly string[]): boolean {
+  const want = keys.length === 0 ? null : keyFileContent(keys);
+  try {
+    const state = rootKeyFileState(path, want);
+    return want === null ? state === "missing" : state === "same";
+  } catch {
+    return false;
+  }
+}
+
 /** Root-owned key files outside homes (directory 0755 root, files 0644 root); no file when no keys. */
 export function syncRootKeys(path: string, keys: readonly string[], dryRun: boolean): KeyOutcome {
   const want = keys.length === 0 ? null : keyFileContent(keys);
-  let exists = false;
-  let same = false;
-  let fd: number;
-  try {
-    // Node's own open (one native call) with O_NOFOLLOW: a link here is refused, not followed.
-    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT") throw new KeyRefusal(`cannot open ${path}: ${code === "ELOOP" ? "ELOOP (a symbolic link; refused)" : (code ?? (e as Error).message)}`);
-    fd = -1;
-  }
-  if (fd >= 0) {
-    exists = true;
-    try {
-      const st = fstatSync(fd);
-      // Only a file of the right size, owner and mode can be unchanged: read just those.
-      if (want !== null && st.isFile() && st.uid === 0 && (st.mode & 0o7777) === 0o644 && st.size === Buffer.byteLength(want)) {
-        same = readFileSync(fd, "utf8") === want;
-      }
-    } finally {
-      closeSync(fd);
-    }
-  }
+  const state = rootKeyFileState(path, want);
   if (want === null) {
-    if (!exists) return "absent";
+    if (state === "missing") return "absent";
     if (!dryRun) rmSync(path, { force: true });
     return "removed";
   }
-  if (same) return "unchanged";
+  if (state === "same") return "unchanged";
   if (dryRun) return "written";
   const tmp = `${path}.ddum-new`;
   rmSync(tmp, { force: true });

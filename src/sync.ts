@@ -2,14 +2,15 @@
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { removeStaleTemps } from "./localdb/commit.ts";
-import { LocalDb, lockAccountFiles, type ParseIssue } from "./localdb/index.ts";
+import { identityOf, LocalDb, lockAccountFiles, type ParseIssue } from "./localdb/index.ts";
 import { LOCKED_FILES } from "./localdb/lock.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
-import { printable, type Rejection } from "./model.ts";
+import { printable, type Rejection, type User } from "./model.ts";
 import type { Root } from "./paths.ts";
 import { type Action, type Plan, plan, type Policy } from "./plan.ts";
 import { type HomesResult, syncHomes } from "./homes.ts";
-import { type Counts, type PassRecord, readState, stateDir, updateState, withPassRecord, writeMetrics } from "./state.ts";
+import { rootKeysInPlace, templatePath } from "./sshkeys.ts";
+import { type Counts, type PassRecord, readState, type State, stateDir, updateState, withPassRecord, writeMetrics } from "./state.ts";
 import { type Progress, readTables } from "./tables.ts";
 
 export interface SyncOptions {
@@ -91,24 +92,64 @@ export function countsOf(p: Plan, rejected: number): Counts {
   return { created, updated, unchanged: p.unchanged, refused: p.refusals.length, rejected };
 }
 
-/** DDUM_TRACE_MEMORY=1: resident and heap size after each phase, on stderr (for the benchmark). */
+/**
+ * DDUM_TRACE_MEMORY=1: time and resident size after each phase, on stderr (for the benchmark);
+ * DDUM_TRACE_MEMORY=heap adds the JavaScript heap's size and object count (slow: it walks the heap).
+ */
 function traceMemory(phase: string): void {
-  if (!process.env.DDUM_TRACE_MEMORY) return;
-  const { heapSize, objectCount } = require("bun:jsc").heapStats();
-  process.stderr.write(`${Math.round(performance.now())} ms, memory after ${phase}: rss ${Math.round(process.memoryUsage().rss / 1048576)} MB, heap ${Math.round(heapSize / 1048576)} MB, ${objectCount} objects\n`);
+  const mode = process.env.DDUM_TRACE_MEMORY;
+  if (!mode) return;
+  let heap = "";
+  if (mode === "heap") {
+    const { heapSize, objectCount } = require("bun:jsc").heapStats();
+    heap = `, heap ${Math.round(heapSize / 1048576)} MB, ${objectCount} objects`;
+  }
+  process.stderr.write(`${Math.round(performance.now())} ms, memory after ${phase}: rss ${Math.round(process.memoryUsage().rss / 1048576)} MB${heap}\n`);
+}
+
+/**
+ * Key files that can be checked from one record alone (root-owned files under a %u template) are
+ * checked as each page of the Users table arrives, while the next page is on its way; the names
+ * found in place are not opened again after the plan. Keys in homes wait for the plan, which
+ * says whose homes ddum may enter.
+ */
+function keyPrecheck(config: Config, root: Root): { check: (u: User) => void; inPlace: Set<string> } | undefined {
+  if (config.ssh_key_location === "home") return undefined;
+  const inPlace = new Set<string>();
+  return {
+    inPlace,
+    check: (u) => {
+      if (rootKeysInPlace(templatePath(root, config.ssh_key_location, u.name), u.sshKeys)) inPlace.add(u.name);
+    },
+  };
 }
 
 export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
   const t0 = performance.now();
   const today = opts.today ?? todayDays();
-  const tables = await readTables(config, opts.onProgress);
-  // The raw scan is garbage now: collect it before the local files are read, so the heap is
-  // reused instead of grown (peak RSS at 100,000 users).
-  traceMemory("scan");
-  Bun.gc(true);
-  traceMemory("gc");
-  const policy = policyFor(config, opts.root, opts.force);
   const stateFile = stateDir(opts.root, config.state_dir);
+  // The local side is read while the scan runs (when its first page is in), without locks: a real
+  // pass takes the locks after the scan and reads again whatever changed in between.
+  const snap: { local: { db: LocalDb; state: State; stateId: string } | null } = { local: null };
+  const readLocal = () => {
+    const stateId = identityOf(`${stateFile}/state.json`);
+    const db = LocalDb.load(opts.root);
+    const state = readState(stateFile);
+    db.passwd.idOwners(2);
+    db.group.idOwners(2);
+    return { db, state, stateId };
+  };
+  const keys = keyPrecheck(config, opts.root);
+  const tables = await readTables(
+    config,
+    (table, items) => {
+      opts.onProgress?.(table, items);
+      snap.local ??= readLocal();
+    },
+    keys?.check,
+  );
+  traceMemory("scan");
+  const policy = policyFor(config, opts.root, opts.force);
   const desired = {
     users: tables.users.records,
     groups: tables.groups.records,
@@ -116,21 +157,19 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     userTable: config.user_table_name,
     groupTable: config.group_table_name,
   };
+  traceMemory("desired");
   const rejections = [...tables.users.rejections, ...tables.groups.rejections];
   const rejected = tables.users.rejected + tables.groups.rejected;
-  const byName = new Map(desired.users.map((u) => [u.name, u]));
   const homesFor = (p: Plan): HomesResult => {
     const t = performance.now();
-    const r = syncHomes(
-      p.accepted.map((n) => byName.get(n)!),
-      {
-        root: opts.root,
-        createHomes: config.create_homes,
-        keyLocation: config.ssh_key_location,
-        dryRun: opts.dryRun,
-        loginDefs: readLoginDefs(opts.root),
-      },
-    );
+    const r = syncHomes(p.accepted, {
+      root: opts.root,
+      createHomes: config.create_homes,
+      keyLocation: config.ssh_key_location,
+      dryRun: opts.dryRun,
+      loginDefs: readLoginDefs(opts.root),
+      keysInPlace: keys?.inPlace,
+    });
     tHomes = performance.now() - t;
     return r;
   };
@@ -156,8 +195,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
 
   if (opts.dryRun) {
     // No locks, no state, no writes: read what is there and say what would change.
-    const db = LocalDb.load(opts.root);
-    const state = readState(stateFile);
+    const { db, state } = snap.local ?? readLocal();
     const p = plan(desired, db, state.ownership, policy, today);
     return result(p, db, [], homesFor(p));
   }
@@ -170,8 +208,12 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   try {
     traceMemory("lock");
     removeStaleTemps(opts.root.etc(""), LOCKED_FILES);
-    db = LocalDb.load(opts.root);
-    const state = readState(stateFile);
+    traceMemory("temps");
+    let local = snap.local;
+    if (!local || local.db.changedOnDisk() || identityOf(`${stateFile}/state.json`) !== local.stateId) local = readLocal();
+    snap.local = null;
+    db = local.db;
+    const state = local.state;
     traceMemory("load");
     p = plan(desired, db, state.ownership, policy, today);
     traceMemory("plan");
@@ -184,7 +226,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     if (p.brake) return result(p, db, [], noHomes);
     applyPlan(db, p.actions);
     const writes = db.pendingWrites();
-    if (writes.length > 0 || JSON.stringify(p.ownership) !== JSON.stringify(state.ownership)) {
+    if (p.ownershipChanged) {
       // Ownership is recorded before the account files change: after a crash between the two,
       // ddum may own a name that does not exist yet (harmless), never the other way round.
       const ownership = p.ownership;
@@ -204,7 +246,9 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     locks.release();
   }
   // Homes and keys after the account files, outside their locks: the accounts exist by now.
-  return result(p, db, written, homesFor(p));
+  const homes = homesFor(p);
+  traceMemory("homes");
+  return result(p, db, written, homes);
 }
 
 export interface RecordedPass {

@@ -13,15 +13,26 @@ export interface TableState {
 
 export type Progress = (table: string, items: number) => void;
 
-export async function readTables(config: Config, onPage?: Progress): Promise<TableState> {
+/**
+ * Both tables, decoded page by page. onUser sees each valid user as its page arrives, so that work
+ * which needs one record and the local disk only (checking key files) overlaps the scan.
+ */
+export async function readTables(config: Config, onPage?: Progress, onUser?: (u: User) => void): Promise<TableState> {
   // Loaded here, not at the top: commands that never talk to DynamoDB do not load the SDK.
   const { makeClient, scanTables } = await import("./source/dynamo.ts");
   const t0 = performance.now();
   const client = await makeClient(config);
   try {
     // Items are decoded as their page arrives: the raw pages never pile up in memory.
+    const decodeUser = decodeUserItem(config.user_table_name);
     const snap = await scanTables(client, config, onPage, {
-      user: decodeUserItem(config.user_table_name),
+      user: onUser
+        ? (item) => {
+            const d = decodeUser(item);
+            if (d.kind === "ok") onUser(d.ok);
+            return d;
+          }
+        : decodeUser,
       group: decodeGroupItem(config.group_table_name),
     });
     const scanMs = performance.now() - t0;

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import { dateSchema, decodeGroups, decodeUsers, FAST, gecosSchema, isoDateToDays, isPasswordField, nameSchema, passwordSchema, pathSchema, rejectionMessage, sshKeyProblem } from "../src/model.ts";
+import { dateSchema, decodeGroups, decodeUsers, FAST, gecosSchema, isoDateToDays, isPasswordField, nameSchema, passwordSchema, pathSchema, normalizeKey, rejectionMessage, sshKeyProblem, sshKeyProblemReference } from "../src/model.ts";
 import type { RawItem } from "../src/source/dynamo.ts";
 import { groupItem, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE, KEY_CAROL_RSA } from "./helpers/keys.ts";
@@ -163,6 +163,53 @@ describe("field helpers", () => {
   test("real keys pass", () => {
     expect(sshKeyProblem(ED25519)).toBeNull();
     expect(sshKeyProblem(KEY_CAROL_RSA)).toBeNull();
+  });
+});
+
+describe("the fast SSH key check agrees with the reference check", () => {
+  const [edType, edBlob] = ED25519.split(" ") as [string, string];
+  const rsaBlob = KEY_CAROL_RSA.split(" ")[1]!;
+  const samples = [
+    ED25519,
+    KEY_CAROL_RSA,
+    `${edType} ${edBlob}`,
+    `${edType} ${edBlob} comment with spaces`,
+    `  ${ED25519}`,
+    `${ED25519}  `,
+    `${edType}  ${edBlob}  x`,
+    `ssh-rsa ${edBlob} wrong type`,
+    `ssh-ed25519 ${rsaBlob} wrong type`,
+    `ecdsa-sha2-nistp256 ${edBlob}`,
+    `${edType} ${edBlob.slice(0, -4)} truncated`,
+    `${edType} ${edBlob.slice(0, 8)}`,
+    `${edType} AAAA`,
+    `${edType} AAAAC3Nz`,
+    `${edType} ${edBlob.replace("C", "*")}`,
+    `${edType} ${edBlob}=`,
+    `${edType} ${edBlob.slice(0, -1)}`,
+    `${edType} A=AA${edBlob.slice(4)}`,
+    `unknown-type ${edBlob}`,
+    `no-blob-${edType}`,
+    edType,
+    "",
+    " ",
+    `${edType} ${edBlob} tab\there`,
+    `${edType} ${edBlob} bell\u0007`,
+    `${edType} ${edBlob} josé`,
+    `command="x" ${ED25519}`,
+    `${edType} ${"A".repeat(16400)}`,
+    `${edType} ${Buffer.from("\x00\x00\x00\x0bssh-ed25519").toString("base64")}`,
+    `${edType} ${Buffer.from("\x00\x00\x00\x0bssh-ed2551").toString("base64")}`,
+    `${edType} ${Buffer.from("\xff\xff\xff\xffssh-ed25519").toString("base64")}`,
+    `${edType} ${Buffer.from("\x00\x00\x00\x0assh-ed25519").toString("base64")}`,
+  ];
+  test("on valid, malformed and odd keys", () => {
+    for (const k of samples) expect(`${JSON.stringify(k).slice(0, 80)} ${sshKeyProblem(k)}`).toBe(`${JSON.stringify(k).slice(0, 80)} ${sshKeyProblemReference(k)}`);
+  });
+  test("normalizeKey gives single spaces and nothing around, leaving canonical keys as they are", () => {
+    expect(normalizeKey(`  ${edType}   ${edBlob}  a  b `)).toBe(`${edType} ${edBlob} a b`);
+    expect(normalizeKey(ED25519)).toBe(ED25519);
+    expect(normalizeKey(`${ED25519} josé `)).toBe(`${ED25519} josé`);
   });
 });
 

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import type { Root } from "../paths.ts";
 import { commitFiles, type FileWrite } from "./commit.ts";
 import { lockAccountFiles, type Locks } from "./lock.ts";
@@ -17,6 +17,16 @@ function readOrNull(path: string): string | null {
   }
 }
 
+/**
+ * What a file was when it was read: device, inode, size, and the modification and change times in
+ * nanoseconds. Taken before the read, so any change after it, in place or by rename, gives
+ * another identity; the change time cannot be set back by anyone but the clock.
+ */
+export function identityOf(path: string): string {
+  const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : "absent";
+}
+
 /** Mode and owner for a file that has to be created (shadow-utils' defaults on Debian). */
 function defaultsFor(kind: FileKind, group: AccountTable): FileWrite["defaults"] {
   if (kind === "passwd" || kind === "group") return { mode: 0o644, uid: 0, gid: 0 };
@@ -32,11 +42,16 @@ export class LocalDb {
     readonly group: AccountTable,
     readonly gshadow: AccountTable,
     private readonly original: Record<FileKind, string | null>,
+    private readonly identity: Record<FileKind, string>,
   ) {}
 
   static load(root: Root): LocalDb {
     const text = {} as Record<FileKind, string | null>;
-    for (const k of ["passwd", "shadow", "group", "gshadow"] as const) text[k] = readOrNull(root.etc(k));
+    const identity = {} as Record<FileKind, string>;
+    for (const k of ["passwd", "shadow", "group", "gshadow"] as const) {
+      identity[k] = identityOf(root.etc(k));
+      text[k] = readOrNull(root.etc(k));
+    }
     if (text.passwd === null) throw new Error(`${root.etc("passwd")} does not exist: is --root right?`);
     return new LocalDb(
       root,
@@ -45,7 +60,16 @@ export class LocalDb {
       new AccountTable("group", root.etc("group"), text.group),
       new AccountTable("gshadow", root.etc("gshadow"), text.gshadow),
       text,
+      identity,
     );
+  }
+
+  /**
+   * Whether any of the four files changed since they were read. A pass reads them while the scan
+   * runs, before it takes the locks; once it holds them it asks this, and reads again if so.
+   */
+  changedOnDisk(): boolean {
+    return (["passwd", "shadow", "group", "gshadow"] as const).some((k) => identityOf(this.root.etc(k)) !== this.identity[k]);
   }
 
   get tables(): AccountTable[] {
