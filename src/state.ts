@@ -65,14 +65,31 @@ function readJson(path: string): unknown | undefined {
   }
 }
 
+const isNames = (x: unknown): x is string[] => Array.isArray(x) && x.every((n) => typeof n === "string");
+const isNameLists = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x) && Object.values(x).every(isNames);
+
+/** The schema's verdict in plain loops (a state file names every managed account); valibot explains a refusal. */
+function isState(json: unknown): json is Pick<State, "version" | "ownership"> {
+  const j = json as { version?: unknown; ownership?: Record<string, unknown> } | null;
+  const o = j?.ownership;
+  return j?.version === 1 && typeof o === "object" && o !== null && isNames(o.users) && isNames(o.groups) && isNameLists(o.members) && isNameLists(o.admins);
+}
+
+function readStatus(dir: string): Pick<State, "lastPass" | "lastSuccess"> {
+  const status = (readJson(`${dir}/status.json`) ?? {}) as Pick<State, "lastPass" | "lastSuccess">;
+  return { lastPass: status.lastPass ?? null, lastSuccess: status.lastSuccess ?? null };
+}
+
 export function readState(dir: string): State {
   const path = `${dir}/state.json`;
   const json = readJson(path);
-  const status = (readJson(`${dir}/status.json`) ?? {}) as Pick<State, "lastPass" | "lastSuccess">;
+  const status = readStatus(dir);
   if (json === undefined) return { version: 1, ownership: structuredClone(EMPTY_OWNERSHIP), ...status };
-  const r = v.safeParse(StateSchema, json);
-  if (!r.success) throw new DdumError(`${path} is not in the expected form: ${r.issues[0]!.message}`);
-  return { ...(r.output as State), lastPass: status.lastPass ?? null, lastSuccess: status.lastSuccess ?? null };
+  if (!isState(json)) {
+    const r = v.safeParse(StateSchema, json);
+    throw new DdumError(`${path} is not in the expected form: ${r.success ? "unexpected structure" : r.issues[0]!.message}`);
+  }
+  return { version: 1, ownership: json.ownership, ...status };
 }
 
 /** Atomic replace: temp file, fsync, a copy of the previous one as FILE-, rename. */
@@ -97,7 +114,7 @@ function writeJson(path: string, value: unknown): void {
 
 /** Write the state: state.json only when the ownership changed, status.json only when the status did. */
 export function writeState(dir: string, next: State, prev?: State): void {
-  if (!prev || JSON.stringify(prev.ownership) !== JSON.stringify(next.ownership)) {
+  if (!prev || (prev.ownership !== next.ownership && JSON.stringify(prev.ownership) !== JSON.stringify(next.ownership))) {
     writeJson(`${dir}/state.json`, { version: 1, ownership: next.ownership });
   }
   if (!prev || prev.lastPass !== next.lastPass || prev.lastSuccess !== next.lastSuccess) {
@@ -124,13 +141,29 @@ export async function updateState(dir: string, edit: (s: State) => State): Promi
   }
 }
 
+/**
+ * Update only status.json, under the same lock: what every pass does at its end, without reading
+ * state.json (every managed name) just to write it back unchanged.
+ */
+export async function updateStatus(dir: string, edit: (s: Pick<State, "lastPass" | "lastSuccess">) => Pick<State, "lastPass" | "lastSuccess">): Promise<Pick<State, "lastPass" | "lastSuccess">> {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const fd = await fcntlLock(`${dir}/state.lock`, 30_000, "another ddum process is writing its state");
+  try {
+    const next = edit(readStatus(dir));
+    writeJson(`${dir}/status.json`, { lastPass: next.lastPass ?? null, lastSuccess: next.lastSuccess ?? null });
+    return next;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Record how a pass went: lastPass always, lastSuccess when it applied. */
-export function withPassRecord(s: State, rec: PassRecord): State {
+export function withPassRecord<S extends Pick<State, "lastPass" | "lastSuccess">>(s: S, rec: PassRecord): S {
   return { ...s, lastPass: rec, lastSuccess: rec.result === "failed" ? (s.lastSuccess ?? null) : rec };
 }
 
 /** Prometheus text exposition for node_exporter's textfile collector. */
-export function metricsText(s: State): string {
+export function metricsText(s: Pick<State, "lastPass" | "lastSuccess">): string {
   const ts = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : 0);
   const last = s.lastPass ?? null;
   const lines: string[] = [];
@@ -152,7 +185,7 @@ export function metricsText(s: State): string {
 }
 
 /** Atomic write of the textfile (temp in the same directory, rename), world-readable. */
-export function writeMetrics(path: string, s: State): void {
+export function writeMetrics(path: string, s: Pick<State, "lastPass" | "lastSuccess">): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o644);

@@ -10,7 +10,7 @@ import type { Root } from "./paths.ts";
 import { type Action, type Plan, plan, type Policy } from "./plan.ts";
 import { type HomesResult, syncHomes } from "./homes.ts";
 import { rootKeysInPlace, templatePath } from "./sshkeys.ts";
-import { type Counts, type PassRecord, readState, type State, stateDir, updateState, withPassRecord, writeMetrics } from "./state.ts";
+import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { type Progress, readTables } from "./tables.ts";
 
 export interface SyncOptions {
@@ -281,7 +281,7 @@ export async function recordedPass(config: Config, opts: Omit<SyncOptions, "dryR
     durationMs: end.getTime() - start.getTime(),
   };
   try {
-    const st = await updateState(stateDir(opts.root, config.state_dir), (s) => withPassRecord(s, rec));
+    const st = await updateStatus(stateDir(opts.root, config.state_dir), (s) => withPassRecord(s, rec));
     if (config.metrics_file) writeMetrics(opts.root.path(config.metrics_file), st);
   } catch (e) {
     // The accounts are what matter; a status that cannot be written is reported, not fatal.

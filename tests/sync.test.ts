@@ -1,9 +1,11 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isoDateToDays } from "../src/model.ts";
-import { todayDays } from "../src/sync.ts";
-import { ddum, pass, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
+import { parseConfig } from "../src/config.ts";
+import { Root } from "../src/paths.ts";
+import { runPass, todayDays } from "../src/sync.ts";
+import { ddum, pass, testConfig, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, type Item, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { checkAccounts, cleanupRoots, makeRoot, mtimes, REPO, run, snapshot } from "./helpers/root.ts";
 
@@ -208,6 +210,49 @@ describe("changes", () => {
     expect(line(root, "shadow", "localuser")).toContain(HASH);
     expect(line(root, "group", "devs")).toBe("devs:x:3000:alice,localuser,bob");
     expectClean(root);
+  });
+});
+
+describe("the local side is read while the scan runs", () => {
+  test("a local change made after that read and before the locks is kept, not overwritten", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
+    await d.put("Groups", [groupItem("devs", 3000, { Members: { SS: ["alice"] } })]);
+    const { config } = parseConfig(testConfig(d));
+    let pages = 0;
+    let added = false;
+    const r = await runPass(config, {
+      root: new Root(root),
+      dryRun: false,
+      force: false,
+      // The pass reads the files right after the first page; the second page is later than that.
+      onProgress: () => {
+        if (++pages === 2) added = run("useradd", ["-R", root, "-u", "2500", "-U", "localuser"]).code === 0;
+      },
+    });
+    expect(added).toBe(true);
+    expect(r.exitCode).toBe(0);
+    for (const f of ["passwd", "shadow", "group", "gshadow"]) expect(line(root, f, "localuser")).toBeDefined();
+    expect(line(root, "passwd", "alice")).toBe("alice:x:2001:2001:alice user:/home/alice:/bin/bash");
+    expect(line(root, "group", "devs")).toBe("devs:x:3000:alice");
+    expectClean(root);
+  });
+});
+
+describe("the state file", () => {
+  test("one that is not JSON, or not in the expected form, stops the pass before anything is applied", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001)]);
+    const dir = join(root, "var", "lib", "ddum");
+    mkdirSync(dir, { recursive: true });
+    const before = snapshot(root);
+    writeFileSync(join(dir, "state.json"), "{ not json");
+    await expect(pass(d, root)).rejects.toThrow(/state\.json is corrupt/);
+    writeFileSync(join(dir, "state.json"), JSON.stringify({ version: 1, ownership: { users: [7], groups: [], members: {}, admins: {} } }));
+    await expect(pass(d, root)).rejects.toThrow(/state\.json is not in the expected form: .*string/);
+    writeFileSync(join(dir, "state.json"), JSON.stringify({ version: 1, ownership: { users: [], groups: [], members: { devs: "alice" }, admins: {} } }));
+    await expect(pass(d, root)).rejects.toThrow(/state\.json is not in the expected form/);
+    expect(snapshot(root)).toEqual(before);
   });
 });
 
