@@ -241,11 +241,17 @@ export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
   };
   // Keys outside homes and no home creation: homes are none of ddum's business in this pass.
   const homesMatter = inHomes || opts.createHomes;
-  let seen = 0;
+  let writes = 0;
+  let collectedAt = 0;
   for (const u of users) {
-    // Collect now and then: each user leaves short-lived strings behind, and at 100,000 users
-    // letting them pile up between collections costs hundreds of megabytes of resident memory.
-    if (++seen % 5000 === 0) Bun.gc(false);
+    // Collect now and then while writing: each file written leaves buffers and strings behind,
+    // and at 100,000 new users letting them pile up costs hundreds of megabytes of resident
+    // memory. A pass that only checks does not pay for collections it does not need.
+    writes = out.homesCreated.length + out.keysWritten.length + out.keysRemoved.length;
+    if (writes - collectedAt >= 5000) {
+      Bun.gc(false);
+      collectedAt = writes;
+    }
     if (!homesMatter) {
       rootKeys(u);
       continue;
