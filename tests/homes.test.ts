@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { systemDirProblem } from "../src/homes.ts";
 import { KEY_HEADER } from "../src/sshkeys.ts";
@@ -188,6 +188,39 @@ describe("keys outside homes", () => {
     expect(r.homes.keysRemoved).toEqual(["alice"]);
     expect(existsSync(f)).toBe(false);
     expect((await ddum(["authorized-keys", "--root", root, "-c", cfg, "alice"])).stdout).toBe("");
+  });
+
+  test("a tampered key file is put back, a link is refused, new files are 0644 under any umask", async () => {
+    const root = makeRoot();
+    const users = ["alice", "bob", "carol", "dave", "erin"].map((n, i) => userItem(n, 2001 + i, keysOf(KEY_ALICE)));
+    await d.put("Users", users);
+    const old = process.umask(0o077);
+    try {
+      await pass(d, root, { config: MODE2 });
+    } finally {
+      process.umask(old);
+    }
+    const dir = join(root, "etc", "ssh", "authorized_keys");
+    const want = `${KEY_HEADER}\n${KEY_ALICE}\n`;
+    for (const n of ["alice", "bob", "carol", "dave", "erin"]) {
+      const st = lstatSync(join(dir, n));
+      expect([n, st.uid, st.gid, st.mode & 0o7777]).toEqual([n, 0, 0, 0o644]);
+    }
+    // In place, same size: only the content differs.
+    writeFileSync(join(dir, "alice"), want.replace("AAAA", "BBBB"));
+    chmodSync(join(dir, "bob"), 0o666);
+    chownSync(join(dir, "carol"), 2003, 2003);
+    rmSync(join(dir, "dave"));
+    symlinkSync("/etc/shadow", join(dir, "dave"));
+    const r = await pass(d, root, { config: MODE2 });
+    expect(r.homes.keysWritten.sort()).toEqual(["alice", "bob", "carol"]);
+    for (const n of ["alice", "bob", "carol", "erin"]) {
+      const st = lstatSync(join(dir, n));
+      expect([n, st.uid, st.mode & 0o7777, read(join(dir, n))]).toEqual([n, 0, 0o644, want]);
+    }
+    expect(r.plan.refusals.map((x) => [x.name, x.field])).toEqual([[`"dave"`, "SSHPublicKeys"]]);
+    expect(lstatSync(join(dir, "dave")).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(dir, "dave"))).toBe("/etc/shadow");
   });
 
   test("authorized-keys reads a home's file in home mode", async () => {
