@@ -124,15 +124,11 @@ export function syncFs(path: string): void {
 // ---- reading many small files fast ---------------------------------------------------------
 
 const SCRATCH = 65536;
-let scratch: { path: Buffer; pathPtr: number; statx: Buffer; statxPtr: number; data: Buffer; dataPtr: number; emptyPtr: number } | undefined;
+// Reused buffers. Their addresses are taken at each call (ptr() or the buffer itself as the
+// argument), never kept: the engine may move a small typed array's storage when it collects.
+let scratch: { path: Buffer; statx: Buffer; data: Buffer; empty: Buffer } | undefined;
 function buffers() {
-  if (!scratch) {
-    const path = Buffer.alloc(4097);
-    const statx = Buffer.alloc(256);
-    const data = Buffer.alloc(SCRATCH);
-    const empty = Buffer.alloc(1);
-    scratch = { path, pathPtr: ptr(path), statx, statxPtr: ptr(statx), data, dataPtr: ptr(data), emptyPtr: ptr(empty) };
-  }
+  scratch ??= { path: Buffer.alloc(4097), statx: Buffer.alloc(256), data: Buffer.alloc(SCRATCH), empty: Buffer.alloc(1) };
   return scratch;
 }
 
@@ -161,10 +157,10 @@ export function readIfSize(path: string, size: number): SmallFile | number {
   if (n >= 4096) return 36; // ENAMETOOLONG
   b.path[n] = 0;
   const c = libc();
-  const fd = c.open(b.pathPtr, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | O_CLOEXEC, 0);
+  const fd = c.open(b.path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | O_CLOEXEC, 0);
   if (fd < 0) return errno();
   try {
-    if (c.statx(fd, b.emptyPtr, AT_EMPTY_PATH, STATX_BASIC_STATS, b.statxPtr) !== 0) return errno();
+    if (c.statx(fd, b.empty, AT_EMPTY_PATH, STATX_BASIC_STATS, b.statx) !== 0) return errno();
     const st = b.statx;
     const mode = st.readUInt16LE(28);
     const out: SmallFile = {
@@ -178,7 +174,7 @@ export function readIfSize(path: string, size: number): SmallFile | number {
     if (out.isFile && out.size === size && size <= SCRATCH) {
       let got = 0;
       while (got < size) {
-        const r = Number(c.read(fd, b.dataPtr + got, size - got));
+        const r = Number(c.read(fd, ptr(b.data) + got, size - got));
         if (r <= 0) break;
         got += r;
       }
@@ -192,4 +188,58 @@ export function readIfSize(path: string, size: number): SmallFile | number {
 
 export function errnoName(e: number): string {
   return ERRNO_NAMES[e] ?? `errno ${e}`;
+}
+
+/** openat(2) through the reused path buffer: the descriptor, or -errno. Always O_CLOEXEC. */
+export function openAtFast(dirfd: number, name: string, flags: number): number {
+  const b = buffers();
+  const n = b.path.write(name, 0, 4096, "utf8");
+  if (n >= 4096) return -36;
+  b.path[n] = 0;
+  const fd = libc().openat(dirfd, b.path, flags | O_CLOEXEC, 0);
+  return fd < 0 ? -errno() : fd;
+}
+
+export interface FastStat {
+  isFile: boolean;
+  isDir: boolean;
+  uid: number;
+  gid: number;
+  mode: number;
+  size: number;
+  nlink: number;
+}
+
+/** statx(2) of an open descriptor; null when it fails. */
+export function fstatFast(fd: number): FastStat | null {
+  const b = buffers();
+  if (libc().statx(fd, b.empty, AT_EMPTY_PATH, STATX_BASIC_STATS, b.statx) !== 0) return null;
+  const st = b.statx;
+  const mode = st.readUInt16LE(28);
+  return {
+    isFile: (mode & 0o170000) === 0o100000,
+    isDir: (mode & 0o170000) === 0o040000,
+    nlink: st.readUInt32LE(16),
+    uid: st.readUInt32LE(20),
+    gid: st.readUInt32LE(24),
+    mode,
+    size: st.readUInt32LE(40) + st.readUInt32LE(44) * 4294967296,
+  };
+}
+
+/** Exactly size bytes of an open descriptor as UTF-8, or null when it holds fewer. */
+export function readExactly(fd: number, size: number): string | null {
+  const b = buffers();
+  if (size > SCRATCH) return null;
+  let got = 0;
+  while (got < size) {
+    const r = Number(libc().read(fd, ptr(b.data) + got, size - got));
+    if (r <= 0) return null;
+    got += r;
+  }
+  return b.data.toString("utf8", 0, size);
+}
+
+export function closeFast(fd: number): void {
+  libc().close(fd);
 }

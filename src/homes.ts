@@ -74,6 +74,21 @@ export function inspectHome(root: Root, home: string, uid: number, ancestors = n
   return { ok: true, exists: true, stat: st };
 }
 
+/**
+ * The checks of inspectHome that do not look at the home itself: not a system directory, and
+ * every directory above it root's and not writable by others (cached per parent directory).
+ */
+export function homeMayBeUsed(root: Root, home: string, ancestors: Map<string, string | null>): boolean {
+  if (systemDirProblem(home)) return false;
+  const parent = dirname(root.path(home));
+  let problem = ancestors.get(parent);
+  if (problem === undefined) {
+    problem = checkAncestors(root, parent);
+    ancestors.set(parent, problem);
+  }
+  return problem === null;
+}
+
 /** Every existing directory from the root prefix down to dir must be root's and not group/other-writable. */
 function checkAncestors(root: Root, dir: string): string | null {
   // The nearest existing directory: missing ones will be made by root, mode 0755.
@@ -215,7 +230,10 @@ export interface HomesOptions {
   keyLocation: string;
   dryRun: boolean;
   loginDefs: Map<string, string>;
-  /** Users whose root-owned key file was found as it should be while the scan ran: not opened again. */
+  /**
+   * Users whose key file (root-owned, or in an existing home with everything around it as it
+   * should be) was found in place while the scan ran: nothing is opened for them again.
+   */
   keysInPlace?: ReadonlySet<string>;
 }
 
@@ -256,6 +274,7 @@ export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
       rootKeys(u);
       continue;
     }
+    if (inHomes && opts.keysInPlace?.has(u.name)) continue; // the home exists, its keys are right
     const state = inspectHome(opts.root, u.home, u.uid, ancestors);
     let homeReady = false;
     if (!state.ok) {

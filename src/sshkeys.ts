@@ -2,7 +2,26 @@
 // no-follow directory descriptors) or in root-owned files outside homes (a %u path template).
 import { closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeSync, constants as C } from "node:fs";
 import { dirname } from "node:path";
-import { AT_FDCWD, EEXIST, ELOOP, ENOENT, ENOTDIR, errnoName, lstatAt, mkdirAt, openAt, openDirNoFollow, readIfSize, renameAt, SysError, unlinkAt } from "./fsat.ts";
+import {
+  AT_FDCWD,
+  closeFast,
+  EEXIST,
+  ELOOP,
+  ENOENT,
+  ENOTDIR,
+  errnoName,
+  fstatFast,
+  lstatAt,
+  mkdirAt,
+  openAt,
+  openAtFast,
+  openDirNoFollow,
+  readExactly,
+  readIfSize,
+  renameAt,
+  SysError,
+  unlinkAt,
+} from "./fsat.ts";
 import type { Root } from "./paths.ts";
 
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
@@ -65,6 +84,43 @@ export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: r
     }
   } finally {
     closeSync(home);
+  }
+}
+
+/**
+ * Whether ~/.ssh/authorized_keys already is what syncHomeKeys would make it, with nothing to fix
+ * on the way: the home the user's, ~/.ssh the user's with mode 0700, the file a single-link
+ * regular file of the user's, mode 0600, holding exactly the keys (or no ~/.ssh when there are
+ * none). Read-only, through no-follow descriptors and bun:ffi, so a pass can ask it for every
+ * user while its scan is running; any doubt is a "no", which sends the user through
+ * syncHomeKeys after the plan.
+ */
+export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys: readonly string[]): boolean {
+  const home = openAtFast(AT_FDCWD, homePath, DIR_FLAGS | C.O_NOFOLLOW);
+  if (home < 0) return false;
+  try {
+    const hs = fstatFast(home);
+    if (!hs?.isDir || hs.uid !== uid) return false;
+    const ssh = openAtFast(home, ".ssh", DIR_FLAGS | C.O_NOFOLLOW);
+    if (ssh < 0) return ssh === -ENOENT && keys.length === 0;
+    try {
+      const ss = fstatFast(ssh);
+      if (!ss?.isDir || ss.uid !== uid || ss.gid !== gid || (ss.mode & 0o7777) !== 0o700) return false;
+      const fd = openAtFast(ssh, "authorized_keys", C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+      if (fd < 0) return false;
+      try {
+        const want = keyFileContent(keys);
+        const fs = fstatFast(fd);
+        if (!fs?.isFile || fs.nlink !== 1 || fs.uid !== uid || (fs.mode & 0o7777) !== 0o600 || fs.size !== Buffer.byteLength(want)) return false;
+        return readExactly(fd, fs.size) === want;
+      } finally {
+        closeFast(fd);
+      }
+    } finally {
+      closeFast(ssh);
+    }
+  } finally {
+    closeFast(home);
   }
 }
 

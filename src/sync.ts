@@ -8,8 +8,8 @@ import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
 import type { Root } from "./paths.ts";
 import { type Action, type Plan, plan, type Policy } from "./plan.ts";
-import { type HomesResult, syncHomes } from "./homes.ts";
-import { rootKeysInPlace, templatePath } from "./sshkeys.ts";
+import { homeMayBeUsed, type HomesResult, syncHomes } from "./homes.ts";
+import { homeKeysInPlace, rootKeysInPlace, templatePath } from "./sshkeys.ts";
 import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { type Progress, readTables } from "./tables.ts";
 
@@ -108,14 +108,22 @@ function traceMemory(phase: string): void {
 }
 
 /**
- * Key files that can be checked from one record alone (root-owned files under a %u template) are
- * checked as each page of the Users table arrives, while the next page is on its way; the names
- * found in place are not opened again after the plan. Keys in homes wait for the plan, which
- * says whose homes ddum may enter.
+ * Key files are checked as each page of the Users table arrives, while the next page is on its
+ * way: root-owned files under a %u template, or ~/.ssh/authorized_keys in an existing home (read
+ * only, through no-follow descriptors). The names found in place are not looked at again after
+ * the plan; the plan still decides whose keys a pass may write at all.
  */
 function keyPrecheck(config: Config, root: Root): { check: (u: User) => void; inPlace: Set<string> } | undefined {
-  if (config.ssh_key_location === "home") return undefined;
   const inPlace = new Set<string>();
+  if (config.ssh_key_location === "home") {
+    const ancestors = new Map<string, string | null>();
+    return {
+      inPlace,
+      check: (u) => {
+        if (homeMayBeUsed(root, u.home, ancestors) && homeKeysInPlace(root.path(u.home), u.uid, u.gid, u.sshKeys)) inPlace.add(u.name);
+      },
+    };
+  }
   return {
     inPlace,
     check: (u) => {
