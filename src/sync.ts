@@ -225,9 +225,11 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     traceMemory("load");
     p = plan(desired, db, state.ownership, policy, today);
     traceMemory("plan");
-    // Collect the planner's garbage before serializing, when there is something to serialize; a
-    // full collection of a 100,000-user heap costs about a second, which a no-change pass skips.
-    if (p.actions.length > 0) {
+    // Collect the planner's garbage before serializing when the plan is large (a first pass): a
+    // full collection of a 100,000-user heap costs a few hundred milliseconds, which a pass with
+    // a handful of changes does not need to pay.
+    const large = p.actions.length >= 1000;
+    if (large) {
       Bun.gc(true);
       traceMemory("gc");
     }
@@ -242,7 +244,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     }
     written = db.commit(writes);
     traceMemory("commit");
-    if (written.length > 0) {
+    if (large && written.length > 0) {
       Bun.gc(true);
       traceMemory("gc");
     }

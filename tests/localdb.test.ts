@@ -207,6 +207,7 @@ describe("real files", () => {
   test("edits pass pwck and grpck, keep modes and owners, and leave FILE- backups", async () => {
     const root = makeRoot();
     const before = snapshot(root);
+    const inodes = Object.fromEntries(ACCOUNT_FILES.map((f) => [f, statSync(join(root, "etc", f)).ino]));
     const { written } = await withLockedDb(new Root(root), 5000, (db) => {
       db.group.add(["devs", "x", "1000", ""]);
       db.gshadow.add(["devs", "!", "", ""]);
@@ -228,6 +229,9 @@ describe("real files", () => {
     }
     expect(statSync(join(root, "etc", "passwd")).mode & 0o7777).toBe(0o644);
     for (const f of ACCOUNT_FILES) {
+      // The backup is the replaced file itself (a second name for it), not a copy.
+      expect(statSync(join(root, "etc", `${f}-`)).ino).toBe(inodes[f]!);
+      expect(statSync(join(root, "etc", `${f}-`)).nlink).toBe(1);
       expect(readFileSync(join(root, "etc", `${f}-`), "utf8")).toBe(before[f]!);
       expect(statSync(join(root, "etc", `${f}-`)).mode & 0o7777).toBe(statSync(join(root, "etc", f)).mode & 0o7777);
     }
