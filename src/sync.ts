@@ -113,7 +113,7 @@ function traceMemory(phase: string): void {
  * only, through no-follow descriptors). The names found in place are not looked at again after
  * the plan; the plan still decides whose keys a pass may write at all.
  */
-function keyPrecheck(config: Config, root: Root): { check: (u: User) => void; inPlace: Set<string> } | undefined {
+function keyPrecheck(config: Config, root: Root): { check: (u: User) => void; inPlace: Set<string> } {
   const inPlace = new Set<string>();
   if (config.ssh_key_location === "home") {
     const ancestors = new Map<string, string | null>();
@@ -154,7 +154,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       opts.onProgress?.(table, items);
       snap.local ??= readLocal();
     },
-    keys?.check,
+    keys.check,
   );
   traceMemory("scan");
   const policy = policyFor(config, opts.root, opts.force);
@@ -176,7 +176,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       keyLocation: config.ssh_key_location,
       dryRun: opts.dryRun,
       loginDefs: readLoginDefs(opts.root),
-      keysInPlace: keys?.inPlace,
+      keysInPlace: keys.inPlace,
     });
     tHomes = performance.now() - t;
     return r;
