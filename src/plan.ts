@@ -278,12 +278,21 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     const reserved = shadowText === undefined ? "" : shadowText.slice(shadowText.lastIndexOf(":") + 1);
     const lines = userLines(u, reserved);
     if (!local) {
-      const changes = [
-        ...diffFields(PASSWD_FIELDS, undefined, lines.passwd, new Set()),
-        { field: "password", from: "(none)", to: u.password === null ? "locked (no Password in the record)" : "set" },
-        ...diffFields(SHADOW_FIELDS, undefined, lines.shadow, new Set([1])).filter((c) => c.field !== "Password"),
-      ];
-      actions.push({ kind: "create-user", name: u.name, ...lines, changes });
+      // What a new account gets follows from its lines: worked out when a report asks, one
+      // action at a time, not held for 100,000 new users at once.
+      const locked = u.password === null;
+      actions.push({
+        kind: "create-user",
+        name: u.name,
+        ...lines,
+        get changes() {
+          return [
+            ...diffFields(PASSWD_FIELDS, undefined, lines.passwd, new Set()),
+            { field: "password", from: "(none)", to: locked ? "locked (no Password in the record)" : "set" },
+            ...diffFields(SHADOW_FIELDS, undefined, lines.shadow, new Set([1])).filter((c) => c.field !== "Password"),
+          ];
+        },
+      });
       uidOwner.set(u.uid, u.name);
       ownUser(u.name);
       continue;
@@ -443,7 +452,9 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       group: [a.name, "x", String(gid), ""],
       gshadow: [a.name, "!", "", ""],
       privateGroup: true,
-      changes: [{ field: "GID", from: "(none)", to: String(gid) }],
+      get changes() {
+        return [{ field: "GID", from: "(none)", to: String(gid) }];
+      },
     });
   }
 

@@ -15,9 +15,15 @@ export function summaryLine(c: Counts): string {
   return `${c.created} created, ${c.updated} updated, ${c.unchanged} unchanged, ${c.refused} refused, ${c.rejected} rejected`;
 }
 
-export function formatHuman(r: SyncResult): string {
-  const out: string[] = [];
+/** The human report, in pieces of up to 1,000 actions: a first pass of 100,000 users is never one string. */
+export function* humanChunks(r: SyncResult): Generator<string> {
+  let out: string[] = [];
+  const flush = function* () {
+    if (out.length > 0) yield `${out.join("\n")}\n`;
+    out = [];
+  };
   const would = r.dryRun ? "would " : "";
+  let n = 0;
   for (const a of r.plan.actions) {
     const [what, verb] = VERBS[a.kind]!;
     const extra = a.kind === "create-group" && a.privateGroup ? " (user private group)" : a.kind === "update-group" && a.local ? " (local group: membership merge)" : "";
@@ -25,6 +31,7 @@ export function formatHuman(r: SyncResult): string {
     for (const c of a.changes) {
       out.push(c.field === "Password" ? "  password changed" : `  ${c.field}: ${c.from} → ${c.to}`);
     }
+    if (++n % 1000 === 0) yield* flush();
   }
   for (const n of r.homes.homesCreated) out.push(`user ${n}: ${would}create home directory`);
   for (const n of r.homes.keysWritten) out.push(`user ${n}: ${would}write SSH keys`);
@@ -37,20 +44,33 @@ export function formatHuman(r: SyncResult): string {
   const head = r.dryRun ? "dry run, nothing written: " : r.plan.brake ? "not applied: " : "";
   out.push(`${head}${summaryLine(r.counts)}`);
   if (!r.dryRun && !r.plan.brake) out.push(r.written.length ? `wrote ${r.written.join(", ")}` : "no file changed");
-  return `${out.join("\n")}\n`;
+  yield* flush();
 }
 
-export function toJson(r: SyncResult): string {
-  return `${JSON.stringify(
+export function formatHuman(r: SyncResult): string {
+  return [...humanChunks(r)].join("");
+}
+
+function jsonAction(a: SyncResult["plan"]["actions"][number]) {
+  return {
+    kind: a.kind,
+    name: a.name,
+    ...(a.kind === "create-group" ? { privateGroup: a.privateGroup } : {}),
+    ...(a.kind === "update-group" ? { localGroup: a.local } : {}),
+    changes: a.changes,
+  };
+}
+
+/**
+ * The --json document, byte for byte what JSON.stringify(document, null, 2) writes, in pieces:
+ * the actions are stringified 500 at a time and indented to their depth in the document.
+ */
+export function* jsonChunks(r: SyncResult): Generator<string> {
+  const MARK = "\u0000actions\u0000";
+  const doc = JSON.stringify(
     {
       dryRun: r.dryRun,
-      actions: r.plan.actions.map((a) => ({
-        kind: a.kind,
-        name: a.name,
-        ...(a.kind === "create-group" ? { privateGroup: a.privateGroup } : {}),
-        ...(a.kind === "update-group" ? { localGroup: a.local } : {}),
-        changes: a.changes,
-      })),
+      actions: MARK,
       homes: r.homes,
       refusals: r.plan.refusals,
       rejections: r.rejections,
@@ -64,5 +84,21 @@ export function toJson(r: SyncResult): string {
     },
     null,
     2,
-  )}\n`;
+  );
+  const [head, tail] = doc.split(JSON.stringify(MARK)) as [string, string];
+  const actions = r.plan.actions;
+  if (actions.length === 0) {
+    yield `${head}[]${tail}\n`;
+    return;
+  }
+  yield `${head}[\n`;
+  for (let i = 0; i < actions.length; i += 500) {
+    const part = actions.slice(i, i + 500).map((a) => `    ${JSON.stringify(jsonAction(a), null, 2).replaceAll("\n", "\n    ")}`);
+    yield part.join(",\n") + (i + 500 < actions.length ? ",\n" : "\n");
+  }
+  yield `  ]${tail}\n`;
+}
+
+export function toJson(r: SyncResult): string {
+  return [...jsonChunks(r)].join("");
 }

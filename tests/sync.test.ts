@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { isoDateToDays } from "../src/model.ts";
 import { parseConfig } from "../src/config.ts";
 import { Root } from "../src/paths.ts";
+import { formatHuman, humanChunks, jsonChunks, toJson } from "../src/report.ts";
 import { runPass, todayDays } from "../src/sync.ts";
 import { ddum, pass, testConfig, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, type Item, startDynalite, userItem } from "./helpers/dynalite.ts";
@@ -236,6 +237,50 @@ describe("the local side is read while the scan runs", () => {
     expect(line(root, "passwd", "alice")).toBe("alice:x:2001:2001:alice user:/home/alice:/bin/bash");
     expect(line(root, "group", "devs")).toBe("devs:x:3000:alice");
     expectClean(root);
+  });
+});
+
+describe("reports", () => {
+  test("the --json document is written in pieces that make exactly JSON.stringify's document", async () => {
+    const root = makeRoot();
+    await d.put("Users", Array.from({ length: 1100 }, (_, i) => userItem(`u${i}`, 2000 + i, { RealName: { S: `Ünïcode "quoted" \\ ${i}` } })));
+    await d.put("Groups", [groupItem("devs", 3000, { Members: { SS: ["u1", "nobody-here"] } })]);
+    const r = await pass(d, root, { dryRun: true });
+    expect(r.plan.actions.length).toBeGreaterThan(1000);
+    const a = r.plan.actions;
+    const reference = `${JSON.stringify(
+      {
+        dryRun: r.dryRun,
+        actions: a.map((x) => ({
+          kind: x.kind,
+          name: x.name,
+          ...(x.kind === "create-group" ? { privateGroup: x.privateGroup } : {}),
+          ...(x.kind === "update-group" ? { localGroup: x.local } : {}),
+          changes: x.changes,
+        })),
+        homes: r.homes,
+        refusals: r.plan.refusals,
+        rejections: r.rejections,
+        notices: r.plan.notices,
+        localIssues: r.localIssues,
+        brake: r.plan.brake,
+        summary: r.counts,
+        written: r.written,
+        timings: r.timings,
+        exitCode: r.exitCode,
+      },
+      null,
+      2,
+    )}\n`;
+    const chunks = [...jsonChunks(r)];
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(chunks.join("")).toBe(reference);
+    const none = { ...r, plan: { ...r.plan, actions: [] } };
+    expect(toJson(none)).toBe(`${JSON.stringify({ ...JSON.parse(reference), actions: [] }, null, 2)}\n`);
+    const human = [...humanChunks(r)];
+    expect(human.length).toBeGreaterThan(2);
+    expect(human.join("")).toBe(formatHuman(r));
+    expect(human.join("").split("\n").filter((l) => l.includes(": would create")).length).toBe(a.filter((x) => x.kind.startsWith("create")).length);
   });
 });
 
