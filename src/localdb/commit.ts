@@ -19,7 +19,11 @@ import { O_CLOEXEC } from "./libc.ts";
 
 export interface FileWrite {
   path: string;
-  content: string;
+  /**
+   * The new content, made when the file's turn comes (so the four files are never all in memory
+   * at once); null when it turns out the same as the previous content, and nothing is written.
+   */
+  render: () => string | null;
   /** Previous content, for the FILE- backup; null when the file did not exist. */
   previous: string | null;
   /** Mode and owner for a file that does not exist yet. */
@@ -68,8 +72,8 @@ function statTarget(path: string): Stats | null {
  * originals and fsync the directories. If anything
  * fails before the first rename, every temp is removed and every original is untouched.
  */
-export function commitFiles(writes: FileWrite[]): void {
-  if (writes.length === 0) return;
+export function commitFiles(writes: FileWrite[]): string[] {
+  if (writes.length === 0) return [];
   const tag = `${process.pid}.${Date.now().toString(36)}`;
   const temps: string[] = [];
   const plans: { path: string; tmp: string; backupTmp: string | null; backup: string }[] = [];
@@ -81,8 +85,12 @@ export function commitFiles(writes: FileWrite[]): void {
       const gid = st ? st.gid : w.defaults.gid;
       const dir = dirname(w.path);
       const tmp = `${dir}/.${basename(w.path)}.ddum-${tag}`;
+      const content = w.render();
+      if (content === null) continue;
       temps.push(tmp);
-      writeFileFd(tmp, w.content, mode, uid, gid);
+      writeFileFd(tmp, content, mode, uid, gid);
+      // Serializing a large file leaves its pieces behind; collect them before the next one.
+      if (content.length > 4_000_000) Bun.gc(false);
       let backupTmp: string | null = null;
       if (w.previous !== null) {
         backupTmp = `${dir}/.${basename(w.path)}-.ddum-${tag}`;
@@ -133,6 +141,7 @@ export function commitFiles(writes: FileWrite[]): void {
     );
   }
   for (const dir of new Set(plans.map((p) => dirname(p.path)))) fsyncDir(dir);
+  return plans.map((p) => p.path);
 }
 
 /**

@@ -84,25 +84,26 @@ export class LocalDb {
     return this.tables.some((t) => t.changed);
   }
 
-  /** Files whose content differs from what was read, in the order they are replaced. */
+  /** Files with changed entries, in the order they are replaced; each is serialized at its turn. */
   pendingWrites(): FileWrite[] {
     const writes: FileWrite[] = [];
     for (const t of this.tables) {
       if (!t.changed) continue;
-      const content = t.serialize();
       const previous = this.original[t.kind];
-      if (content === previous) continue;
-      writes.push({ path: t.path, content, previous, defaults: defaultsFor(t.kind, this.group) });
+      const render = () => {
+        const content = t.serialize();
+        return content === previous ? null : content;
+      };
+      writes.push({ path: t.path, render, previous, defaults: defaultsFor(t.kind, this.group) });
     }
     return writes;
   }
 
   /** Write the changed files as one transaction. The caller holds the locks. Returns the paths written. */
   commit(writes = this.pendingWrites()): string[] {
-    if (writes.length === 0) return [];
-    commitFiles(writes);
-    if (this.root.isHost) invalidateCaches();
-    return writes.map((w) => w.path);
+    const written = commitFiles(writes);
+    if (written.length > 0 && this.root.isHost) invalidateCaches();
+    return written;
   }
 }
 
