@@ -1,6 +1,6 @@
 // SSH keys: exactly the table's keys, in the user's home (~/.ssh/authorized_keys, written through
 // no-follow directory descriptors) or in root-owned files outside homes (a %u path template).
-import { closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeSync, constants as C } from "node:fs";
+import { constants as C, closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import {
   AT_FDCWD,
@@ -19,9 +19,13 @@ import {
   readExactly,
   readIfSize,
   renameAt,
+  SIG,
+  SIG_WORDS,
   SysError,
+  statSignature,
   unlinkAt,
 } from "./fsat.ts";
+import { KeyLedger } from "./keyledger.ts";
 import type { Root } from "./paths.ts";
 
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
@@ -95,7 +99,14 @@ export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: r
  * user while its scan is running; any doubt is a "no", which sends the user through
  * syncHomeKeys after the plan.
  */
-export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys: readonly string[]): boolean {
+export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys: readonly string[], ledger?: KeyLedger): boolean {
+  const want = keyFileContent(keys);
+  let key = 0n;
+  if (ledger) {
+    key = KeyLedger.key(`home\0${homePath}\0${uid}\0${gid}\0${want}`);
+    if (ledger.confirms(key, `${homePath}/.ssh/authorized_keys`, () => homeDirsInPlace(homePath, uid, gid))) return true;
+  }
+  const started = Date.now();
   const home = openAtFast(AT_FDCWD, homePath, DIR_FLAGS | C.O_NOFOLLOW);
   if (home < 0) return false;
   try {
@@ -109,10 +120,11 @@ export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys
       const fd = openAtFast(ssh, "authorized_keys", C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
       if (fd < 0) return false;
       try {
-        const want = keyFileContent(keys);
-        const fs = fstatFast(fd);
+        const fs = fstatFast(fd, ledger ? SCRATCH_SIG : undefined);
         if (!fs?.isFile || fs.nlink !== 1 || fs.uid !== uid || (fs.mode & 0o7777) !== 0o600 || fs.size !== Buffer.byteLength(want)) return false;
-        return readExactly(fd, fs.size) === want;
+        if (readExactly(fd, fs.size) !== want) return false;
+        ledger?.record(key, SCRATCH_SIG, started);
+        return true;
       } finally {
         closeFast(fd);
       }
@@ -122,6 +134,18 @@ export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys
   } finally {
     closeFast(home);
   }
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const SCRATCH_SIG = new Uint32Array(SIG_WORDS);
+
+/** The home and its ~/.ssh as homeKeysInPlace wants them, from two statx calls that follow no link. */
+function homeDirsInPlace(homePath: string, uid: number, gid: number): boolean {
+  const sig = SCRATCH_SIG;
+  if (statSignature(homePath, sig) !== 0 || (sig[SIG.mode]! & S_IFMT) !== S_IFDIR || sig[SIG.uid] !== uid) return false;
+  if (statSignature(`${homePath}/.ssh`, sig) !== 0 || (sig[SIG.mode]! & S_IFMT) !== S_IFDIR) return false;
+  return sig[SIG.uid] === uid && sig[SIG.gid] === gid && (sig[SIG.mode]! & 0o7777) === 0o700;
 }
 
 function writeKeyFileAt(ssh: number, uid: number, gid: number, keys: readonly string[], dryRun: boolean): KeyOutcome {
@@ -171,8 +195,8 @@ function writeAll(fd: number, text: string): void {
  * How a root-owned key file compares with what it should hold (want null: no file at all):
  * "same", "missing" or "differs". A link or a path that cannot be opened is a KeyRefusal.
  */
-export function rootKeyFileState(path: string, want: string | null): "same" | "missing" | "differs" {
-  const f = readIfSize(path, want === null ? -1 : Buffer.byteLength(want));
+export function rootKeyFileState(path: string, want: string | null, sig?: Uint32Array): "same" | "missing" | "differs" {
+  const f = readIfSize(path, want === null ? -1 : Buffer.byteLength(want), sig);
   if (typeof f === "number") {
     if (f === ENOENT) return "missing";
     throw new KeyRefusal(`cannot open ${path}: ${f === ELOOP ? "ELOOP (a symbolic link; refused)" : errnoName(f)}`);
@@ -182,11 +206,20 @@ export function rootKeyFileState(path: string, want: string | null): "same" | "m
 }
 
 /** Whether a user's root-owned key file already is what a pass would make it (no refusal either). */
-export function rootKeysInPlace(path: string, keys: readonly string[]): boolean {
+export function rootKeysInPlace(path: string, keys: readonly string[], ledger?: KeyLedger): boolean {
   const want = keys.length === 0 ? null : keyFileContent(keys);
+  let key = 0n;
+  if (ledger && want !== null) {
+    key = KeyLedger.key(`root\0${path}\0${want}`);
+    if (ledger.confirms(key, path)) return true;
+  }
+  const started = Date.now();
   try {
-    const state = rootKeyFileState(path, want);
-    return want === null ? state === "missing" : state === "same";
+    const state = rootKeyFileState(path, want, ledger ? SCRATCH_SIG : undefined);
+    if (want === null) return state === "missing";
+    if (state !== "same") return false;
+    ledger?.record(key, SCRATCH_SIG, started);
+    return true;
   } catch {
     return false;
   }

@@ -1,14 +1,15 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
+import { type HomesResult, homeMayBeUsed, syncHomes } from "./homes.ts";
+import { KeyLedger } from "./keyledger.ts";
 import { removeStaleTemps } from "./localdb/commit.ts";
 import { identityOf, LocalDb, lockAccountFiles, type ParseIssue } from "./localdb/index.ts";
 import { LOCKED_FILES } from "./localdb/lock.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
 import type { Root } from "./paths.ts";
-import { type Action, type Plan, plan, type Policy } from "./plan.ts";
-import { homeMayBeUsed, type HomesResult, syncHomes } from "./homes.ts";
+import { type Action, type Plan, type Policy, plan } from "./plan.ts";
 import { homeKeysInPlace, rootKeysInPlace, templatePath } from "./sshkeys.ts";
 import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { type Progress, readTables } from "./tables.ts";
@@ -113,21 +114,21 @@ function traceMemory(phase: string): void {
  * only, through no-follow descriptors). The names found in place are not looked at again after
  * the plan; the plan still decides whose keys a pass may write at all.
  */
-function keyPrecheck(config: Config, root: Root): { check: (u: User) => void; inPlace: Set<string> } {
+function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u: User) => void; inPlace: Set<string> } {
   const inPlace = new Set<string>();
   if (config.ssh_key_location === "home") {
     const ancestors = new Map<string, string | null>();
     return {
       inPlace,
       check: (u) => {
-        if (homeMayBeUsed(root, u.home, ancestors) && homeKeysInPlace(root.path(u.home), u.uid, u.gid, u.sshKeys)) inPlace.add(u.name);
+        if (homeMayBeUsed(root, u.home, ancestors) && homeKeysInPlace(root.path(u.home), u.uid, u.gid, u.sshKeys, ledger)) inPlace.add(u.name);
       },
     };
   }
   return {
     inPlace,
     check: (u) => {
-      if (rootKeysInPlace(templatePath(root, config.ssh_key_location, u.name), u.sshKeys)) inPlace.add(u.name);
+      if (rootKeysInPlace(templatePath(root, config.ssh_key_location, u.name), u.sshKeys, ledger)) inPlace.add(u.name);
     },
   };
 }
@@ -147,7 +148,10 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     db.group.idOwners(2);
     return { db, state, stateId };
   };
-  const keys = keyPrecheck(config, opts.root);
+  // Key files whose signature (one statx) matches the one they had when a pass last read them
+  // are not read again: see keyledger.ts.
+  const ledger = KeyLedger.load(stateFile);
+  const keys = keyPrecheck(config, opts.root, ledger);
   const tables = await readTables(
     config,
     (table, items) => {
@@ -258,6 +262,13 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   // Homes and keys after the account files, outside their locks: the accounts exist by now.
   const homes = homesFor(p);
   traceMemory("homes");
+  try {
+    ledger.save(stateFile);
+  } catch (e) {
+    // Only a cache: the next pass reads the key files in full.
+    p.notices.push(`the key-file ledger could not be saved: ${(e as Error).message}`);
+  }
+  if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`key-file ledger: ${ledger.confirmed} confirmed by signature, ${ledger.recorded} recorded\n`);
   return result(p, db, written, homes);
 }
 

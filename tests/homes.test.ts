@@ -223,6 +223,26 @@ describe("keys outside homes", () => {
     expect(readlinkSync(join(dir, "dave"))).toBe("/etc/shadow");
   });
 
+  test("with the key-file ledger: a file edited after a pass recorded it is still put back", async () => {
+    const root = makeRoot();
+    await d.put("Users", ["alice", "bob"].map((n, i) => userItem(n, 2001 + i, keysOf(KEY_ALICE))));
+    await pass(d, root, { config: MODE2 });
+    const ledger = join(root, "var", "lib", "ddum", "keyfiles.ledger");
+    expect(existsSync(ledger)).toBe(false); // just written: nothing settled to record
+    await Bun.sleep(2100);
+    await pass(d, root, { config: MODE2, dryRun: true });
+    expect(existsSync(ledger)).toBe(false); // a dry run writes nothing, the ledger included
+    const r2 = await pass(d, root, { config: MODE2 });
+    expect(r2.homes.keysWritten).toEqual([]);
+    expect(lstatSync(ledger).size).toBeGreaterThan(0);
+    const f = join(root, "etc", "ssh", "authorized_keys", "alice");
+    const want = read(f);
+    writeFileSync(f, want.replace("AAAA", "BBBB"));
+    const r3 = await pass(d, root, { config: MODE2 });
+    expect(r3.homes.keysWritten).toEqual(["alice"]);
+    expect(read(f)).toBe(want);
+  });
+
   test("authorized-keys reads a home's file in home mode", async () => {
     const root = makeRoot();
     await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE))]);

@@ -1,0 +1,168 @@
+// The key-file ledger (STATE_DIR/keyfiles.ledger): for each key file that a pass read and found
+// holding exactly what it should, the file's signature (inode, device, size, owner, group, mode,
+// links, change and modification times) under a 64-bit hash of what was checked (where the file
+// is, whose it must be and the text it must hold). A later pass that wants the same text at the
+// same place and finds the same signature knows, from one statx, that nothing touched the file
+// since it was read: every write, chmod, chown, link or rename moves its change time, which only
+// the kernel sets.
+//
+// A signature is recorded only when the file's change time was already SETTLED_MS in the past
+// when it was read. Change times come from a clock that ticks every few milliseconds, so a file
+// changed again within the same tick as its last change keeps its change time; a change made
+// after the read, though, gets a change time after the read, which a settled one cannot equal.
+// Files a pass has just written are therefore confirmed by reading them on a later pass.
+//
+// The ledger is a cache: a missing, unreadable or foreign file is an empty ledger, and a key the
+// ledger does not confirm is read and compared in full, exactly as without it. A changed key
+// list changes the hash, so a revoked key is never confirmed by an old entry.
+import { constants as C, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import { SIG_WORDS, signatureCtimeMs, statSignature } from "./fsat.ts";
+
+export const LEDGER_FILE = "keyfiles.ledger";
+/** How long ago a file's change time must be for its signature to be recorded. */
+export const SETTLED_MS = 2000;
+
+const MAGIC = 0x4c4b4444; // "DDKL", little-endian
+const VERSION = 1;
+const HEADER = 4; // magic, version, words per entry, entries
+const ENTRY = 2 + SIG_WORDS; // key (2 words) and signature
+
+export class KeyLedger {
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+  private readonly used: Uint8Array;
+  private usedCount = 0;
+  private readonly added: number[] = [];
+  private readonly sig = new Uint32Array(SIG_WORDS);
+  /** Lookups confirmed by a signature, and signatures recorded, in this pass (for tests and traces). */
+  confirmed = 0;
+  recorded = 0;
+
+  private constructor(
+    private readonly words: Uint32Array,
+    private readonly count: number,
+  ) {
+    let size = 16;
+    while (size < count * 2) size *= 2;
+    this.slots = new Int32Array(size).fill(-1);
+    this.mask = size - 1;
+    this.used = new Uint8Array(count);
+    for (let e = 0; e < count; e++) {
+      const at = HEADER + e * ENTRY;
+      const lo = words[at]!;
+      const hi = words[at + 1]!;
+      let s = lo & this.mask;
+      for (;;) {
+        const cur = this.slots[s]!;
+        if (cur < 0) {
+          this.slots[s] = e;
+          break;
+        }
+        const cat = HEADER + cur * ENTRY;
+        if (words[cat] === lo && words[cat + 1] === hi) break; // a duplicate: the first one stands
+        s = (s + 1) & this.mask;
+      }
+    }
+  }
+
+  static empty(): KeyLedger {
+    return new KeyLedger(new Uint32Array(HEADER), 0);
+  }
+
+  /** The ledger in dir; an empty one when it is missing or not a ledger of this version. */
+  static load(dir: string): KeyLedger {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(`${dir}/${LEDGER_FILE}`);
+    } catch {
+      return KeyLedger.empty();
+    }
+    if (buf.length < HEADER * 4 || buf.length % 4 !== 0) return KeyLedger.empty();
+    // Host byte order (Linux on x86_64 and aarch64: little-endian); the file never leaves the host.
+    const words = new Uint32Array(buf.length / 4);
+    new Uint8Array(words.buffer).set(buf);
+    const count = words[3]!;
+    if (words[0] !== MAGIC || words[1] !== VERSION || words[2] !== ENTRY || words.length !== HEADER + count * ENTRY) return KeyLedger.empty();
+    return new KeyLedger(words, count);
+  }
+
+  /** The ledger's key for a check: what was checked, as one string (place, owner, wanted text). */
+  static key(what: string): bigint {
+    return Bun.hash.wyhash(what);
+  }
+
+  /**
+   * Whether the file at path has, right now, the signature recorded under key (one statx, no
+   * link followed), after `before` (when given) said yes. A confirmed entry is kept by the next save; an entry nobody confirms is not.
+   */
+  confirms(key: bigint, path: string, before?: () => boolean): boolean {
+    const lo = Number(key & 0xffffffffn);
+    const hi = Number(key >> 32n);
+    let s = lo & this.mask;
+    let e = -1;
+    for (;;) {
+      const cur = this.slots[s]!;
+      if (cur < 0) return false;
+      const at = HEADER + cur * ENTRY;
+      if (this.words[at] === lo && this.words[at + 1] === hi) {
+        e = cur;
+        break;
+      }
+      s = (s + 1) & this.mask;
+    }
+    if ((before && !before()) || statSignature(path, this.sig) !== 0) return false;
+    const at = HEADER + e * ENTRY + 2;
+    for (let i = 0; i < SIG_WORDS; i++) if (this.words[at + i] !== this.sig[i]) return false;
+    if (!this.used[e]) {
+      this.used[e] = 1;
+      this.usedCount++;
+    }
+    this.confirmed++;
+    return true;
+  }
+
+  /**
+   * Record that the file whose signature is sig held what key stands for, as read by a check that
+   * started at startedMs (wall clock). Not recorded unless its change time had settled by then.
+   */
+  record(key: bigint, sig: Uint32Array, startedMs: number): void {
+    if (signatureCtimeMs(sig) > startedMs - SETTLED_MS) return;
+    this.added.push(Number(key & 0xffffffffn), Number(key >> 32n), ...sig);
+    this.recorded++;
+  }
+
+  /** Whether saving would change the file: something recorded, or an entry not confirmed. */
+  get changed(): boolean {
+    return this.added.length > 0 || this.usedCount < this.count;
+  }
+
+  /** Write the confirmed and recorded entries (temp file, fsync, rename), when anything changed. */
+  save(dir: string): void {
+    if (!this.changed) return;
+    const n = this.usedCount + this.added.length / ENTRY;
+    const words = new Uint32Array(HEADER + n * ENTRY);
+    words.set([MAGIC, VERSION, ENTRY, n]);
+    let w = HEADER;
+    for (let e = 0; e < this.count; e++) {
+      if (!this.used[e]) continue;
+      const at = HEADER + e * ENTRY;
+      words.set(this.words.subarray(at, at + ENTRY), w);
+      w += ENTRY;
+    }
+    words.set(this.added, w);
+    const out = Buffer.from(words.buffer);
+    const path = `${dir}/${LEDGER_FILE}`;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
+    try {
+      let off = 0;
+      while (off < out.length) off += writeSync(fd, out, off, out.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  }
+}

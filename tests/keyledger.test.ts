@@ -1,0 +1,180 @@
+// The key-file ledger: a key file is taken as in place from one statx only when nothing can have
+// touched it since a pass read it in full. Every case below changes one thing after the ledger
+// recorded a file that was right; the ledger must not confirm any of them.
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KeyLedger, LEDGER_FILE } from "../src/keyledger.ts";
+import { homeKeysInPlace, keyFileContent, rootKeysInPlace } from "../src/sshkeys.ts";
+import { KEY_ALICE, KEY_BOB } from "./helpers/keys.ts";
+import { cleanupRoots, makeRoot } from "./helpers/root.ts";
+
+afterAll(() => cleanupRoots());
+
+/** Change times must be SETTLED_MS old before a signature is recorded: wait once per test. */
+const settle = () => Bun.sleep(2100);
+/** What the next pass sees: the ledger saved and loaded again. */
+function reload(l: KeyLedger): KeyLedger {
+  const dir = mkdtempSync(join(tmpdir(), "ddum-ledger-"));
+  l.save(dir);
+  const next = KeyLedger.load(dir);
+  rmSync(dir, { recursive: true });
+  return next;
+}
+const editSameSize = (f: string) => writeFileSync(f, readFileSync(f, "utf8").replace("AAAA", "BBBB"));
+
+describe("homes through the ledger", () => {
+  const cases: [string, (home: string) => void, boolean][] = [
+    ["nothing changed", () => {}, true],
+    ["home owned by someone else", (h) => chownSync(h, 2002, 2002), false],
+    ["home replaced by a symbolic link to a copy", (h) => {
+      renameSync(h, `${h}.real`);
+      symlinkSync(`${h}.real`, h);
+    }, false],
+    [".ssh mode 0755", (h) => chmodSync(join(h, ".ssh"), 0o755), false],
+    [".ssh owned by root", (h) => chownSync(join(h, ".ssh"), 0, 0), false],
+    [".ssh replaced by a symbolic link", (h) => {
+      renameSync(join(h, ".ssh"), join(h, "elsewhere"));
+      symlinkSync("elsewhere", join(h, ".ssh"));
+    }, false],
+    ["key file mode 0644", (h) => chmodSync(join(h, ".ssh", "authorized_keys"), 0o644), false],
+    ["key file owned by root", (h) => chownSync(join(h, ".ssh", "authorized_keys"), 0, 0), false],
+    ["key file with a second hard link", (h) => linkSync(join(h, ".ssh", "authorized_keys"), join(h, "copy")), false],
+    ["key file edited in place, same size", (h) => editSameSize(join(h, ".ssh", "authorized_keys")), false],
+    ["key file replaced by a same-size file (rename)", (h) => {
+      const f = join(h, ".ssh", "authorized_keys");
+      writeFileSync(`${f}.new`, readFileSync(f, "utf8").replace("AAAA", "BBBB"), { mode: 0o600 });
+      chownSync(`${f}.new`, 2001, 2001);
+      renameSync(`${f}.new`, f);
+    }, false],
+    ["key file with a key added", (h) => writeFileSync(join(h, ".ssh", "authorized_keys"), keyFileContent([KEY_ALICE, KEY_BOB])), false],
+    ["key file replaced by a symbolic link to its content", (h) => {
+      const f = join(h, ".ssh", "authorized_keys");
+      renameSync(f, join(h, "real_keys"));
+      symlinkSync(join(h, "real_keys"), f);
+    }, false],
+    ["key file removed", (h) => rmSync(join(h, ".ssh", "authorized_keys")), false],
+  ];
+  const make = () => {
+    const home = join(makeRoot(), "home", "alice");
+    mkdirSync(join(home, ".ssh"), { recursive: true, mode: 0o700 });
+    writeFileSync(join(home, ".ssh", "authorized_keys"), keyFileContent([KEY_ALICE]), { mode: 0o600 });
+    for (const p of [home, join(home, ".ssh"), join(home, ".ssh", "authorized_keys")]) chownSync(p, 2001, 2001);
+    chmodSync(join(home, ".ssh"), 0o700);
+    return home;
+  };
+
+  test("a file whose change time has not settled is read, not recorded", () => {
+    const home = make();
+    const ledger = KeyLedger.empty();
+    expect(homeKeysInPlace(home, 2001, 2001, [KEY_ALICE], ledger)).toBe(true);
+    expect(homeKeysInPlace(home, 2001, 2001, [KEY_ALICE], ledger)).toBe(true);
+    expect([ledger.recorded, ledger.confirmed, ledger.changed]).toEqual([0, 0, false]);
+  });
+
+  test("every change made after the ledger recorded a home is seen; nothing else is read again", async () => {
+    const homes = cases.map(() => make());
+    await settle();
+    const verdicts: [string, boolean][] = [];
+    for (const [i, [what, change, inPlace]] of cases.entries()) {
+      const first = KeyLedger.empty();
+      expect(homeKeysInPlace(homes[i]!, 2001, 2001, [KEY_ALICE], first)).toBe(true);
+      expect([what, first.recorded]).toEqual([what, 1]);
+      // The next pass, unchanged home: confirmed by signature alone.
+      const ledger = reload(first);
+      expect(homeKeysInPlace(homes[i]!, 2001, 2001, [KEY_ALICE], ledger)).toBe(true);
+      expect([what, ledger.confirmed]).toEqual([what, 1]);
+      change(homes[i]!);
+      verdicts.push([what, homeKeysInPlace(homes[i]!, 2001, 2001, [KEY_ALICE], ledger)]);
+      if (!inPlace) expect([what, ledger.confirmed]).toEqual([what, 1]);
+    }
+    expect(verdicts).toEqual(cases.map(([what, , inPlace]) => [what, inPlace]));
+  });
+
+  test("the keys the table wants are part of what was recorded: a revoked key is never confirmed", async () => {
+    const home = make();
+    writeFileSync(join(home, ".ssh", "authorized_keys"), keyFileContent([KEY_ALICE, KEY_BOB]));
+    await settle();
+    const first = KeyLedger.empty();
+    expect(homeKeysInPlace(home, 2001, 2001, [KEY_ALICE, KEY_BOB], first)).toBe(true);
+    expect(first.recorded).toBe(1);
+    const ledger = reload(first);
+    expect(homeKeysInPlace(home, 2001, 2001, [KEY_ALICE], ledger)).toBe(false);
+    expect(homeKeysInPlace(home, 2002, 2001, [KEY_ALICE, KEY_BOB], ledger)).toBe(false);
+    expect(ledger.confirmed).toBe(0);
+    expect(homeKeysInPlace(home, 2001, 2001, [KEY_ALICE, KEY_BOB], ledger)).toBe(true);
+    expect(ledger.confirmed).toBe(1);
+  });
+});
+
+describe("root-owned key files through the ledger", () => {
+  const make = () => {
+    const dir = join(makeRoot(), "etc", "ssh", "authorized_keys");
+    mkdirSync(dir, { recursive: true });
+    const f = join(dir, "alice");
+    writeFileSync(f, keyFileContent([KEY_ALICE]), { mode: 0o644 });
+    chmodSync(f, 0o644);
+    return f;
+  };
+  const cases: [string, (f: string) => void][] = [
+    ["edited in place, same size", editSameSize],
+    ["mode 0666", (f) => chmodSync(f, 0o666)],
+    ["owned by a user", (f) => chownSync(f, 2001, 2001)],
+    ["a second hard link", (f) => linkSync(f, `${f}.copy`)],
+    ["replaced by a link to a right file", (f) => {
+      renameSync(f, `${f}.real`);
+      symlinkSync(`${f}.real`, f);
+    }],
+    ["removed", (f) => rmSync(f)],
+  ];
+
+  test("recorded once settled, confirmed while untouched, never after any change; the ledger survives a save", async () => {
+    const files = [make(), ...cases.map(() => make())];
+    await settle();
+    const dir = join(files[0]!, "..", "..", "..", "..", "var", "lib", "ddum");
+    const first = KeyLedger.empty();
+    for (const f of files) expect(rootKeysInPlace(f, [KEY_ALICE], first)).toBe(true);
+    expect(first.recorded).toBe(files.length);
+    first.save(dir);
+
+    const second = KeyLedger.load(dir);
+    expect(rootKeysInPlace(files[0]!, [KEY_ALICE], second)).toBe(true);
+    expect(second.confirmed).toBe(1);
+    for (const [i, [what, change]] of cases.entries()) {
+      change(files[i + 1]!);
+      // The ledger's answer is the full check's (a root-owned file may have two links: only root
+      // can make them there), and never a confirmation by signature.
+      expect([what, rootKeysInPlace(files[i + 1]!, [KEY_ALICE], second)]).toEqual([what, rootKeysInPlace(files[i + 1]!, [KEY_ALICE])]);
+    }
+    expect(cases.map(([what], i) => [what, rootKeysInPlace(files[i + 1]!, [KEY_ALICE])])).toEqual(cases.map(([what]) => [what, what === "a second hard link"]));
+    expect(second.confirmed).toBe(1);
+    // Saving keeps only what this ledger confirmed or recorded.
+    expect(second.changed).toBe(true);
+    second.save(dir);
+    const third = KeyLedger.load(dir);
+    for (const f of files.slice(1)) rootKeysInPlace(f, [KEY_ALICE], third);
+    expect(rootKeysInPlace(files[0]!, [KEY_ALICE], third)).toBe(true);
+    expect(third.confirmed).toBe(1);
+  });
+
+  test("a damaged or foreign ledger is an empty one", async () => {
+    const f = make();
+    await settle();
+    const dir = join(f, "..", "..", "..", "..", "var", "lib", "ddum");
+    const l = KeyLedger.empty();
+    rootKeysInPlace(f, [KEY_ALICE], l);
+    l.save(dir);
+    const good = readFileSync(join(dir, LEDGER_FILE));
+    for (const bad of [good.subarray(0, good.length - 4), Buffer.concat([good, Buffer.alloc(4)]), Buffer.from("not a ledger"), Buffer.alloc(0)]) {
+      writeFileSync(join(dir, LEDGER_FILE), bad);
+      const loaded = KeyLedger.load(dir);
+      expect(rootKeysInPlace(f, [KEY_ALICE], loaded)).toBe(true); // read in full instead
+      expect(loaded.confirmed).toBe(0);
+    }
+    writeFileSync(join(dir, LEDGER_FILE), good);
+    const loaded = KeyLedger.load(dir);
+    expect(rootKeysInPlace(f, [KEY_ALICE], loaded)).toBe(true);
+    expect(loaded.confirmed).toBe(1);
+  });
+});
