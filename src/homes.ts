@@ -30,12 +30,16 @@ import { keyFileContent, syncHomeKeys, syncRootKeys, templatePath } from "./sshk
 const SYSTEM_TREES = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc", "/sys", "/run", "/root"];
 const SYSTEM_DIRS = new Set(["/", "/home", "/var", "/tmp", "/opt", "/srv", "/mnt", "/media", "/nonexistent", "/var/tmp", "/var/lib", "/var/log"]);
 
+const SYSTEM_TREE_PREFIXES = SYSTEM_TREES.map((t) => `${t}/`);
+
 export function systemDirProblem(home: string): string | null {
-  const p = home.replace(/\/+$/, "") || "/";
+  // Called for every user of every pass: no allocation unless the path ends in a slash.
+  const p = home.charCodeAt(home.length - 1) === 47 /* / */ ? home.replace(/\/+$/, "") || "/" : home;
   if (SYSTEM_DIRS.has(p)) return `${p} is a system directory`;
-  for (const t of SYSTEM_TREES) {
+  for (let i = 0; i < SYSTEM_TREES.length; i++) {
+    const t = SYSTEM_TREES[i]!;
     if (p === t) return `${p} is a system directory`;
-    if (p.startsWith(`${t}/`)) return `${p} is inside the system directory ${t}`;
+    if (p.startsWith(SYSTEM_TREE_PREFIXES[i]!)) return `${p} is inside the system directory ${t}`;
   }
   return null;
 }
@@ -166,8 +170,12 @@ export function readSkel(root: Root): SkelEntry[] {
  * mode 0700, so nobody can get in while it is being filled (plain paths are safe inside it); the
  * user gets it (chown, then the final mode) only at the end.
  */
-export function createHome(path: string, uid: number, gid: number, mode: number, skel: SkelEntry[], keys: string | null): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+export function createHome(path: string, uid: number, gid: number, mode: number, skel: SkelEntry[], keys: string | null, parentsMade?: Set<string>): void {
+  const parent = dirname(path);
+  if (!parentsMade?.has(parent)) {
+    mkdirSync(parent, { recursive: true, mode: 0o755 });
+    parentsMade?.add(parent);
+  }
   mkdirSync(path, { mode: 0o700 });
   const oldMask = process.umask(0);
   try {
@@ -245,6 +253,7 @@ export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
   const ancestors = new Map<string, string | null>();
   let skel: SkelEntry[] | null = null;
   const touched = new Set<string>();
+  const parentsMade = new Set<string>();
   const rootKeys = (u: HomeUser) => {
     if (opts.keysInPlace?.has(u.name)) return;
     try {
@@ -287,7 +296,7 @@ export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
         const keys = inHomes && u.sshKeys.length > 0 ? keyFileContent(u.sshKeys) : null;
         if (!opts.dryRun) {
           skel ??= readSkel(opts.root);
-          createHome(path, u.uid, u.gid, mode, skel, keys);
+          createHome(path, u.uid, u.gid, mode, skel, keys, parentsMade);
           touched.add(dirname(path));
         }
         out.homesCreated.push(u.name);

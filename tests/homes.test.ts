@@ -62,10 +62,10 @@ describe("homes", () => {
     expect(statSync(home).mode & 0o7777).toBe(0o750);
   });
 
-  test.each(["/", "/etc", "/usr", "/root", "/home", "/usr/local/x", "/etc/ssh"])("system directory %p is refused", (p) => {
+  test.each(["/", "/etc", "/usr", "/root", "/home", "/usr/local/x", "/etc/ssh", "/etc/", "/home//", "//", "/usr/lib/"])("system directory %p is refused", (p) => {
     expect(systemDirProblem(p)).not.toBeNull();
   });
-  test.each(["/home/alice", "/srv/home/bob", "/data/u/c"])("ordinary home %p is accepted", (p) => {
+  test.each(["/home/alice", "/srv/home/bob", "/data/u/c", "/home/alice/", "/etcetera", "/usrx/y"])("ordinary home %p is accepted", (p) => {
     expect(systemDirProblem(p)).toBeNull();
   });
 });
