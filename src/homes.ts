@@ -243,6 +243,8 @@ export interface HomesOptions {
    * should be) was found in place while the scan ran: nothing is opened for them again.
    */
   keysInPlace?: ReadonlySet<string>;
+  /** Users whose root-owned key file did not exist while the scan ran: created without another look. */
+  keysMissing?: ReadonlySet<string>;
 }
 
 /** Homes and keys for the managed users; a problem with one user's home never stops the others. */
@@ -258,7 +260,7 @@ export function syncHomes(users: HomeUser[], opts: HomesOptions): HomesResult {
     if (opts.keysInPlace?.has(u.name)) return;
     try {
       const path = templatePath(opts.root, opts.keyLocation, u.name);
-      const r = syncRootKeys(path, u.sshKeys, opts.dryRun);
+      const r = syncRootKeys(path, u.sshKeys, opts.dryRun, opts.keysMissing?.has(u.name));
       if (r === "written") out.keysWritten.push(u.name);
       if (r === "removed") out.keysRemoved.push(u.name);
       if (r !== "unchanged" && r !== "absent") touched.add(dirname(path));

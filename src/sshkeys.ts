@@ -31,7 +31,10 @@ import type { Root } from "./paths.ts";
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
 
 export function keyFileContent(keys: readonly string[]): string {
-  return `${[KEY_HEADER, ...keys].join("\n")}\n`;
+  // Built for every user of every pass: no intermediate array.
+  let out = `${KEY_HEADER}\n`;
+  for (let i = 0; i < keys.length; i++) out += `${keys[i]}\n`;
+  return out;
 }
 
 export type KeyOutcome = "unchanged" | "written" | "removed" | "absent";
@@ -207,21 +210,31 @@ export function rootKeyFileState(path: string, want: string | null, sig?: Uint32
 
 /** Whether a user's root-owned key file already is what a pass would make it (no refusal either). */
 export function rootKeysInPlace(path: string, keys: readonly string[], ledger?: KeyLedger): boolean {
+  return rootKeysPrecheck(path, keys, ledger) === "in place";
+}
+
+/**
+ * The scan-time look at a root-owned key file: "in place" (nothing to do), "missing" (to be
+ * created: the file did not exist and keys are wanted), or "other" (to be looked at again, in
+ * full, when the pass applies).
+ */
+export function rootKeysPrecheck(path: string, keys: readonly string[], ledger?: KeyLedger): "in place" | "missing" | "other" {
   const want = keys.length === 0 ? null : keyFileContent(keys);
   let key = 0n;
   if (ledger && want !== null) {
     key = KeyLedger.key(`root\0${path}\0${want}`);
-    if (ledger.confirms(key, path)) return true;
+    if (ledger.confirms(key, path)) return "in place";
   }
   const started = Date.now();
   try {
     const state = rootKeyFileState(path, want, ledger ? SCRATCH_SIG : undefined);
-    if (want === null) return state === "missing";
-    if (state !== "same") return false;
+    if (want === null) return state === "missing" ? "in place" : "other";
+    if (state === "missing") return "missing";
+    if (state !== "same") return "other";
     ledger?.record(key, SCRATCH_SIG, started);
-    return true;
+    return "in place";
   } catch {
-    return false;
+    return "other";
   }
 }
 
@@ -264,8 +277,14 @@ function currentUmask(): number {
 }
 
 /** Root-owned key files outside homes (directory 0755 root, files 0644 root); no file when no keys. */
-export function syncRootKeys(path: string, keys: readonly string[], dryRun: boolean): KeyOutcome {
+export function syncRootKeys(path: string, keys: readonly string[], dryRun: boolean, seenMissing = false): KeyOutcome {
   const want = keys.length === 0 ? null : keyFileContent(keys);
+  // Found missing while the scan ran: create it outright. O_EXCL makes that safe if it has
+  // appeared since (nothing is written, and the file is then looked at as usual).
+  if (seenMissing && want !== null) {
+    if (dryRun) return "written";
+    if (createRootKeyFile(path, want)) return "written";
+  }
   const state = rootKeyFileState(path, want);
   if (want === null) {
     if (state === "missing") return "absent";

@@ -10,7 +10,7 @@ import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
 import type { Root } from "./paths.ts";
 import { type Action, type Plan, type Policy, plan } from "./plan.ts";
-import { homeKeysInPlace, rootKeysInPlace, templatePath } from "./sshkeys.ts";
+import { homeKeysInPlace, rootKeysPrecheck, templatePath } from "./sshkeys.ts";
 import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { type Progress, readTables } from "./tables.ts";
 
@@ -114,12 +114,14 @@ function traceMemory(phase: string): void {
  * only, through no-follow descriptors). The names found in place are not looked at again after
  * the plan; the plan still decides whose keys a pass may write at all.
  */
-function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u: User) => void; inPlace: Set<string> } {
+function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u: User) => void; inPlace: Set<string>; missing: Set<string> } {
   const inPlace = new Set<string>();
+  const missing = new Set<string>();
   if (config.ssh_key_location === "home") {
     const ancestors = new Map<string, string | null>();
     return {
       inPlace,
+      missing,
       check: (u) => {
         if (homeMayBeUsed(root, u.home, ancestors) && homeKeysInPlace(root.path(u.home), u.uid, u.gid, u.sshKeys, ledger)) inPlace.add(u.name);
       },
@@ -127,8 +129,11 @@ function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u
   }
   return {
     inPlace,
+    missing,
     check: (u) => {
-      if (rootKeysInPlace(templatePath(root, config.ssh_key_location, u.name), u.sshKeys, ledger)) inPlace.add(u.name);
+      const seen = rootKeysPrecheck(templatePath(root, config.ssh_key_location, u.name), u.sshKeys, ledger);
+      if (seen === "in place") inPlace.add(u.name);
+      else if (seen === "missing") missing.add(u.name);
     },
   };
 }
@@ -181,6 +186,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       dryRun: opts.dryRun,
       loginDefs: readLoginDefs(opts.root),
       keysInPlace: keys.inPlace,
+      keysMissing: keys.missing,
     });
     tHomes = performance.now() - t;
     return r;

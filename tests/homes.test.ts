@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { systemDirProblem } from "../src/homes.ts";
-import { homeKeysInPlace, KEY_HEADER, keyFileContent } from "../src/sshkeys.ts";
+import { homeKeysInPlace, KEY_HEADER, keyFileContent, syncRootKeys } from "../src/sshkeys.ts";
 import { ddum, pass, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE, KEY_BOB } from "./helpers/keys.ts";
@@ -241,6 +241,23 @@ describe("keys outside homes", () => {
     const r3 = await pass(d, root, { config: MODE2 });
     expect(r3.homes.keysWritten).toEqual(["alice"]);
     expect(read(f)).toBe(want);
+  });
+
+  test("a file seen missing during the scan but present when the pass applies is looked at, not overwritten blindly", () => {
+    const dir = join(makeRoot(), "etc", "ssh", "authorized_keys");
+    mkdirSync(dir, { recursive: true });
+    const want = keyFileContent([KEY_ALICE]);
+    writeFileSync(join(dir, "alice"), want, { mode: 0o644 });
+    chmodSync(join(dir, "alice"), 0o644);
+    const ino = lstatSync(join(dir, "alice")).ino;
+    expect(syncRootKeys(join(dir, "alice"), [KEY_ALICE], false, true)).toBe("unchanged");
+    expect(lstatSync(join(dir, "alice")).ino).toBe(ino);
+    writeFileSync(join(dir, "bob"), keyFileContent([KEY_BOB]));
+    expect(syncRootKeys(join(dir, "bob"), [KEY_ALICE], false, true)).toBe("written");
+    expect(read(join(dir, "bob"))).toBe(want);
+    expect(syncRootKeys(join(dir, "carol"), [KEY_ALICE], false, true)).toBe("written");
+    expect(read(join(dir, "carol"))).toBe(want);
+    expect(lstatSync(join(dir, "carol")).mode & 0o7777).toBe(0o644);
   });
 
   test("authorized-keys reads a home's file in home mode", async () => {

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { isoDateToDays } from "../src/model.ts";
 import { parseConfig } from "../src/config.ts";
 import { Root } from "../src/paths.ts";
-import { formatHuman, humanChunks, jsonChunks, toJson } from "../src/report.ts";
+import { actionJson, formatHuman, humanChunks, jsonChunks, toJson } from "../src/report.ts";
+import type { Action } from "../src/plan.ts";
 import { runPass, todayDays } from "../src/sync.ts";
 import { ddum, pass, testConfig, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, type Item, startDynalite, userItem } from "./helpers/dynalite.ts";
@@ -282,6 +283,29 @@ describe("reports", () => {
     expect(human.join("")).toBe(formatHuman(r));
     expect(human.join("").split("\n").filter((l) => l.includes(": would create")).length).toBe(a.filter((x) => x.kind.startsWith("create")).length);
   });
+});
+
+test.each([
+  { kind: "create-user", name: "alice", passwd: [], shadow: [], changes: [{ field: "UID", from: "(none)", to: "2001" }, { field: "Shell", from: "(none)", to: "/bin/bash" }] },
+  { kind: "update-user", name: "bob", passwd: [], shadow: [], addShadow: false, changes: [{ field: "RealName", from: 'Ünïcode "q" \\ \u0001', to: "tab\there\nline" }] },
+  { kind: "disable-user", name: "carol", shadow: [], changes: [] },
+  { kind: "update-user", name: "dave", passwd: [], shadow: [], addShadow: true, changes: [{ field: "RealName", from: "😀 \ud800 \u007f é", to: "\u2028 </script>" }] },
+  { kind: "create-group", name: "devs", group: [], gshadow: [], privateGroup: true, changes: [{ field: "GID", from: "(none)", to: "3000" }] },
+  { kind: "update-group", name: "ops", group: [], gshadow: null, local: false, changes: [{ field: "Members", from: "a", to: "a,b" }] },
+  { kind: "update-group", name: "sudo", group: [], gshadow: null, local: true, changes: [] },
+] as Action[])("a report action ($kind, $changes.length changes) is written as JSON.stringify writes it", (a) => {
+  const reference = JSON.stringify(
+    {
+      kind: a.kind,
+      name: a.name,
+      ...(a.kind === "create-group" ? { privateGroup: a.privateGroup } : {}),
+      ...(a.kind === "update-group" ? { localGroup: a.local } : {}),
+      changes: a.changes,
+    },
+    null,
+    2,
+  );
+  expect(actionJson(a)).toBe(`    ${reference.replaceAll("\n", "\n    ")}`);
 });
 
 describe("the state file", () => {
