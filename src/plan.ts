@@ -182,12 +182,48 @@ export interface Desired {
   groupTable: string;
 }
 
-export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Policy, today: number): Plan {
+/**
+ * The users a plan will find exactly as their records want them, recognised one at a time while
+ * the scan delivers them, against the local files and ownership as read at the first page. Only
+ * valid for that very `cur` and `prev`: a pass that reads the files again drops it. A user it
+ * holds is one the plan's loop would have counted unchanged after every check it makes (same
+ * ranges, ownership, parse state, UID holder, both lines in place); the plan then only counts it.
+ */
+export class InPlaceUsers {
+  readonly users = new Set<User>();
+  /** The ownership set the plan starts from, built during the scan; the plan adds to it. */
+  readonly owned: Set<string>;
+  private readonly adopt: Set<string>;
+  private readonly localUids: ReadonlyMap<number, string>;
+
+  constructor(
+    private readonly cur: Current,
+    readonly prev: Ownership,
+    private readonly policy: Policy,
+  ) {
+    this.owned = new Set(prev.users);
+    this.adopt = new Set(policy.adoptUsers);
+    this.localUids = cur.passwd.idOwners(2);
+  }
+
+  check(u: User): void {
+    const p = this.policy;
+    const cur = this.cur;
+    if (u.uid === 0 || u.uid < p.uidMin || u.uid > p.uidMax || u.gid === 0 || u.gid < p.gidMin || u.gid > p.gidMax) return;
+    if (!cur.passwd.has(u.name) || !(this.owned.has(u.name) || this.adopt.has(u.name))) return;
+    if (cur.passwd.unparsedNames.has(u.name) || cur.shadow.unparsedNames.has(u.name)) return;
+    if (this.localUids.get(u.uid) !== u.name) return;
+    if (cur.passwd.lineIs(u.name, passwdFields(u)) && cur.shadow.lineIs(u.name, shadowFields(u))) this.users.add(u);
+  }
+}
+
+export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Policy, today: number, seen?: InPlaceUsers): Plan {
+  if (seen && seen.prev !== prev) throw new Error("plan: the users seen in place were checked against another ownership");
   const actions: Action[] = [];
   const refusals: Rejection[] = [];
   const notices: string[] = [];
   let unchanged = 0;
-  const ownedUsers = new Set(prev.users);
+  const ownedUsers = seen ? seen.owned : new Set(prev.users);
   const ownedGroups = new Set(prev.groups);
   // Ownership is rebuilt (sorted, written) only when something in it changes.
   let ownershipChanged = false;
@@ -228,7 +264,22 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   const countEnabledBefore = () => [...new Set(prev.users)].filter((n) => cur.passwd.has(n) && expiresAfter(cur.shadow.text(n), today)).length;
   let disables = 0;
 
-  for (const u of byUid(desired.users)) {
+  // Users seen in place during the scan are only counted (in scan order: nothing they do depends
+  // on order, as they take no new ID); the others go through every check in UID order.
+  let rest = desired.users;
+  if (seen && seen.users.size > 0) {
+    rest = [];
+    for (const u of desired.users) {
+      if (!seen.users.has(u)) {
+        rest.push(u);
+        continue;
+      }
+      accepted.push(u);
+      ownUser(u.name);
+      unchanged++;
+    }
+  }
+  for (const u of byUid(rest)) {
     const T = desired.userTable;
     if (u.uid === 0) {
       refuse(T, u.name, "UID", "UID 0 is root's; ddum never creates or changes a UID 0 account");
@@ -316,8 +367,8 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   // Managed users that are no longer in the table: kept as they are, or disabled by policy.
   if (policy.missingUsers === "disable") {
-    for (const name of [...ownedUsers].sort()) {
-      if (desired.userNames.has(name) || !cur.passwd.has(name)) continue;
+    for (const name of [...ownedUsers].filter((n) => !desired.userNames.has(n)).sort()) {
+      if (!cur.passwd.has(name)) continue;
       const sh = cur.shadow.get(name);
       if (!sh) continue;
       const next = [...sh];

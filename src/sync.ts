@@ -9,7 +9,7 @@ import { LOCKED_FILES } from "./localdb/lock.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
 import type { Root } from "./paths.ts";
-import { type Action, type Plan, type Policy, plan } from "./plan.ts";
+import { type Action, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
 import { homeKeysInPlace, rootKeysPrecheck, templatePath } from "./sshkeys.ts";
 import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { type Progress, readTables } from "./tables.ts";
@@ -144,14 +144,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   const stateFile = stateDir(opts.root, config.state_dir);
   // The local side is read while the scan runs (when its first page is in), without locks: a real
   // pass takes the locks after the scan and reads again whatever changed in between.
-  const snap: { local: { db: LocalDb; state: State; stateId: string } | null } = { local: null };
+  const snap: { local: { db: LocalDb; state: State; stateId: string; seen: InPlaceUsers } | null } = { local: null };
+  const policy = policyFor(config, opts.root, opts.force);
   const readLocal = () => {
     const stateId = identityOf(`${stateFile}/state.json`);
     const db = LocalDb.load(opts.root);
     const state = readState(stateFile);
-    db.passwd.idOwners(2);
     db.group.idOwners(2);
-    return { db, state, stateId };
+    return { db, state, stateId, seen: new InPlaceUsers(db, state.ownership, policy) };
   };
   // Key files whose signature (one statx) matches the one they had when a pass last read them
   // are not read again: see keyledger.ts.
@@ -163,10 +163,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       opts.onProgress?.(table, items);
       snap.local ??= readLocal();
     },
-    keys.check,
+    (u) => {
+      keys.check(u);
+      // Users whose lines are already right are recognised as they arrive (see InPlaceUsers).
+      snap.local ??= readLocal();
+      snap.local.seen.check(u);
+    },
   );
   traceMemory("scan");
-  const policy = policyFor(config, opts.root, opts.force);
   const desired = {
     users: tables.users.records,
     groups: tables.groups.records,
@@ -213,8 +217,8 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
 
   if (opts.dryRun) {
     // No locks, no state, no writes: read what is there and say what would change.
-    const { db, state } = snap.local ?? readLocal();
-    const p = plan(desired, db, state.ownership, policy, today);
+    const { db, state, seen } = snap.local ?? readLocal();
+    const p = plan(desired, db, state.ownership, policy, today, seen);
     return result(p, db, [], homesFor(p));
   }
 
@@ -228,12 +232,13 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     removeStaleTemps(opts.root.etc(""), LOCKED_FILES);
     traceMemory("temps");
     let local = snap.local;
+    // Read again, the users seen in place during the scan are checked again by the plan itself.
     if (!local || local.db.changedOnDisk() || identityOf(`${stateFile}/state.json`) !== local.stateId) local = readLocal();
     snap.local = null;
     db = local.db;
     const state = local.state;
     traceMemory("load");
-    p = plan(desired, db, state.ownership, policy, today);
+    p = plan(desired, db, state.ownership, policy, today, local.seen);
     traceMemory("plan");
     // Collect the planner's garbage before serializing when the plan is large (a first pass): a
     // full collection of a 100,000-user heap costs a few hundred milliseconds, which a pass with
