@@ -113,6 +113,33 @@ describe("parse and serialize", () => {
   });
 });
 
+test("ID owners: the first entry with each ID in file order", () => {
+  const text = [
+    "root:x:0:0:root:/root:/bin/bash",
+    "a:x:1000:1000::/home/a:/bin/sh",
+    "b:x:1000:1001::/home/b:/bin/sh", // a second holder of 1000: a keeps it
+    "c:x:007:7::/home/c:/bin/sh", // leading zeros
+    "d:x::8::/home/d:/bin/sh", // no UID
+    "e:x:123456789012:9::/home/e:/bin/sh", // beyond the UID range
+    "broken line",
+    "#comment:x:5",
+    "+nis",
+    "a:x:2000:2000::/home/a2:/bin/sh", // a duplicate name: only the first entry counts
+    "f:x:3000:3000::/home/f:/bin/sh",
+  ].join("\n");
+  const t = new AccountTable("passwd", "/t/passwd", `${text}\n`);
+  t.update("f", ["f", "x", "3001", "3000", "", "/home/f", "/bin/sh"]);
+  t.add(["g", "x", "4000", "4000", "", "/home/g", "/bin/sh"]);
+  t.add(["h", "x", "1000", "4000", "", "/home/h", "/bin/sh"]);
+  const naive = new Map<number, string>();
+  for (const fields of t.entries()) if (!naive.has(Number(fields[2]))) naive.set(Number(fields[2]), fields[0]!);
+  expect([...t.idOwners(2)]).toEqual([...naive]);
+  // Lines whose IDs are not plain decimal numbers are not entries at all (kept as they are).
+  expect(Object.fromEntries([...t.idOwners(2)].map(([id, n]) => [n, id]))).toEqual({ root: 0, a: 1000, f: 3001, g: 4000 });
+  expect([...t.unparsedNames].sort()).toEqual(["broken line", "c", "d", "e"]);
+  expect(t.idOwners(3).get(0)).toBe("root");
+});
+
 describe("serialize against a naive model", () => {
   // The table keeps the text and line offsets only; this model keeps an array of lines. Both must
   // write the same bytes after any sequence of updates and adds, on files of every shape.
