@@ -1,6 +1,6 @@
 // The pure heart of a pass: desired state × current state × policy × today → actions and
 // refusals. No I/O here; apply carries the plan out, --dry-run prints it.
-import type { AccountTable } from "./localdb/index.ts";
+import type { AccountTable, IdOwners } from "./localdb/index.ts";
 import { splitList } from "./localdb/index.ts";
 import { daysToIsoDate, type Group, printable, type Rejection, type User } from "./model.ts";
 
@@ -194,7 +194,7 @@ export class InPlaceUsers {
   /** The ownership set the plan starts from, built during the scan; the plan adds to it. */
   readonly owned: Set<string>;
   private readonly adopt: Set<string>;
-  private readonly localUids: ReadonlyMap<number, string>;
+  private readonly localUids: IdOwners;
 
   constructor(
     private readonly cur: Current,
@@ -212,7 +212,7 @@ export class InPlaceUsers {
     if (u.uid === 0 || u.uid < p.uidMin || u.uid > p.uidMax || u.gid === 0 || u.gid < p.gidMin || u.gid > p.gidMax) return;
     if (!cur.passwd.has(u.name) || !(this.owned.has(u.name) || this.adopt.has(u.name))) return;
     if (cur.passwd.unparsedNames.has(u.name) || cur.shadow.unparsedNames.has(u.name)) return;
-    if (this.localUids.get(u.uid) !== u.name) return;
+    if (!this.localUids.owns(u.uid, u.name)) return;
     if (cur.passwd.lineIs(u.name, passwdFields(u)) && cur.shadow.lineIs(u.name, shadowFields(u))) this.users.add(u);
   }
 }

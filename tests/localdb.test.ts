@@ -113,6 +113,24 @@ describe("parse and serialize", () => {
   });
 });
 
+test("the name index: every name found, prefixes and extensions not, first entry wins, file order kept", () => {
+  const names: string[] = [];
+  for (let i = 0; i < 5000; i++) names.push(i % 7 === 0 ? `ü${i}é` : `u${i}`);
+  names.push("ro", "root2", "r", "a.b", "a-b", "ALICE", "alice");
+  const lines = ["root:x:0:0:root:/root:/bin/bash", ...names.map((n, i) => `${n}:x:${1000 + i}:100::/home/${n}:/bin/sh`)];
+  lines.splice(300, 0, "u5:x:9999:9999::/dup:/bin/sh", "# u6:x:1:1::/:/bin/sh", "+u7", "broken");
+  const t = new AccountTable("passwd", "/t/passwd", `${lines.join("\n")}\n`);
+  const first = new Map<string, string[]>();
+  for (const l of lines) {
+    const f = l.split(":");
+    if (f.length === 7 && !"#+".includes(l[0]!) && !first.has(f[0]!)) first.set(f[0]!, f);
+  }
+  for (const [n, f] of first) expect([n, t.get(n)]).toEqual([n, f]);
+  for (const n of ["", "u", "u50000", "roo", "root ", "rootx", "ü0", "Alice", "u5:x", "#", "+u7", "broken", "u6"]) expect([n, t.has(n)]).toEqual([n, first.has(n)]);
+  expect([...t.entries()].map((f) => f[0])).toEqual([...first.keys()]);
+  expect(t.issues.map((i) => i.message)).toContain('duplicate entry for "u5" (the first one is used)');
+});
+
 test("ID owners: the first entry with each ID in file order", () => {
   const text = [
     "root:x:0:0:root:/root:/bin/bash",
@@ -126,6 +144,7 @@ test("ID owners: the first entry with each ID in file order", () => {
     "+nis",
     "a:x:2000:2000::/home/a2:/bin/sh", // a duplicate name: only the first entry counts
     "f:x:3000:3000::/home/f:/bin/sh",
+    "m:x:4294967294:1::/home/m:/bin/sh", // the highest valid ID
   ].join("\n");
   const t = new AccountTable("passwd", "/t/passwd", `${text}\n`);
   t.update("f", ["f", "x", "3001", "3000", "", "/home/f", "/bin/sh"]);
@@ -133,9 +152,13 @@ test("ID owners: the first entry with each ID in file order", () => {
   t.add(["h", "x", "1000", "4000", "", "/home/h", "/bin/sh"]);
   const naive = new Map<number, string>();
   for (const fields of t.entries()) if (!naive.has(Number(fields[2]))) naive.set(Number(fields[2]), fields[0]!);
-  expect([...t.idOwners(2)]).toEqual([...naive]);
+  const owners = t.idOwners(2);
+  for (const id of [...naive.keys(), 1, 2000, 3000, 4001, 123456789012, -1, 4294967295, 1.5]) {
+    expect([id, owners.get(id), owners.has(id)]).toEqual([id, naive.get(id), naive.has(id)]);
+    for (const n of ["root", "a", "b", "f", "g", "h", "m", "ro", "roott", ""]) expect([id, n, owners.owns(id, n)]).toEqual([id, n, naive.get(id) === n]);
+  }
   // Lines whose IDs are not plain decimal numbers are not entries at all (kept as they are).
-  expect(Object.fromEntries([...t.idOwners(2)].map(([id, n]) => [n, id]))).toEqual({ root: 0, a: 1000, f: 3001, g: 4000 });
+  expect(Object.fromEntries([...naive].map(([id, n]) => [n, id]))).toEqual({ root: 0, a: 1000, f: 3001, g: 4000, m: 4294967294 });
   expect([...t.unparsedNames].sort()).toEqual(["broken line", "c", "d", "e"]);
   expect(t.idOwners(3).get(0)).toBe("root");
 });

@@ -5,7 +5,7 @@ import { commitFiles, type FileWrite } from "./commit.ts";
 import { lockAccountFiles, type Locks } from "./lock.ts";
 import { AccountTable, type FileKind, type ParseIssue } from "./table.ts";
 
-export { AccountTable, splitList, type FileKind, type ParseIssue } from "./table.ts";
+export { AccountTable, splitList, type FileKind, type IdOwners, type ParseIssue } from "./table.ts";
 export { lockAccountFiles, type Locks } from "./lock.ts";
 
 function readOrNull(path: string): string | null {
