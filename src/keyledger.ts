@@ -15,7 +15,7 @@
 // The ledger is a cache: a missing, unreadable or foreign file is an empty ledger, and a key the
 // ledger does not confirm is read and compared in full, exactly as without it. A changed key
 // list changes the hash, so a revoked key is never confirmed by an old entry.
-import { constants as C, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { constants as C, closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { SIG_WORDS, signatureCtimeMs, statSignature } from "./fsat.ts";
 
@@ -72,16 +72,28 @@ export class KeyLedger {
 
   /** The ledger in dir; an empty one when it is missing or not a ledger of this version. */
   static load(dir: string): KeyLedger {
-    let buf: Buffer;
+    // Read straight into the words (host byte order: Linux on x86_64 and aarch64 is
+    // little-endian; the file never leaves the host), not through a second 6 MB buffer.
+    let words: Uint32Array;
     try {
-      buf = readFileSync(`${dir}/${LEDGER_FILE}`);
+      const fd = openSync(`${dir}/${LEDGER_FILE}`, C.O_RDONLY);
+      try {
+        const size = fstatSync(fd).size;
+        if (size < HEADER * 4 || size % 4 !== 0) return KeyLedger.empty();
+        words = new Uint32Array(size / 4);
+        const bytes = new Uint8Array(words.buffer);
+        let got = 0;
+        while (got < size) {
+          const n = readSync(fd, bytes, got, size - got, null);
+          if (n <= 0) return KeyLedger.empty();
+          got += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
     } catch {
       return KeyLedger.empty();
     }
-    if (buf.length < HEADER * 4 || buf.length % 4 !== 0) return KeyLedger.empty();
-    // Host byte order (Linux on x86_64 and aarch64: little-endian); the file never leaves the host.
-    const words = new Uint32Array(buf.length / 4);
-    new Uint8Array(words.buffer).set(buf);
     const count = words[3]!;
     if (words[0] !== MAGIC || words[1] !== VERSION || words[2] !== ENTRY || words.length !== HEADER + count * ENTRY) return KeyLedger.empty();
     return new KeyLedger(words, count);
