@@ -29,7 +29,7 @@ for (let round = 0; round < 3; round++) {
   const p = plan(desired, db, state.ownership, policy, todayDays());
   const tPlan = performance.now() - t;
   t = performance.now();
-  const h = syncHomes(
+  const h = await syncHomes(
     p.accepted,
     { root, createHomes: false, keyLocation: "/etc/ssh/authorized_keys/%u", dryRun: false, loginDefs: readLoginDefs(root) },
   );

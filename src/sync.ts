@@ -1,7 +1,7 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
-import { type HomesResult, homeMayBeUsed, syncHomes } from "./homes.ts";
+import { type HomesResult, homeMayBeUsed, parallelHomes, syncHomes } from "./homes.ts";
 import { KeyLedger } from "./keyledger.ts";
 import { removeStaleTemps } from "./localdb/commit.ts";
 import { identityOf, LocalDb, lockAccountFiles, type ParseIssue } from "./localdb/index.ts";
@@ -181,9 +181,9 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   traceMemory("desired");
   const rejections = [...tables.users.rejections, ...tables.groups.rejections];
   const rejected = tables.users.rejected + tables.groups.rejected;
-  const homesFor = (p: Plan): HomesResult => {
+  const homesFor = async (p: Plan): Promise<HomesResult> => {
     const t = performance.now();
-    const r = syncHomes(p.accepted, {
+    const r = await syncHomes(p.accepted, {
       root: opts.root,
       createHomes: config.create_homes,
       keyLocation: config.ssh_key_location,
@@ -219,7 +219,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     // No locks, no state, no writes: read what is there and say what would change.
     const { db, state, seen } = snap.local ?? readLocal();
     const p = plan(desired, db, state.ownership, policy, today, seen);
-    return result(p, db, [], homesFor(p));
+    return result(p, db, [], await homesFor(p));
   }
 
   const tLock = performance.now();
@@ -271,7 +271,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     locks.release();
   }
   // Homes and keys after the account files, outside their locks: the accounts exist by now.
-  const homes = homesFor(p);
+  const homes = await homesFor(p);
   traceMemory("homes");
   try {
     ledger.save(stateFile);
@@ -279,7 +279,10 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     // Only a cache: the next pass reads the key files in full.
     p.notices.push(`the key-file ledger could not be saved: ${(e as Error).message}`);
   }
-  if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`key-file ledger: ${ledger.confirmed} confirmed by signature, ${ledger.recorded} recorded\n`);
+  if (process.env.DDUM_TRACE_MEMORY) {
+    process.stderr.write(`key-file ledger: ${ledger.confirmed} confirmed by signature, ${ledger.recorded} recorded\n`);
+    if (parallelHomes.byWorker > 0) process.stderr.write(`homes made by the second thread: ${parallelHomes.byWorker}\n`);
+  }
   return result(p, db, written, homes);
 }
 

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { systemDirProblem } from "../src/homes.ts";
+import { createHomesInParallel, PARALLEL_HOMES, parallelHomes, readSkel, systemDirProblem } from "../src/homes.ts";
+import { Root } from "../src/paths.ts";
 import { homeKeysInPlace, KEY_HEADER, keyFileContent, syncRootKeys } from "../src/sshkeys.ts";
 import { ddum, pass, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
@@ -67,6 +68,69 @@ describe("homes", () => {
   });
   test.each(["/home/alice", "/srv/home/bob", "/data/u/c", "/home/alice/", "/etcetera", "/usrx/y"])("ordinary home %p is accepted", (p) => {
     expect(systemDirProblem(p)).toBeNull();
+  });
+});
+
+describe("many homes at once", () => {
+  test("a first pass with 2,100 new homes makes them on two threads, each exactly as one thread would, under any umask", async () => {
+    const root = makeRoot();
+    const n = PARALLEL_HOMES + 100;
+    await d.put("Users", Array.from({ length: n }, (_, i) => userItem(`p${i}`, 5000 + i, i % 3 === 0 ? keysOf(KEY_ALICE) : {})));
+    const old = process.umask(0o077);
+    let r: Awaited<ReturnType<typeof pass>>;
+    try {
+      r = await pass(d, root, { config: HOMES });
+    } finally {
+      process.umask(old);
+    }
+    expect(r.exitCode).toBe(0);
+    // Both threads took batches from the list (how many each depends on their speeds).
+    expect(parallelHomes.byWorker).toBeGreaterThanOrEqual(250);
+    expect(parallelHomes.byWorker).toBeLessThanOrEqual(n - 250);
+    expect(r.homes.homesCreated.length).toBe(n);
+    expect(r.homes.keysWritten.length).toBe(Math.ceil(n / 3));
+    const skel = (f: string) => statSync(join(root, "etc", "skel", f));
+    for (const i of [0, 1, Math.ceil(n / 2) - 1, Math.ceil(n / 2), n - 2, n - 1]) {
+      const home = join(root, "home", `p${i}`);
+      const st = statSync(home);
+      expect([i, st.uid, st.gid, st.mode & 0o7777]).toEqual([i, 5000 + i, 5000 + i, 0o755]);
+      for (const f of [".bashrc", ".profile", ".bash_logout"]) {
+        const fst = statSync(join(home, f));
+        expect([i, f, fst.uid, fst.mode & 0o7777, read(join(home, f))]).toEqual([i, f, 5000 + i, skel(f).mode & 0o7777, read(join(root, "etc", "skel", f))]);
+      }
+      if (i % 3 === 0) {
+        const k = statSync(join(home, ".ssh", "authorized_keys"));
+        expect([i, k.uid, k.mode & 0o7777, read(join(home, ".ssh", "authorized_keys"))]).toEqual([i, 5000 + i, 0o600, keyFileContent([KEY_ALICE])]);
+        expect(statSync(join(home, ".ssh")).mode & 0o7777).toBe(0o700);
+      } else expect(existsSync(join(home, ".ssh"))).toBe(false);
+    }
+    const { pwck, grpck } = checkAccounts(root);
+    expect([pwck.code, grpck.code]).toEqual([0, 0]);
+  });
+
+  test("the executable carries its worker: dist/ddum makes some of 2,100 homes on its second thread", async () => {
+    const root = makeRoot();
+    const n = PARALLEL_HOMES + 100;
+    await d.put("Users", Array.from({ length: n }, (_, i) => userItem(`q${i}`, 7000 + i)));
+    const out = await ddum(["sync", "--root", root, "-c", writeConfig(d, HOMES)], { env: { DDUM_TRACE_MEMORY: "1" } });
+    expect(out.code).toBe(0);
+    const byWorker = Number(/homes made by the second thread: (\d+)\n/.exec(out.stderr)?.[1]);
+    expect(byWorker).toBeGreaterThanOrEqual(250);
+    expect(byWorker).toBeLessThanOrEqual(n - 250);
+    for (const i of [0, n - 1]) expect(statSync(join(root, "home", `q${i}`)).uid).toBe(7000 + i);
+  });
+
+  test("when the worker cannot run, this thread makes its half too", async () => {
+    const root = makeRoot();
+    const skel = readSkel(new Root(root));
+    const jobs = Array.from({ length: 600 }, (_, i) => ({ path: join(root, "home", `w${i}`), uid: 6000 + i, gid: 6000 + i, keys: i === 39 ? [KEY_BOB] : null }));
+    mkdirSync(join(root, "home"), { recursive: true });
+    const out = await createHomesInParallel(jobs, 0o750, skel, new URL("./no-such-worker.ts", import.meta.url).href);
+    expect(out).toEqual(jobs.map(() => null));
+    expect(parallelHomes.byWorker).toBe(0);
+    for (const j of jobs) expect([j.uid, statSync(j.path).uid, statSync(j.path).mode & 0o7777]).toEqual([j.uid, j.uid, 0o750]);
+    expect(read(join(root, "home", "w39", ".ssh", "authorized_keys"))).toBe(keyFileContent([KEY_BOB]));
+    expect(existsSync(join(root, "home", "w38", ".ssh"))).toBe(false);
   });
 });
 
