@@ -99,9 +99,14 @@ export class KeyLedger {
     return new KeyLedger(words, count);
   }
 
-  /** The ledger's key for a check: what was checked, as one string (place, owner, wanted text). */
-  static key(what: string): bigint {
-    return Bun.hash.wyhash(what);
+  /**
+   * The ledger's key for a check: where the file is, whose it must be, and the text it must hold
+   * (its header and keys, one per line), hashed piece by piece without building the text.
+   */
+  static key(kind: string, path: string, owner: string, header: string, keys: readonly string[]): bigint {
+    let h = Bun.hash.wyhash(path, Bun.hash.wyhash(`${kind}\0${owner}\0${header}\0${keys.length}`));
+    for (let i = 0; i < keys.length; i++) h = Bun.hash.wyhash(keys[i]!, h);
+    return h;
   }
 
   /**

@@ -68,7 +68,6 @@ export interface Plan {
 
 const SECRET = "(hidden)";
 const opt = (n: number | null) => (n === null ? "" : String(n));
-const optNum = (n: number | null): string | number => (n === null ? "" : n);
 const dateOrEmpty = (d: string) => (d === "" ? "(none)" : /^-?[0-9]+$/.test(d) ? daysToIsoDate(Number(d)) : d);
 
 /** An account is enabled until the day its shadow expiry field (days since 1970) names. */
@@ -87,12 +86,17 @@ function expiresAfter(text: string | undefined, today: number): boolean {
   return enabledBy(text.slice(text.lastIndexOf(":", end - 1) + 1, end), today);
 }
 
-/** The passwd and shadow fields a record makes, for AccountTable.lineIs (the reserved field: any). */
-function passwdFields(u: User): (string | number)[] {
-  return [u.name, "x", u.uid, u.gid, u.realName, u.home, u.shell];
+/** The passwd line a record makes, for AccountTable.lineReads. */
+function passwdText(u: User): string {
+  return `${u.name}:x:${u.uid}:${u.gid}:${u.realName}:${u.home}:${u.shell}`;
 }
-function shadowFields(u: User): (string | number | undefined)[] {
-  return [u.name, u.password ?? "!", optNum(u.lastChange), optNum(u.minDays), optNum(u.maxDays), optNum(u.warnDays), optNum(u.inactiveDays), optNum(u.expire), undefined];
+/** The shadow line a record makes, up to its last field (reserved: not the table's, any value). */
+function shadowHead(u: User): string {
+  return `${u.name}:${u.password ?? "!"}:${opt(u.lastChange)}:${opt(u.minDays)}:${opt(u.maxDays)}:${opt(u.warnDays)}:${opt(u.inactiveDays)}:${opt(u.expire)}:`;
+}
+/** Both of a record's lines are already in the files, exactly. */
+function linesInPlace(cur: Current, u: User): boolean {
+  return cur.passwd.lineReads(u.name, passwdText(u)) && cur.shadow.lineReads(u.name, shadowHead(u), true);
 }
 
 /**
@@ -210,10 +214,11 @@ export class InPlaceUsers {
     const p = this.policy;
     const cur = this.cur;
     if (u.uid === 0 || u.uid < p.uidMin || u.uid > p.uidMax || u.gid === 0 || u.gid < p.gidMin || u.gid > p.gidMax) return;
-    if (!cur.passwd.has(u.name) || !(this.owned.has(u.name) || this.adopt.has(u.name))) return;
-    if (cur.passwd.unparsedNames.has(u.name) || cur.shadow.unparsedNames.has(u.name)) return;
-    if (!this.localUids.owns(u.uid, u.name)) return;
-    if (cur.passwd.lineIs(u.name, passwdFields(u)) && cur.shadow.lineIs(u.name, shadowFields(u))) this.users.add(u);
+    // Both lines exactly as the record makes them (so the user is local) come first: the
+    // cheapest test that fails for a user with something to do.
+    if (!linesInPlace(cur, u) || !(this.owned.has(u.name) || (this.adopt.size > 0 && this.adopt.has(u.name)))) return;
+    if ((cur.passwd.unparsedNames.size > 0 && cur.passwd.unparsedNames.has(u.name)) || (cur.shadow.unparsedNames.size > 0 && cur.shadow.unparsedNames.has(u.name))) return;
+    if (this.localUids.owns(u.uid, u.name)) this.users.add(u);
   }
 }
 
@@ -320,7 +325,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     accepted.push(u);
     // The common case at scale: both lines already read exactly as the record would write them,
     // compared in place in the files' text (the shadow "reserved" field is not the table's).
-    if (local && cur.passwd.lineIs(u.name, passwdFields(u)) && cur.shadow.lineIs(u.name, shadowFields(u))) {
+    if (local && linesInPlace(cur, u)) {
       ownUser(u.name);
       unchanged++;
       continue;

@@ -103,12 +103,12 @@ export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: r
  * syncHomeKeys after the plan.
  */
 export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys: readonly string[], ledger?: KeyLedger): boolean {
-  const want = keyFileContent(keys);
   let key = 0n;
   if (ledger) {
-    key = KeyLedger.key(`home\0${homePath}\0${uid}\0${gid}\0${want}`);
+    key = KeyLedger.key("home", homePath, `${uid}:${gid}`, KEY_HEADER, keys);
     if (ledger.confirms(key, `${homePath}/.ssh/authorized_keys`, () => homeDirsInPlace(homePath, uid, gid))) return true;
   }
+  const want = keyFileContent(keys);
   const started = Date.now();
   const home = openAtFast(AT_FDCWD, homePath, DIR_FLAGS | C.O_NOFOLLOW);
   if (home < 0) return false;
@@ -219,12 +219,12 @@ export function rootKeysInPlace(path: string, keys: readonly string[], ledger?: 
  * full, when the pass applies).
  */
 export function rootKeysPrecheck(path: string, keys: readonly string[], ledger?: KeyLedger): "in place" | "missing" | "other" {
-  const want = keys.length === 0 ? null : keyFileContent(keys);
   let key = 0n;
-  if (ledger && want !== null) {
-    key = KeyLedger.key(`root\0${path}\0${want}`);
+  if (ledger && keys.length > 0) {
+    key = KeyLedger.key("root", path, "0:0", KEY_HEADER, keys);
     if (ledger.confirms(key, path)) return "in place";
   }
+  const want = keys.length === 0 ? null : keyFileContent(keys);
   const started = Date.now();
   try {
     const state = rootKeyFileState(path, want, ledger ? SCRATCH_SIG : undefined);

@@ -131,6 +131,24 @@ test("the name index: every name found, prefixes and extensions not, first entry
   expect(t.issues.map((i) => i.message)).toContain('duplicate entry for "u5" (the first one is used)');
 });
 
+test.each([
+  ["the whole line", "alice", "alice:x:1000:1000:Alice:/home/alice:/bin/bash", false, true],
+  ["a prefix of it", "alice", "alice:x:1000:1000:Alice:/home/alice:/bin/bas", false, false],
+  ["more than it", "alice", "alice:x:1000:1000:Alice:/home/alice:/bin/bash:", false, false],
+  ["another entry's line", "alice", "bob:x:1001:1001::/home/bob:/bin/sh", false, false],
+  ["the last entry, no final newline", "bob", "bob:x:1001:1001::/home/bob:/bin/sh", false, true],
+  ["an absent name", "carol", "carol:x:1002:1002::/home/carol:/bin/sh", false, false],
+  ["up to the last field, any last field", "alice", "alice:x:1000:1000:Alice:/home/alice:", true, true],
+  ["up to an earlier field, any rest", "alice", "alice:x:1000:1000:Alice:", true, false],
+  ["a changed entry, as changed", "dave", "dave:x:1003:1003:new:/home/dave:/bin/sh", false, true],
+  ["a changed entry, as it was read", "dave", "dave:x:1003:1003:old:/home/dave:/bin/sh", false, false],
+  ["a changed entry, any last field", "dave", "dave:x:1003:1003:new:/home/dave:", true, true],
+] as const)("lineReads: %s", (_what, name, text, anyLast, expected) => {
+  const t = new AccountTable("passwd", "/t/passwd", "alice:x:1000:1000:Alice:/home/alice:/bin/bash\ndave:x:1003:1003:old:/home/dave:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh");
+  t.update("dave", ["dave", "x", "1003", "1003", "new", "/home/dave", "/bin/sh"]);
+  expect(t.lineReads(name, text, anyLast)).toBe(expected);
+});
+
 test("ID owners: the first entry with each ID in file order", () => {
   const text = [
     "root:x:0:0:root:/root:/bin/bash",

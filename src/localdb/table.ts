@@ -310,39 +310,25 @@ export class AccountTable {
   }
 
   /**
-   * Whether the entry for name reads exactly `fields` joined by ":", compared in place in the
-   * file's text: a number is matched as its decimal digits, undefined as any one field (the last
-   * one only). Nothing is built or cut out, which at 100,000 users is most of a no-change plan.
+   * Whether the entry for name reads exactly `text`, compared in place in the file's text; with
+   * anyLastField, `text` runs up to and including the last ":", and the last field may be
+   * anything (no ":"). Nothing is cut out or split: at 100,000 users this is most of a no-change
+   * plan.
    */
-  lineIs(name: string, fields: readonly (string | number | undefined)[]): boolean {
+  lineReads(name: string, text: string, anyLastField = false): boolean {
     const line = this.index.get(name);
     if (line === undefined) return false;
-    const changed = this.changedLines.get(line);
-    const body = changed ? changed.join(":") : this.body;
-    let pos = changed ? 0 : this.starts[line]!;
-    const end = changed ? body.length : this.lineEnd(line);
-    for (let i = 0; i < fields.length; i++) {
-      if (i > 0) {
-        if (body.charCodeAt(pos) !== 58 /* : */) return false;
-        pos++;
-      }
-      const f = fields[i];
-      if (f === undefined) {
-        const colon = body.indexOf(":", pos);
-        if (i !== fields.length - 1 || (colon !== -1 && colon < end)) return false;
-        pos = end;
-      } else if (typeof f === "number" && Number.isSafeInteger(f) && f >= 0) {
-        const from = pos;
-        let v = 0;
-        for (let c = body.charCodeAt(pos); pos < end && c >= 48 && c <= 57; c = body.charCodeAt(++pos)) v = v * 10 + (c - 48);
-        if (pos === from || v !== f || (pos - from > 1 && body.charCodeAt(from) === 48)) return false;
-      } else {
-        const text = String(f);
-        if (!body.startsWith(text, pos) || pos + text.length > end) return false;
-        pos += text.length;
-      }
+    const changed = this.changedLines.size > 0 ? this.changedLines.get(line) : undefined;
+    if (changed) {
+      const full = changed.join(":");
+      return anyLastField ? full.startsWith(text) && !full.includes(":", text.length) : full === text;
     }
-    return pos === end;
+    const start = this.starts[line]!;
+    const end = this.lineEnd(line);
+    if (!anyLastField) return end - start === text.length && this.body.startsWith(text, start);
+    if (end - start < text.length || !this.body.startsWith(text, start)) return false;
+    const colon = this.body.indexOf(":", start + text.length);
+    return colon === -1 || colon >= end;
   }
 
   private owners: IdOwners | null = null;
