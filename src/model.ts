@@ -296,8 +296,18 @@ function num(item: RawItem, field: string, max: number, required: false): number
 function num(item: RawItem, field: string, max: number, required: boolean): number | null {
   const s = attr(item, field, "N", required) as string | undefined;
   if (s === undefined) return null;
-  if (!WHOLE.test(s)) throw new FieldError(field, `must be a whole number, found ${printable(s)}`);
-  const n = Number(s);
+  // Plain digits (the usual case) are read here; anything else goes through the regex.
+  let n = 0;
+  let i = 0;
+  for (; i < s.length && i < 15; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    n = n * 10 + (c - 48);
+  }
+  if (i === 0 || i !== s.length) {
+    if (!WHOLE.test(s)) throw new FieldError(field, `must be a whole number, found ${printable(s)}`);
+    n = Number(s);
+  }
   if (n < 0 || n > max) throw new FieldError(field, `must be from 0 to ${max}, found ${printable(s)}`);
   return n;
 }
@@ -316,6 +326,7 @@ function strSet(item: RawItem, field: string, each: (s: string) => string | null
 /** Keys in canonical form, each once, sorted (the input is sorted: a one-key list needs nothing). */
 function sshKeySet(keys: string[]): string[] {
   if (keys.length === 1 && isCanonical(keys[0]!)) return keys;
+  if (keys.length === 2 && keys[0]! < keys[1]! && isCanonical(keys[0]!) && isCanonical(keys[1]!)) return keys;
   return [...new Set(keys.map(normalizeKey))].sort();
 }
 

@@ -33,6 +33,10 @@ describe("users: a hostile-record corpus, each refused with its own message", ()
     { name: "huge UID", item: userItem("eve", 2000, { UID: { N: "99999999999999999999" } }), field: "UID", reason: /from 0 to/ },
     { name: "negative UID", item: userItem("eve", 2000, { UID: { N: "-5" } }), field: "UID", reason: /from 0 to/ },
     { name: "fractional GID", item: userItem("eve", 2000, { GID: { N: "1000.5" } }), field: "GID", reason: /whole number/ },
+    { name: "UID in exponent form", item: userItem("eve", 2000, { UID: { N: "2e3" } }), field: "UID", reason: /whole number/ },
+    { name: "empty UID", item: userItem("eve", 2000, { UID: { N: "" } }), field: "UID", reason: /whole number/ },
+    { name: "UID one above the limit", item: userItem("eve", 2000, { UID: { N: "4294967295" } }), field: "UID", reason: /from 0 to/ },
+    { name: "sixteen-digit UID", item: userItem("eve", 2000, { UID: { N: "1000000000000000" } }), field: "UID", reason: /from 0 to/ },
     { name: "negative age", item: userItem("eve", 2000, { PasswordAgeMaxDays: { N: "-1" } }), field: "PasswordAgeMaxDays", reason: /from 0/ },
     { name: "missing RealName", item: (() => { const i = userItem("eve", 2000); delete i.RealName; return i; })(), field: "RealName", reason: /required/ },
     { name: "missing UID", item: (() => { const i = userItem("eve", 2000); delete i.UID; return i; })(), field: "UID", reason: /required/ },
@@ -110,6 +114,16 @@ describe("users: a hostile-record corpus, each refused with its own message", ()
       expire: isoDateToDays("2030-12-31"),
       sshKeys: [ED25519_BARE, ED25519, KEY_CAROL_RSA],
     });
+  });
+
+  test.each([
+    ["two canonical keys", [KEY_CAROL_RSA, ED25519], [ED25519, KEY_CAROL_RSA]],
+    ["two keys, one with extra spaces", [ED25519, ` ${ED25519_BARE} `], [ED25519_BARE, ED25519]],
+    ["the same key twice once normalized", [ED25519_BARE, `${ED25519_BARE.replace(" ", "  ")}`], [ED25519_BARE]],
+    ["one key with extra spaces", [`${ED25519_BARE}  `], [ED25519_BARE]],
+  ])("key lists: %s", (_what, keys, want) => {
+    const { records } = decodeUsers("Users", [userItem("alice", 2000, { UID: { N: "0002000" }, SSHPublicKeys: { SS: keys } })]);
+    expect([records[0]!.uid, records[0]!.sshKeys]).toEqual([2000, want]);
   });
 });
 
