@@ -248,9 +248,9 @@ const BATCH = 250;
 /**
  * Create many homes on two threads, this one and a worker, which take batches of 250 from one
  * list until it is empty (file creation is kernel work in each home's own directory and runs in
- * parallel: 1.45x on two cores, measured). Only one batch is ever on its way to the worker, so
- * neither thread holds more than a batch of garbage. If the worker cannot start or dies, this
- * thread does the rest, and of the batch the worker held, makes whatever is missing.
+ * parallel: 1.45x on two cores, measured). At most two batches are on their way to the worker,
+ * so neither thread holds more than a few batches of garbage. If the worker cannot start or dies,
+ * this thread does the rest, and of the batches the worker held, makes whatever is missing.
  */
 export async function createHomesInParallel(jobs: readonly HomeJob[], mode: number, skel: SkelEntry[], workerUrl = new URL("./homes-worker.ts", import.meta.url).href): Promise<(string | null)[]> {
   const out = new Array<string | null>(jobs.length).fill(null);
