@@ -385,10 +385,10 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
   let writes = 0;
   let collectedAt = 0;
   for (const u of users) {
-    // Collect now and then while writing: each file written leaves buffers and strings behind,
-    // and at 100,000 new users letting them pile up costs hundreds of megabytes of resident
-    // memory. A pass that only checks does not pay for collections it does not need.
-    writes = out.homesCreated.length + out.keysWritten.length + out.keysRemoved.length;
+    // Collect now and then while writing, or while finding homes to make (each look leaves a
+    // Stats object and paths behind): at 100,000 new users letting them pile up costs hundreds
+    // of megabytes of resident memory. A pass that only checks does not pay for collections.
+    writes = out.homesCreated.length + out.keysWritten.length + out.keysRemoved.length + toCreate.length;
     if (writes - collectedAt >= 5000) {
       Bun.gc(false);
       collectedAt = writes;
