@@ -246,6 +246,9 @@ class FieldError extends Error {
 
 function attr(item: RawItem, field: string, kind: Kind, required: boolean): string | string[] | undefined {
   const a = item[field] as Record<string, unknown> | undefined;
+  // An AttributeValue has exactly one member, its type: the expected one is the usual case.
+  const v = a?.[kind];
+  if (v !== undefined && v !== null) return v as string | string[];
   let type: string | undefined;
   for (const k in a) {
     type = k;
