@@ -64,7 +64,7 @@ describe("parseStateText", () => {
       if (got === undefined) continue;
       taken++;
       expect([i, mutated, parsed !== undefined]).toEqual([i, mutated, true]);
-      expect([i, got]).toEqual([i, parsed]);
+      expect([i, got] as unknown[]).toEqual([i, parsed]);
     }
     expect(taken).toBeGreaterThan(50);
   });
