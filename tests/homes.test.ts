@@ -1,11 +1,12 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHomesInParallel, PARALLEL_HOMES, parallelHomes, readSkel, systemDirProblem } from "../src/homes.ts";
 import { Root } from "../src/paths.ts";
 import { homeKeysInPlace, KEY_HEADER, keyFileContent, syncRootKeys } from "../src/sshkeys.ts";
 import { ddum, pass, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
+import { HOME_CASES, makeRightHome } from "./helpers/homes.ts";
 import { KEY_ALICE, KEY_BOB } from "./helpers/keys.ts";
 import { checkAccounts, cleanupRoots, makeRoot } from "./helpers/root.ts";
 
@@ -346,44 +347,8 @@ test("a dry run creates no home and writes no key", async () => {
 describe("homeKeysInPlace (the read-only check a pass makes while it scans)", () => {
   // Each case starts from a home that is exactly right, changes one thing, and says whether the
   // check may still call it in place. Anything it wrongly accepts would never be repaired.
-  const cases: [string, (home: string) => void, boolean][] = [
-    ["everything as syncHomeKeys makes it", () => {}, true],
-    ["home owned by someone else", (h) => chownSync(h, 2002, 2002), false],
-    ["home is a symbolic link", (h) => {
-      rmSync(`${h}.real`, { recursive: true, force: true });
-      renameSync(h, `${h}.real`);
-      symlinkSync(`${h}.real`, h);
-    }, false],
-    [".ssh mode 0755", (h) => chmodSync(join(h, ".ssh"), 0o755), false],
-    [".ssh owned by root", (h) => chownSync(join(h, ".ssh"), 0, 0), false],
-    [".ssh in another group", (h) => chownSync(join(h, ".ssh"), 2001, 0), false],
-    [".ssh is a symbolic link", (h) => {
-      renameSync(join(h, ".ssh"), join(h, "elsewhere"));
-      symlinkSync("elsewhere", join(h, ".ssh"));
-    }, false],
-    ["key file mode 0644", (h) => chmodSync(join(h, ".ssh", "authorized_keys"), 0o644), false],
-    ["key file owned by root", (h) => chownSync(join(h, ".ssh", "authorized_keys"), 0, 0), false],
-    ["key file with a second hard link", (h) => linkSync(join(h, ".ssh", "authorized_keys"), join(h, "copy")), false],
-    ["key file edited, same size", (h) => {
-      const f = join(h, ".ssh", "authorized_keys");
-      writeFileSync(f, readFileSync(f, "utf8").replace("AAAA", "BBBB"));
-    }, false],
-    ["key file with a key added", (h) => writeFileSync(join(h, ".ssh", "authorized_keys"), keyFileContent([KEY_ALICE, KEY_BOB])), false],
-    ["key file is a symbolic link", (h) => {
-      const f = join(h, ".ssh", "authorized_keys");
-      renameSync(f, join(h, "real_keys"));
-      symlinkSync(join(h, "real_keys"), f);
-    }, false],
-    ["key file missing", (h) => rmSync(join(h, ".ssh", "authorized_keys")), false],
-  ];
-  const make = () => {
-    const home = join(makeRoot(), "home", "alice");
-    mkdirSync(join(home, ".ssh"), { recursive: true, mode: 0o700 });
-    writeFileSync(join(home, ".ssh", "authorized_keys"), keyFileContent([KEY_ALICE]), { mode: 0o600 });
-    for (const p of [home, join(home, ".ssh"), join(home, ".ssh", "authorized_keys")]) chownSync(p, 2001, 2001);
-    chmodSync(join(home, ".ssh"), 0o700);
-    return home;
-  };
+  const cases = HOME_CASES;
+  const make = makeRightHome;
   test.each(cases)("%s → %p", (_what, change, inPlace) => {
     const home = make();
     change(home);

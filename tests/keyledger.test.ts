@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyLedger, LEDGER_FILE } from "../src/keyledger.ts";
 import { homeKeysInPlace, keyFileContent, rootKeysInPlace } from "../src/sshkeys.ts";
+import { editSameSize, HOME_CASES, makeRightHome } from "./helpers/homes.ts";
 import { KEY_ALICE, KEY_BOB } from "./helpers/keys.ts";
 import { cleanupRoots, makeRoot } from "./helpers/root.ts";
 
@@ -22,48 +23,10 @@ function reload(l: KeyLedger): KeyLedger {
   rmSync(dir, { recursive: true });
   return next;
 }
-const editSameSize = (f: string) => writeFileSync(f, readFileSync(f, "utf8").replace("AAAA", "BBBB"));
 
 describe("homes through the ledger", () => {
-  const cases: [string, (home: string) => void, boolean][] = [
-    ["nothing changed", () => {}, true],
-    ["home owned by someone else", (h) => chownSync(h, 2002, 2002), false],
-    ["home replaced by a symbolic link to a copy", (h) => {
-      renameSync(h, `${h}.real`);
-      symlinkSync(`${h}.real`, h);
-    }, false],
-    [".ssh mode 0755", (h) => chmodSync(join(h, ".ssh"), 0o755), false],
-    [".ssh owned by root", (h) => chownSync(join(h, ".ssh"), 0, 0), false],
-    [".ssh replaced by a symbolic link", (h) => {
-      renameSync(join(h, ".ssh"), join(h, "elsewhere"));
-      symlinkSync("elsewhere", join(h, ".ssh"));
-    }, false],
-    ["key file mode 0644", (h) => chmodSync(join(h, ".ssh", "authorized_keys"), 0o644), false],
-    ["key file owned by root", (h) => chownSync(join(h, ".ssh", "authorized_keys"), 0, 0), false],
-    ["key file with a second hard link", (h) => linkSync(join(h, ".ssh", "authorized_keys"), join(h, "copy")), false],
-    ["key file edited in place, same size", (h) => editSameSize(join(h, ".ssh", "authorized_keys")), false],
-    ["key file replaced by a same-size file (rename)", (h) => {
-      const f = join(h, ".ssh", "authorized_keys");
-      writeFileSync(`${f}.new`, readFileSync(f, "utf8").replace("AAAA", "BBBB"), { mode: 0o600 });
-      chownSync(`${f}.new`, 2001, 2001);
-      renameSync(`${f}.new`, f);
-    }, false],
-    ["key file with a key added", (h) => writeFileSync(join(h, ".ssh", "authorized_keys"), keyFileContent([KEY_ALICE, KEY_BOB])), false],
-    ["key file replaced by a symbolic link to its content", (h) => {
-      const f = join(h, ".ssh", "authorized_keys");
-      renameSync(f, join(h, "real_keys"));
-      symlinkSync(join(h, "real_keys"), f);
-    }, false],
-    ["key file removed", (h) => rmSync(join(h, ".ssh", "authorized_keys")), false],
-  ];
-  const make = () => {
-    const home = join(makeRoot(), "home", "alice");
-    mkdirSync(join(home, ".ssh"), { recursive: true, mode: 0o700 });
-    writeFileSync(join(home, ".ssh", "authorized_keys"), keyFileContent([KEY_ALICE]), { mode: 0o600 });
-    for (const p of [home, join(home, ".ssh"), join(home, ".ssh", "authorized_keys")]) chownSync(p, 2001, 2001);
-    chmodSync(join(home, ".ssh"), 0o700);
-    return home;
-  };
+  const cases = HOME_CASES;
+  const make = makeRightHome;
 
   test("a file whose change time has not settled is read, not recorded", () => {
     const home = make();
