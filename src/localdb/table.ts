@@ -84,12 +84,22 @@ function hashRange(s: string, from: number, to: number): number {
  * a tenth of the memory of a Map of sliced names (45 MB for the four files), and no slicing.
  */
 class LineIndex {
-  private slots: Int32Array<ArrayBuffer> = new Int32Array(64); // entry + 1; 0: empty
-  private lines: Int32Array<ArrayBuffer> = new Int32Array(32);
-  private starts: Int32Array<ArrayBuffer> = new Int32Array(32);
+  private slots: Int32Array<ArrayBuffer>; // entry + 1; 0: empty
+  private lines: Int32Array<ArrayBuffer>;
+  private starts: Int32Array<ArrayBuffer>;
   size = 0;
 
-  constructor(private readonly body: string) {}
+  /** capacity: the most entries it will hold (the file's line count); the table never grows. */
+  constructor(
+    private readonly body: string,
+    capacity: number,
+  ) {
+    let slots = 64;
+    while (slots < capacity * 2 + 2) slots *= 2;
+    this.slots = new Int32Array(slots);
+    this.lines = new Int32Array(capacity);
+    this.starts = new Int32Array(capacity);
+  }
 
   /** Index the entry on `line`, whose text starts at `start` and whose name ends at `nameEnd`; false when the name is indexed already. */
   insert(line: number, start: number, nameEnd: number): boolean {
@@ -100,15 +110,10 @@ class LineIndex {
       if (this.sameName(this.starts[e]!, start, len)) return false;
       s = (s + 1) & mask;
     }
-    if (this.size === this.lines.length) {
-      this.lines = grow(this.lines);
-      this.starts = grow(this.starts);
-    }
     const e = this.size++;
     this.lines[e] = line;
     this.starts[e] = start;
     this.slots[s] = e + 1;
-    if (this.size * 2 > this.slots.length) this.rehash();
     return true;
   }
 
@@ -145,31 +150,20 @@ class LineIndex {
     for (let i = 0; i < len; i++) if (body.charCodeAt(a + i) !== body.charCodeAt(b + i)) return false;
     return true;
   }
-
-  private rehash(): void {
-    const slots = new Int32Array(this.slots.length * 2);
-    const mask = slots.length - 1;
-    for (let e = 0; e < this.size; e++) {
-      const at = this.starts[e]!;
-      let s = hashRange(this.body, at, this.body.indexOf(":", at)) & mask;
-      while (slots[s] !== 0) s = (s + 1) & mask;
-      slots[s] = e + 1;
-    }
-    this.slots = slots;
-  }
-}
-
-function grow(a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
-  const b = new Int32Array(a.length * 2);
-  b.set(a);
-  return b;
 }
 
 /** uint32 -> non-zero int32, open addressing; what idOwners keeps per ID (no map entry per ID). */
 class IntMap {
-  private keys: Uint32Array<ArrayBuffer> = new Uint32Array(64);
-  private vals: Int32Array<ArrayBuffer> = new Int32Array(64); // 0: empty
-  private size = 0;
+  private readonly keys: Uint32Array<ArrayBuffer>;
+  private readonly vals: Int32Array<ArrayBuffer>; // 0: empty
+
+  /** capacity: the most keys it will hold; made at twice that once, never grown. */
+  constructor(capacity: number) {
+    let n = 64;
+    while (n < capacity * 2 + 2) n *= 2;
+    this.keys = new Uint32Array(n);
+    this.vals = new Int32Array(n);
+  }
 
   get(k: number): number | undefined {
     const mask = this.keys.length - 1;
@@ -187,13 +181,6 @@ class IntMap {
     for (; this.vals[s] !== 0; s = (s + 1) & mask) if (this.keys[s] === k) return;
     this.keys[s] = k;
     this.vals[s] = v;
-    if (++this.size * 2 > this.keys.length) {
-      const { keys, vals } = this;
-      this.keys = new Uint32Array(keys.length * 2);
-      this.vals = new Int32Array(keys.length * 2);
-      this.size = 0;
-      for (let i = 0; i < keys.length; i++) if (vals[i] !== 0) this.setIfAbsent(keys[i]!, vals[i]!);
-    }
   }
 }
 
@@ -235,23 +222,22 @@ export class AccountTable {
     this.trailingNewline = whole === "" || whole.endsWith("\n");
     const body = this.trailingNewline ? whole.slice(0, -1) : whole;
     this.body = body;
-    this.index = new LineIndex(body);
+    // Lines counted first, so that the index and the line table are made at their size once
+    // (growing them while 100,000 lines go in cost a tenth of loading the files).
+    let lines = whole === "" ? 0 : 1;
+    for (let nl = body.indexOf("\n"); nl !== -1; nl = body.indexOf("\n", nl + 1)) lines++;
+    this.index = new LineIndex(body, lines);
     if (whole === "") {
       this.starts = new Int32Array(1);
       this.count = 0;
       this.nisAt = 0;
       return;
     }
-    let starts = new Int32Array(1024);
+    const starts = new Int32Array(lines + 1);
     let n = 0;
     let nisAt = -1;
     const re = WELL_FORMED[kind];
     for (let at = 0; ; ) {
-      if (n === starts.length) {
-        const grown = new Int32Array(n * 2);
-        grown.set(starts);
-        starts = grown;
-      }
       starts[n] = at;
       const nl = body.indexOf("\n", at);
       const end = nl === -1 ? body.length : nl;
@@ -342,7 +328,7 @@ export class AccountTable {
   idOwners(i: number): IdOwners {
     if (this.owners && this.ownersField === i) return this.owners;
     // IDs are 32-bit (checked when the line was parsed); refs: line + 1, or -1 - added index.
-    const byId = new IntMap();
+    const byId = new IntMap(this.index.size + this.added.length);
     const body = this.body;
     const index = this.index;
     // The field's digits are read in place (no slice per line): a pass does this for 100,000
