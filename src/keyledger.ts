@@ -15,8 +15,8 @@
 // The ledger is a cache: a missing, unreadable or foreign file is an empty ledger, and a key the
 // ledger does not confirm is read and compared in full, exactly as without it. A changed key
 // list changes the hash, so a revoked key is never confirmed by an old entry.
-import { constants as C, closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { constants as C, closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { writeCacheFile } from "./cachefile.ts";
 import { SIG_WORDS, signatureCtimeMs, statSignature } from "./fsat.ts";
 
 export const LEDGER_FILE = "keyfiles.ledger";
@@ -168,18 +168,6 @@ export class KeyLedger {
       w += ENTRY;
     }
     words.set(this.added, w);
-    const out = Buffer.from(words.buffer);
-    const path = `${dir}/${LEDGER_FILE}`;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
-    try {
-      let off = 0;
-      while (off < out.length) off += writeSync(fd, out, off, out.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeCacheFile(`${dir}/${LEDGER_FILE}`, Buffer.from(words.buffer));
   }
 }

@@ -294,6 +294,9 @@ function str(item: RawItem, field: string, schema: v.GenericSchema<string>, requ
   return s;
 }
 
+/** str for a known-valid item: the same value, its rule not run again (see decodeKnownUserItem). */
+const knownStr = ((item: RawItem, field: string, _schema: unknown, required: boolean) => attr(item, field, "S", required)) as typeof str;
+
 function num(item: RawItem, field: string, max: number, required: true): number;
 function num(item: RawItem, field: string, max: number, required: false): number | null;
 function num(item: RawItem, field: string, max: number, required: boolean): number | null {
@@ -317,12 +320,15 @@ function num(item: RawItem, field: string, max: number, required: boolean): numb
 
 const WHOLE = /^-?[0-9]+$/;
 
-function strSet(item: RawItem, field: string, each: (s: string) => string | null): string[] {
+function strSet(item: RawItem, field: string, each: ((s: string) => string | null) | null): string[] {
   const list = (attr(item, field, "SS", false) as string[] | undefined) ?? [];
-  for (const s of list) {
-    const problem = each(s);
-    if (problem) throw new FieldError(field, `entry ${printable(s)} ${problem}`);
+  if (each) {
+    for (const s of list) {
+      const problem = each(s);
+      if (problem) throw new FieldError(field, `entry ${printable(s)} ${problem}`);
+    }
   }
+  if (list.length === 2) return list[0]! < list[1]! ? [list[0]!, list[1]!] : [list[1]!, list[0]!];
   return list.length < 2 ? [...list] : [...list].sort();
 }
 
@@ -371,23 +377,25 @@ function reader(item: RawItem) {
  * record with a fault is read again, field by field through `reader`, to report every fault it
  * has. The valid record (all but a few of 100,000) costs no closure per field.
  */
-function decodeUser(item: RawItem): User {
+function decodeUser(item: RawItem, known = false): User {
+  // A known item's string rules are not run again: they only ever refuse, never change a value.
+  const S = known ? knownStr : str;
   try {
     return {
-      name: str(item, "Name", nameSchema, true),
+      name: S(item, "Name", nameSchema, true),
       uid: num(item, "UID", MAX_ID, true),
       gid: num(item, "GID", MAX_ID, true),
-      realName: str(item, "RealName", gecosSchema, true),
-      home: str(item, "Home", pathSchema, true),
-      shell: str(item, "Shell", pathSchema, true),
-      password: str(item, "Password", passwordSchema, false) ?? null,
-      lastChange: dateDays(str(item, "LastPasswordChangeDate", dateSchema, false)),
+      realName: S(item, "RealName", gecosSchema, true),
+      home: S(item, "Home", pathSchema, true),
+      shell: S(item, "Shell", pathSchema, true),
+      password: S(item, "Password", passwordSchema, false) ?? null,
+      lastChange: dateDays(S(item, "LastPasswordChangeDate", dateSchema, false)),
       minDays: num(item, "PasswordAgeMinDays", DAYS_MAX, false),
       maxDays: num(item, "PasswordAgeMaxDays", DAYS_MAX, false),
       warnDays: num(item, "PasswordWarnDays", DAYS_MAX, false),
       inactiveDays: num(item, "PasswordDisableDays", DAYS_MAX, false),
-      expire: dateDays(str(item, "AccountExpireDate", dateSchema, false)),
-      sshKeys: sshKeySet(strSet(item, "SSHPublicKeys", sshKeyProblem)),
+      expire: dateDays(S(item, "AccountExpireDate", dateSchema, false)),
+      sshKeys: sshKeySet(strSet(item, "SSHPublicKeys", known ? null : sshKeyProblem)),
     };
   } catch (e) {
     if (!(e instanceof FieldError)) throw e;
@@ -487,6 +495,14 @@ function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem) => T):
 }
 
 export const decodeUserItem = (table: string) => (item: RawItem) => decodeItem(table, item, decodeUser);
+/**
+ * For an item this very build of ddum decoded as valid before, byte for byte (a page of the Users
+ * table whose SHA-256 a pass recorded: see pagememo.ts): the same User, without running the
+ * string rules (names, paths, GECOS, password, dates, key syntax) again, as they can only refuse.
+ * Types, presence and numbers are still read the same way. Never for any other item.
+ */
+export const decodeKnownUserItem = (table: string) => (item: RawItem) => decodeItem(table, item, knownUser);
+const knownUser = (item: RawItem) => decodeUser(item, true);
 export const decodeGroupItem = (table: string) => (item: RawItem) => decodeItem(table, item, decodeGroup);
 
 /** All items decoded: the cross-record checks (two records with one ID are both refused). */

@@ -210,15 +210,23 @@ export class InPlaceUsers {
     this.localUids = cur.passwd.idOwners(2);
   }
 
-  check(u: User): void {
+  /** A user known to pass check, from the page memo (see pagememo.ts). */
+  add(u: User): void {
+    this.users.add(u);
+  }
+
+  /** Whether u is in place; if so, it is held. */
+  check(u: User): boolean {
     const p = this.policy;
     const cur = this.cur;
-    if (u.uid === 0 || u.uid < p.uidMin || u.uid > p.uidMax || u.gid === 0 || u.gid < p.gidMin || u.gid > p.gidMax) return;
+    if (u.uid === 0 || u.uid < p.uidMin || u.uid > p.uidMax || u.gid === 0 || u.gid < p.gidMin || u.gid > p.gidMax) return false;
     // Both lines exactly as the record makes them (so the user is local) come first: the
     // cheapest test that fails for a user with something to do.
-    if (!linesInPlace(cur, u) || !(this.owned.has(u.name) || (this.adopt.size > 0 && this.adopt.has(u.name)))) return;
-    if ((cur.passwd.unparsedNames.size > 0 && cur.passwd.unparsedNames.has(u.name)) || (cur.shadow.unparsedNames.size > 0 && cur.shadow.unparsedNames.has(u.name))) return;
-    if (this.localUids.owns(u.uid, u.name)) this.users.add(u);
+    if (!linesInPlace(cur, u) || !(this.owned.has(u.name) || (this.adopt.size > 0 && this.adopt.has(u.name)))) return false;
+    if ((cur.passwd.unparsedNames.size > 0 && cur.passwd.unparsedNames.has(u.name)) || (cur.shadow.unparsedNames.size > 0 && cur.shadow.unparsedNames.has(u.name))) return false;
+    if (!this.localUids.owns(u.uid, u.name)) return false;
+    this.users.add(u);
+    return true;
   }
 }
 

@@ -3,8 +3,9 @@ import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { type HomesResult, homeMayBeUsed, parallelHomes, syncHomes } from "./homes.ts";
 import { KeyLedger } from "./keyledger.ts";
+import { memoEnvironment, PageMemo } from "./pagememo.ts";
 import { removeStaleTemps } from "./localdb/commit.ts";
-import { identityOf, LocalDb, lockAccountFiles, type ParseIssue } from "./localdb/index.ts";
+import { identityOf, LocalDb, lockAccountFiles, type ParseIssue, readAccountText } from "./localdb/index.ts";
 import { LOCKED_FILES } from "./localdb/lock.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
@@ -33,6 +34,8 @@ export interface SyncResult {
   written: string[];
   exitCode: number;
   timings: { scanMs: number; decodeMs: number; applyMs: number; homesMs: number; totalMs: number };
+  /** Pages of the Users table, and how many of them the page memo knew (see pagememo.ts). */
+  memo: { pages: number; known: number };
 }
 
 export function todayDays(now = Date.now()): number {
@@ -144,37 +147,67 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   const stateFile = stateDir(opts.root, config.state_dir);
   // The local side is read while the scan runs (when its first page is in), without locks: a real
   // pass takes the locks after the scan and reads again whatever changed in between.
-  const snap: { local: { db: LocalDb; state: State; stateId: string; seen: InPlaceUsers } | null } = { local: null };
+  const snap: { local: { db: LocalDb; state: State; stateId: string; seen: InPlaceUsers; env: string } | null } = { local: null };
   const policy = policyFor(config, opts.root, opts.force);
+  // What the in-place check depends on besides the record (--force is not part of it).
+  const memoEnv = (passwd: string | null, shadow: string | null, owned: readonly string[]) =>
+    memoEnvironment({ config, policy: { ...policy, force: false }, passwd, shadow, owned });
   const readLocal = () => {
     const stateId = identityOf(`${stateFile}/state.json`);
     const db = LocalDb.load(opts.root);
     const state = readState(stateFile);
     db.group.idOwners(2);
-    return { db, state, stateId, seen: new InPlaceUsers(db, state.ownership, policy) };
+    return { db, state, stateId, seen: new InPlaceUsers(db, state.ownership, policy), env: memoEnv(db.textOf("passwd"), db.textOf("shadow"), state.ownership.users) };
   };
   // Key files whose signature (one statx) matches the one they had when a pass last read them
   // are not read again: see keyledger.ts.
   const ledger = KeyLedger.load(stateFile);
   const keys = keyPrecheck(config, opts.root, ledger);
+  // Pages of users a pass found valid and in place throughout, under the same files, ownership,
+  // policy and build: their users are taken as such without working it out again (pagememo.ts).
+  const memo = PageMemo.load(stateFile);
+  let page = { digest: undefined as string | undefined, known: false, inPlace: false };
+  let pages = 0;
   const tables = await readTables(
     config,
     (table, items) => {
       opts.onProgress?.(table, items);
       snap.local ??= readLocal();
     },
-    (u) => {
-      keys.check(u);
-      // Users whose lines are already right are recognised as they arrive (see InPlaceUsers).
-      snap.local ??= readLocal();
-      snap.local.seen.check(u);
+    {
+      begin: (digest) => {
+        snap.local ??= readLocal();
+        pages++;
+        const known = digest !== undefined && memo.knows(snap.local.env, digest);
+        page = { digest, known, inPlace: digest !== undefined };
+        return known;
+      },
+      item: (d) => {
+        if (d.kind === "reserved") return;
+        if (d.kind === "rejected") {
+          page.inPlace = false;
+          return;
+        }
+        keys.check(d.ok);
+        // Users whose lines are already right are recognised as they arrive (see InPlaceUsers).
+        if (page.known) snap.local!.seen.add(d.ok);
+        else if (!snap.local!.seen.check(d.ok)) page.inPlace = false;
+      },
+      end: () => {
+        if (page.inPlace) memo.record(page.digest!);
+      },
     },
   );
   traceMemory("scan");
+  let userNames: Set<string> | undefined;
   const desired = {
     users: tables.users.records,
     groups: tables.groups.records,
-    userNames: new Set(tables.userNames),
+    // Only a pass that disables missing users asks (a set of 100,000 names is not free).
+    get userNames() {
+      userNames ??= new Set(tables.userNames);
+      return userNames;
+    },
     userTable: config.user_table_name,
     groupTable: config.group_table_name,
   };
@@ -211,6 +244,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       counts: countsOf(p, rejected),
       written,
       timings: { scanMs: tables.scanMs, decodeMs: tables.decodeMs, applyMs: tApply, homesMs: tHomes, totalMs: performance.now() - t0 },
+      memo: { pages, known: memo.hits },
       exitCode: p.brake ? EXIT.failed : rejected > 0 || p.refusals.length > 0 ? EXIT.partial : EXIT.ok,
     };
   };
@@ -227,6 +261,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   let p: Plan;
   let db: LocalDb;
   let written: string[];
+  let memoEnvAfter: string | null = null;
   try {
     traceMemory("lock");
     removeStaleTemps(opts.root.etc(""), LOCKED_FILES);
@@ -234,6 +269,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     let local = snap.local;
     // Read again, the users seen in place during the scan are checked again by the plan itself.
     if (!local || local.db.changedOnDisk() || identityOf(`${stateFile}/state.json`) !== local.stateId) local = readLocal();
+    const scanTimeLocal = local === snap.local;
     snap.local = null;
     db = local.db;
     const state = local.state;
@@ -259,6 +295,15 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     }
     written = db.commit(writes);
     traceMemory("commit");
+    // The pages recorded hold for the files as they are now (see pagememo.ts), read back while
+    // the locks are held; not when the plan did not use what was seen during the scan.
+    if (scanTimeLocal) {
+      const rewritten = written.includes(opts.root.etc("passwd")) || written.includes(opts.root.etc("shadow"));
+      memoEnvAfter =
+        rewritten || p.ownershipChanged
+          ? memoEnv(readAccountText(opts.root, "passwd"), readAccountText(opts.root, "shadow"), p.ownership.users)
+          : local.env;
+    }
     if (large && written.length > 0) {
       Bun.gc(true);
       traceMemory("gc");
@@ -279,8 +324,15 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     // Only a cache: the next pass reads the key files in full.
     p.notices.push(`the key-file ledger could not be saved: ${(e as Error).message}`);
   }
+  try {
+    if (memoEnvAfter !== null) memo.save(stateFile, memoEnvAfter);
+  } catch (e) {
+    // Only a cache: the next pass checks every user itself.
+    p.notices.push(`the page memo could not be saved: ${(e as Error).message}`);
+  }
   if (process.env.DDUM_TRACE_MEMORY) {
     process.stderr.write(`key-file ledger: ${ledger.confirmed} confirmed by signature, ${ledger.recorded} recorded\n`);
+    process.stderr.write(`page memo: ${memo.hits} of ${pages} pages of users known\n`);
     if (parallelHomes.byWorker > 0) process.stderr.write(`homes made by the second thread: ${parallelHomes.byWorker}\n`);
   }
   return result(p, db, written, homes);

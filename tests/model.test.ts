@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import { dateSchema, decodeGroups, decodeUsers, FAST, gecosSchema, isoDateToDays, isPasswordField, nameSchema, passwordSchema, pathSchema, normalizeKey, rejectionMessage, sshKeyProblem, sshKeyProblemReference } from "../src/model.ts";
+import { dateSchema, decodeGroups, decodeKnownUserItem, decodeUserItem, decodeUsers, FAST, gecosSchema, isoDateToDays, isPasswordField, nameSchema, passwordSchema, pathSchema, normalizeKey, rejectionMessage, sshKeyProblem, sshKeyProblemReference } from "../src/model.ts";
 import type { RawItem } from "../src/source/dynamo.ts";
 import { groupItem, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE, KEY_CAROL_RSA } from "./helpers/keys.ts";
@@ -143,6 +143,16 @@ describe("groups", () => {
       expect(rejections[0]!.reason).toMatch(c.reason);
     });
   }
+  test.each([
+    [[], []],
+    [["bob"], ["bob"]],
+    [["bob", "alice"], ["alice", "bob"]],
+    [["alice", "bob"], ["alice", "bob"]],
+    [["b", "B", "a"], ["B", "a", "b"]],
+  ])("member and administrator lists are sorted: %j", (list, want) => {
+    const { records } = decodeGroups("Groups", [groupItem("devs", 2000, list.length ? { Members: { SS: list }, Administrators: { SS: list } } : {})]);
+    expect([records[0]!.members, records[0]!.administrators]).toEqual([want, want]);
+  });
   test("duplicate GIDs refuse both", () => {
     const { records, rejected } = decodeGroups("Groups", [groupItem("a", 2000), groupItem("b", 2000)]);
     expect(records).toEqual([]);
@@ -243,5 +253,54 @@ describe("fast checks agree with the schemas", () => {
   ] as const)("%s", (_n, schema) => {
     const fast = FAST.get(schema)!;
     for (const s of samples) expect(`${JSON.stringify(s)} ${fast(s)}`).toBe(`${JSON.stringify(s)} ${v.safeParse(schema as v.GenericSchema<string>, s).success}`);
+  });
+});
+
+describe("a known item decodes to the same record without its string rules", () => {
+  // Valid items of every shape a table holds: optional fields present or not, numbers with
+  // leading zeros, keys canonical or not, one to three of them, dates, locked passwords.
+  const keyLists = [[], [ED25519], [KEY_CAROL_RSA, ED25519], [` ${ED25519_BARE} `], [ED25519, ED25519_BARE, KEY_CAROL_RSA], [`${ED25519_BARE}  x`, ED25519]];
+  const optional: Record<string, RawItem[string][]> = {
+    Password: [{ S: SHA512 }, { S: "!" }, { S: `!${SHA512}` }, { S: "*" }, { NULL: true }],
+    LastPasswordChangeDate: [{ S: "2024-02-29" }, { S: "1970-01-01" }, { NULL: true }],
+    AccountExpireDate: [{ S: "2030-12-31" }],
+    PasswordAgeMinDays: [{ N: "0" }, { N: "007" }],
+    PasswordAgeMaxDays: [{ N: "99999" }],
+    PasswordWarnDays: [{ N: "7" }],
+    PasswordDisableDays: [{ N: "2147483647" }],
+    RealName: [{ S: "" }, { S: "Zoë Ünïcode,Room 1,+1 555" }, { S: "x".repeat(256) }],
+    Shell: [{ S: "/usr/sbin/nologin" }],
+  };
+  const items: RawItem[] = [];
+  let seed = 7;
+  const pick = <T,>(xs: readonly T[]) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return xs[seed % xs.length]!;
+  };
+  for (let i = 0; i < 400; i++) {
+    const extra: RawItem = { SSHPublicKeys: { SS: pick(keyLists) } };
+    if (!extra.SSHPublicKeys!.SS!.length) delete extra.SSHPublicKeys;
+    for (const [field, values] of Object.entries(optional)) if (pick([true, false])) extra[field] = pick(values);
+    items.push(userItem(pick(["alice", "b.ob", "_svc", "x-1", "a".repeat(32)]), pick([1000, 65535, 4294967294]), extra));
+  }
+
+  test("400 valid items: the same record both ways", () => {
+    const full = decodeUserItem("Users");
+    const known = decodeKnownUserItem("Users");
+    for (const item of items) {
+      const d = full(item);
+      expect(d.kind).toBe("ok");
+      expect(known(item)).toEqual(d);
+    }
+  });
+
+  test("it skips the string rules only: a wrong type, a missing field or a bad number still refuses", () => {
+    const known = decodeKnownUserItem("Users");
+    expect(known(userItem("eve", 2000, { Home: { N: "1" } })).kind).toBe("rejected");
+    expect(known(userItem("eve", 2000, { UID: { N: "-1" } })).kind).toBe("rejected");
+    const { Shell: _, ...noShell } = userItem("eve", 2000);
+    expect(known(noShell).kind).toBe("rejected");
+    // What makes it only for known items: a rule it does not run.
+    expect(known(userItem("eve", 2000, { RealName: { S: "Eve:x" } })).kind).toBe("ok");
   });
 });

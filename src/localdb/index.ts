@@ -17,6 +17,11 @@ function readOrNull(path: string): string | null {
   }
 }
 
+/** The text of one of the four files under root (null: there is none). */
+export function readAccountText(root: Root, kind: FileKind): string | null {
+  return readOrNull(root.etc(kind));
+}
+
 /**
  * What a file was when it was read: device, inode, size, and the modification and change times in
  * nanoseconds. Taken before the read, so any change after it, in place or by rename, gives
@@ -62,6 +67,11 @@ export class LocalDb {
       text,
       identity,
     );
+  }
+
+  /** A file's text as it was read (null: there was none). */
+  textOf(kind: FileKind): string | null {
+    return this.original[kind];
   }
 
   /**

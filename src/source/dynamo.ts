@@ -85,6 +85,12 @@ interface RawResponse {
 type Deserialize = (operation: { name?: string }, context: unknown, response: RawResponse) => Promise<unknown>;
 
 /**
+ * On a Scan page parsed here: the SHA-256 of the page's text (base64), which says that two pages
+ * hold exactly the same items (see pagememo.ts). Pages parsed by the SDK have none.
+ */
+export const PAGE_DIGEST = Symbol.for("ddum.pageDigest");
+
+/**
  * A successful Scan page is parsed with one JSON.parse of its body, into the same AttributeValue
  * maps (the tables hold no binary attributes, the one type whose JSON form the SDK would change),
  * instead of the SDK's schema-driven deserializer, which at 100,000 users costs three times the
@@ -98,7 +104,9 @@ export function parseScanPagesDirectly(client: DynamoDBClient): boolean {
   const sdk: Deserialize = protocol.deserializeResponse.bind(protocol);
   protocol.deserializeResponse = async (operation, context, response) => {
     if (operation?.name !== "Scan" || response?.statusCode !== 200) return sdk(operation, context, response);
-    const output = JSON.parse(await bodyText(response.body)) as Record<string, unknown>;
+    const text = await bodyText(response.body);
+    const output = JSON.parse(text) as Record<string | symbol, unknown>;
+    output[PAGE_DIGEST] = new Bun.CryptoHasher("sha256").update(text).digest("base64");
     output.$metadata = {
       httpStatusCode: 200,
       requestId: response.headers["x-amzn-requestid"] ?? response.headers["x-amzn-RequestId"],
@@ -109,11 +117,20 @@ export function parseScanPagesDirectly(client: DynamoDBClient): boolean {
   return true;
 }
 
+/** Told of each page of a table, around the conversion of its items (nothing else runs between). */
+export interface PageHooks {
+  /** A page begins; digest: its PAGE_DIGEST, if it has one. */
+  begin(digest: string | undefined): void;
+  /** Its items have all been converted. */
+  end(): void;
+}
+
 export interface ScanOptions {
   segments: number;
   consistentRead: boolean;
   /** Called after every page with the number of items read so far in this table. */
   onPage?: (table: string, items: number) => void;
+  pages?: PageHooks;
 }
 
 /**
@@ -146,7 +163,9 @@ export async function scanTable<T = RawItem>(
         const attempts = err.$metadata?.attempts ? ` after ${err.$metadata.attempts} attempts` : "";
         throw new DdumError(`scan of table ${table} failed${attempts}: ${err.name}: ${err.message}`);
       }
+      opts.pages?.begin((page as { [PAGE_DIGEST]?: string })[PAGE_DIGEST]);
       for (const item of page.Items ?? []) items.push(convert(item));
+      opts.pages?.end();
       total += page.Items?.length ?? 0;
       opts.onPage?.(table, total);
       start = page.LastEvaluatedKey;
@@ -168,10 +187,11 @@ export async function scanTables<U = RawItem, G = RawItem>(
   config: Config,
   onPage?: ScanOptions["onPage"],
   convert?: { user: (i: RawItem) => U; group: (i: RawItem) => G },
+  userPages?: PageHooks,
 ): Promise<Snapshot<U, G>> {
   const opts: ScanOptions = { segments: config.scan_segments, consistentRead: config.consistent_read, onPage };
   const [users, groups] = await Promise.all([
-    scanTable(client, config.user_table_name, opts, convert?.user),
+    scanTable(client, config.user_table_name, { ...opts, pages: userPages }, convert?.user),
     scanTable(client, config.group_table_name, opts, convert?.group),
   ]);
   return { users, groups };

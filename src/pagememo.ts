@@ -1,0 +1,107 @@
+// The page memo (STATE_DIR/scan-pages.memo): the SHA-256 of each page of the Users table on which
+// a pass found every item a valid record whose account was already exactly right (the plan's
+// in-place check: ranges, ownership, parse state, UID holder, both lines), together with a digest
+// of everything else that check reads: this executable, the configuration, the policy, the texts
+// of /etc/passwd and /etc/shadow, and the users ddum owns. A later pass that receives a page with
+// a recorded digest, under the same digest of everything else, knows the answer for each of its
+// users without working it out again: the records are decoded without their string rules (which
+// only ever refuse) and counted in place without the lookups. Everything else still runs for
+// them: key files are checked (one statx), duplicate IDs across the table are refused, homes.
+//
+// Why this is exact: the check is a pure function of the record, the two files' texts, the owned
+// users and the policy; the record is a pure function of the page's bytes and this build. A page
+// differs by one byte: another SHA-256. A pass that changed the accounts records the digest of
+// the files it wrote (read back under the locks): its actions touch no user it found in place
+// (they are counted, not acted on), new entries take no name or UID that exists, and ownership
+// only grows, so those users are still in place in the new files (a test holds passes with and
+// without the memo to the same outcome).
+//
+// The memo is a cache: missing, unreadable or foreign means empty, and a pass without it does
+// everything itself. It is written only when its content changes, root-only.
+import { readFileSync, statSync } from "node:fs";
+import { writeCacheFile } from "./cachefile.ts";
+import { VERSION } from "./version.ts";
+
+export const MEMO_FILE = "scan-pages.memo";
+const FORMAT = "ddum page memo 1";
+
+const sha256 = (s: string) => new Bun.CryptoHasher("sha256").update(s).digest("base64");
+
+/** This executable: a new build (or `bun` running other sources) never trusts an old memo. */
+function executableId(): string {
+  const st = statSync(process.execPath, { bigint: true, throwIfNoEntry: false });
+  return st ? `${process.execPath}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : `${process.execPath}:?`;
+}
+
+export interface MemoInputs {
+  /** The configuration and policy, as the pass uses them. */
+  config: unknown;
+  policy: unknown;
+  /** The texts of /etc/passwd and /etc/shadow the check reads (null: no such file). */
+  passwd: string | null;
+  shadow: string | null;
+  /** The users ddum owns (state.json). */
+  owned: readonly string[];
+}
+
+/** One digest of everything but the record that the in-place check depends on. */
+export function memoEnvironment(m: MemoInputs): string {
+  const parts = [
+    FORMAT,
+    VERSION,
+    executableId(),
+    JSON.stringify(m.config),
+    JSON.stringify(m.policy),
+    m.passwd === null ? "absent" : `text:${m.passwd}`,
+    m.shadow === null ? "absent" : `text:${m.shadow}`,
+    JSON.stringify(m.owned),
+  ];
+  // Each part hashed on its own, then the fixed-length digests: no two lists of parts meet.
+  return sha256(parts.map(sha256).join(","));
+}
+
+export class PageMemo {
+  private readonly fresh = new Set<string>();
+  /** Pages answered from the memo in this pass (for tests and traces). */
+  hits = 0;
+
+  private constructor(
+    private readonly env: string | null,
+    private readonly pages: ReadonlySet<string>,
+  ) {}
+
+  static empty(): PageMemo {
+    return new PageMemo(null, new Set());
+  }
+
+  static load(dir: string): PageMemo {
+    try {
+      const j = JSON.parse(readFileSync(`${dir}/${MEMO_FILE}`, "utf8")) as { format?: unknown; env?: unknown; pages?: unknown };
+      if (j.format !== FORMAT || typeof j.env !== "string" || !Array.isArray(j.pages) || !j.pages.every((p) => typeof p === "string")) {
+        return PageMemo.empty();
+      }
+      return new PageMemo(j.env, new Set(j.pages as string[]));
+    } catch {
+      return PageMemo.empty();
+    }
+  }
+
+  /** Whether the page with this digest was recorded under exactly this environment. */
+  knows(env: string, page: string): boolean {
+    if (env !== this.env || !this.pages.has(page)) return false;
+    this.hits++;
+    return true;
+  }
+
+  /** A page of this pass on which every item was a valid record found in place. */
+  record(page: string): void {
+    this.fresh.add(page);
+  }
+
+  /** The pages recorded in this pass, under env (the environment they hold for now). */
+  save(dir: string, env: string): void {
+    if (env === this.env && this.fresh.size === this.pages.size && [...this.fresh].every((p) => this.pages.has(p))) return;
+    const doc = { format: FORMAT, env, pages: [...this.fresh].sort() };
+    writeCacheFile(`${dir}/${MEMO_FILE}`, Buffer.from(`${JSON.stringify(doc)}\n`));
+  }
+}
