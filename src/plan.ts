@@ -195,8 +195,9 @@ export interface Desired {
  */
 export class InPlaceUsers {
   readonly users = new Set<User>();
-  /** The ownership set the plan starts from, built during the scan; the plan adds to it. */
-  readonly owned: Set<string>;
+  /** Users held that are in place through adopt_users only, not owned yet: the plan owns them. */
+  readonly adopted = new Set<User>();
+  private ownedSet: Set<string> | null = null;
   private readonly adopt: Set<string>;
   private readonly localUids: IdOwners;
 
@@ -205,12 +206,20 @@ export class InPlaceUsers {
     readonly prev: Ownership,
     private readonly policy: Policy,
   ) {
-    this.owned = new Set(prev.users);
     this.adopt = new Set(policy.adoptUsers);
     this.localUids = cur.passwd.idOwners(2);
   }
 
-  /** A user known to pass check, from the page memo (see pagememo.ts). */
+  /** The ownership set the plan starts from, made when first asked for; the plan adds to it. */
+  get owned(): Set<string> {
+    this.ownedSet ??= new Set(this.prev.users);
+    return this.ownedSet;
+  }
+
+  /**
+   * A user known to pass check, from the page memo (see pagememo.ts); owned already, as the pass
+   * that recorded its page owned every user on it, and what ddum owns is part of the memo's digest.
+   */
   add(u: User): void {
     this.users.add(u);
   }
@@ -222,10 +231,13 @@ export class InPlaceUsers {
     if (u.uid === 0 || u.uid < p.uidMin || u.uid > p.uidMax || u.gid === 0 || u.gid < p.gidMin || u.gid > p.gidMax) return false;
     // Both lines exactly as the record makes them (so the user is local) come first: the
     // cheapest test that fails for a user with something to do.
-    if (!linesInPlace(cur, u) || !(this.owned.has(u.name) || (this.adopt.size > 0 && this.adopt.has(u.name)))) return false;
+    if (!linesInPlace(cur, u)) return false;
+    const owned = this.owned.has(u.name);
+    if (!owned && !(this.adopt.size > 0 && this.adopt.has(u.name))) return false;
     if ((cur.passwd.unparsedNames.size > 0 && cur.passwd.unparsedNames.has(u.name)) || (cur.shadow.unparsedNames.size > 0 && cur.shadow.unparsedNames.has(u.name))) return false;
     if (!this.localUids.owns(u.uid, u.name)) return false;
     this.users.add(u);
+    if (!owned) this.adopted.add(u);
     return true;
   }
 }
@@ -236,13 +248,19 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   const refusals: Rejection[] = [];
   const notices: string[] = [];
   let unchanged = 0;
-  const ownedUsers = seen ? seen.owned : new Set(prev.users);
+  // Made when first needed: a pass whose users were all seen in place may never need it.
+  let ownedSet: Set<string> | null = null;
+  const ownedUsers = () => {
+    ownedSet ??= seen ? seen.owned : new Set(prev.users);
+    return ownedSet;
+  };
   const ownedGroups = new Set(prev.groups);
   // Ownership is rebuilt (sorted, written) only when something in it changes.
   let ownershipChanged = false;
   const ownUser = (n: string) => {
-    if (ownedUsers.has(n)) return;
-    ownedUsers.add(n);
+    const owned = ownedUsers();
+    if (owned.has(n)) return;
+    owned.add(n);
     ownershipChanged = true;
   };
   const ownGroup = (n: string) => {
@@ -252,8 +270,9 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   };
   const adoptUsers = new Set(policy.adoptUsers);
   const adoptGroups = new Set(policy.adoptGroups);
-  const members: Record<string, string[]> = { ...prev.members };
-  const admins: Record<string, string[]> = { ...prev.admins };
+  // Copied when a list first changes: most passes change none (10,000 groups are not free to copy).
+  let members = prev.members;
+  let admins = prev.admins;
 
   // Who holds each ID locally, plus what this plan gives out.
   const localUids = cur.passwd.idOwners(2);
@@ -288,7 +307,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
         continue;
       }
       accepted.push(u);
-      ownUser(u.name);
+      if (seen.adopted.size > 0 && seen.adopted.has(u)) ownUser(u.name);
       unchanged++;
     }
   }
@@ -311,7 +330,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       continue;
     }
     const local = cur.passwd.has(u.name);
-    const owned = ownedUsers.has(u.name) || (local && adoptUsers.has(u.name));
+    const owned = ownedUsers().has(u.name) || (local && adoptUsers.has(u.name));
     if (cur.passwd.unparsedNames.has(u.name) || cur.shadow.unparsedNames.has(u.name)) {
       refuse(T, u.name, "Name", "a local line for this name cannot be parsed; fix it by hand first");
       continue;
@@ -380,7 +399,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   // Managed users that are no longer in the table: kept as they are, or disabled by policy.
   if (policy.missingUsers === "disable") {
-    for (const name of [...ownedUsers].filter((n) => !desired.userNames.has(n)).sort()) {
+    for (const name of [...ownedUsers()].filter((n) => !desired.userNames.has(n)).sort()) {
       if (!cur.passwd.has(name)) continue;
       const sh = cur.shadow.get(name);
       if (!sh) continue;
@@ -441,20 +460,24 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       continue;
     }
     tableGids.add(g.gid);
-    const unknown = [...g.members, ...g.administrators].filter((m) => !knownUser(m));
-    if (unknown.length > 0) for (const m of new Set(unknown)) notices.push(`${T} record ${printable(g.name)}: member ${printable(m)} is not a known user; left out`);
     const wantMembers = g.members.filter(knownUser);
     const wantAdmins = g.administrators.filter(knownUser);
+    if (wantMembers.length < g.members.length || wantAdmins.length < g.administrators.length) {
+      const unknown = [...g.members, ...g.administrators].filter((m) => !knownUser(m));
+      for (const m of new Set(unknown)) notices.push(`${T} record ${printable(g.name)}: member ${printable(m)} is not a known user; left out`);
+    }
     const curMembers = local ? splitList(local[3]!) : [];
     const gsh = cur.gshadow.get(g.name);
     const curAdmins = gsh ? splitList(gsh[2]!) : [];
     const newMembers = mergeList(curMembers, prev.members[g.name] ?? [], wantMembers);
     const newAdmins = mergeList(curAdmins, prev.admins[g.name] ?? [], wantAdmins);
-    if (!sameList(members[g.name], wantMembers)) {
+    if (!sameList(prev.members[g.name], wantMembers)) {
+      if (members === prev.members) members = { ...prev.members };
       members[g.name] = wantMembers;
       ownershipChanged = true;
     }
-    if (!sameList(admins[g.name], wantAdmins)) {
+    if (!sameList(prev.admins[g.name], wantAdmins)) {
+      if (admins === prev.admins) admins = { ...prev.admins };
       admins[g.name] = wantAdmins;
       ownershipChanged = true;
     }
@@ -531,6 +554,6 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     disables,
     accepted,
     ownershipChanged,
-    ownership: ownershipChanged ? { users: [...ownedUsers].sort(), groups: [...ownedGroups].sort(), members, admins } : prev,
+    ownership: ownershipChanged ? { users: [...ownedUsers()].sort(), groups: [...ownedGroups].sort(), members, admins } : prev,
   };
 }
