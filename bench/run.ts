@@ -149,7 +149,10 @@ interface Row {
   ratio: number;
   rssMb: number;
   written: { accounts: number; homes: number; keys: number; state: number };
+  /** After the scan, without homes and key files: validate, plan, serialize, commit. */
   postScanMs: number | null;
+  /** Homes and key files, after the accounts. */
+  homesMs?: number | null;
   floorSamplesMs?: number[];
   samplesMs?: number[];
 }
@@ -211,7 +214,7 @@ async function benchSize(n: number, results: Row[]) {
       // A pass measured `runs` times (before(i) makes each run's change): the row is the median
       // run's time, the highest RSS and the most bytes written of all runs, every time kept.
       const pass = async (scenario: string, runs = 1, before?: (i: number) => Promise<void>) => {
-        const samples: { m: Measured; doc: { timings?: { totalMs: number; scanMs: number } }; written: Row["written"] }[] = [];
+        const samples: { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] }[] = [];
         for (let i = 0; i < runs; i++) {
           await before?.(i);
           const since = Date.now() - 1;
@@ -233,7 +236,8 @@ async function benchSize(n: number, results: Row[]) {
           ratio: mid.m.ms / floorMs,
           rssMb: Math.max(...samples.map((x) => x.m.rssKb)) / 1024,
           written: { accounts: most("accounts"), homes: most("homes"), keys: most("keys"), state: most("state") },
-          postScanMs: mid.doc.timings ? mid.doc.timings.totalMs - mid.doc.timings.scanMs : null,
+          postScanMs: mid.doc.timings ? mid.doc.timings.totalMs - mid.doc.timings.scanMs - mid.doc.timings.homesMs : null,
+          homesMs: mid.doc.timings ? mid.doc.timings.homesMs : null,
           ...(runs > 1 ? { samplesMs: samples.map((x) => Math.round(x.m.ms)) } : {}),
         };
         results.push(row);
@@ -282,11 +286,11 @@ async function main() {
   // ---- report ----
   const pad = (s: string, w: number) => (s.length >= w ? s : s + " ".repeat(w - s.length));
   const kb = (b: number) => (b === 0 ? "0" : `${(b / 1024).toFixed(0)} KiB`);
-  console.log(`\n${pad("N", 8)}${pad("scenario", 92)}${pad("wall s", 9)}${pad("x floor", 9)}${pad("RSS MB", 8)}${pad("after scan s", 14)}written (accounts / homes / keys / state)`);
+  console.log(`\n${pad("N", 8)}${pad("scenario", 92)}${pad("wall s", 9)}${pad("x floor", 9)}${pad("RSS MB", 8)}${pad("accounts s", 14)}${pad("homes/keys s", 14)}written (accounts / homes / keys / state)`);
   for (const r of results) {
     const w = r.written;
     console.log(
-      `${pad(String(r.n || ""), 8)}${pad(r.scenario, 92)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
+      `${pad(String(r.n || ""), 8)}${pad(r.scenario, 92)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${pad(r.homesMs == null ? "" : (r.homesMs / 1000).toFixed(2), 14)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
     );
   }
 
