@@ -166,7 +166,10 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   // Pages of users a pass found valid and in place throughout, under the same files, ownership,
   // policy and build: their users are taken as such without working it out again (pagememo.ts).
   const memo = PageMemo.load(stateFile);
-  let page = { digest: undefined as string | undefined, known: false, inPlace: false };
+  // The page being decoded: whether it can be recorded, and its valid users not in place yet.
+  let page = { digest: undefined as string | undefined, known: false, valid: false, pending: [] as string[] };
+  // Pages whose users are in place but for those pending, which this pass's commit may put there.
+  const mended: { digest: string; pending: string[] }[] = [];
   let pages = 0;
   const tables = await readTables(
     config,
@@ -179,22 +182,24 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
         snap.local ??= readLocal();
         pages++;
         const known = digest !== undefined && memo.knows(snap.local.env, digest);
-        page = { digest, known, inPlace: digest !== undefined };
+        page = { digest, known, valid: digest !== undefined, pending: [] };
         return known;
       },
       item: (d) => {
         if (d.kind === "reserved") return;
         if (d.kind === "rejected") {
-          page.inPlace = false;
+          page.valid = false;
           return;
         }
         keys.check(d.ok);
         // Users whose lines are already right are recognised as they arrive (see InPlaceUsers).
         if (page.known) snap.local!.seen.add(d.ok);
-        else if (!snap.local!.seen.check(d.ok)) page.inPlace = false;
+        else if (!snap.local!.seen.check(d.ok) && page.valid) page.pending.push(d.ok.name);
       },
       end: () => {
-        if (page.inPlace) memo.record(page.digest!);
+        if (!page.valid) return;
+        if (page.pending.length === 0) memo.record(page.digest!);
+        else mended.push({ digest: page.digest!, pending: page.pending });
       },
     },
   );
@@ -303,6 +308,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
         rewritten || p.ownershipChanged
           ? memoEnv(readAccountText(opts.root, "passwd"), readAccountText(opts.root, "shadow"), p.ownership.users)
           : local.env;
+      // A user this commit created or updated now has exactly its record's lines, is owned, and
+      // holds its UID (the plan refuses a UID someone else holds): in place, as the next pass's
+      // check would find. A page whose every other user was in place is recorded too.
+      if (rewritten && mended.length > 0) {
+        const madeRight = new Set<string>();
+        for (const a of p.actions) if (a.kind === "create-user" || a.kind === "update-user") madeRight.add(a.name);
+        for (const m of mended) if (m.pending.every((n) => madeRight.has(n))) memo.record(m.digest);
+      }
     }
     if (large && written.length > 0) {
       Bun.gc(true);
