@@ -13,8 +13,12 @@
 // differs by one byte: another SHA-256. A pass that changed the accounts records the digest of
 // the files it wrote (read back under the locks): its actions touch no user it found in place
 // (they are counted, not acted on), new entries take no name or UID that exists, and ownership
-// only grows, so those users are still in place in the new files (a test holds passes with and
-// without the memo to the same outcome).
+// only grows, so those users are still in place in the new files; and a page whose other users
+// it created or updated is recorded as well, as those now have exactly their record's lines, are
+// owned and hold their UID (a test holds passes with and without the memo to the same outcome).
+//
+// Scan pages end at 1 MB, so a record that changes size moves the boundaries of the pages after
+// it in its segment: those are checked in full once, then recorded again.
 //
 // The memo is a cache: missing, unreadable or foreign means empty, and a pass without it does
 // everything itself. It is written only when its content changes, root-only.
