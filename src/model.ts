@@ -522,7 +522,9 @@ export function finishDecoding<T extends { name: string }>(
       rejections.push(...d.rejections);
     }
   }
-  // Two records with one ID would make two names for one account: refuse both.
+  // Two records with one ID would make two names for one account: refuse both. The usual case,
+  // no two alike, is told from one native sort of the IDs; only then are they grouped by ID.
+  if (!hasDuplicate(ok.map(idOf))) return { records: ok, rejections, rejected };
   const byId = new Map<number, T[]>();
   for (const r of ok) {
     const list = byId.get(idOf(r));
@@ -546,6 +548,13 @@ export function finishDecoding<T extends { name: string }>(
     });
   }
   return { records, rejections, rejected };
+}
+
+/** Whether two of the IDs (whole numbers from 0 to 2^32) are equal. */
+export function hasDuplicate(ids: readonly number[]): boolean {
+  const sorted = Float64Array.from(ids).sort();
+  for (let i = 1; i < sorted.length; i++) if (sorted[i] === sorted[i - 1]) return true;
+  return false;
 }
 
 export function decodeUsers(table: string, items: RawItem[]): Decoded<User> {

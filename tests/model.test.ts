@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import { dateSchema, decodeGroups, decodeKnownUserItem, decodeUserItem, decodeUsers, FAST, gecosSchema, isoDateToDays, isPasswordField, nameSchema, passwordSchema, pathSchema, normalizeKey, rejectionMessage, sshKeyProblem, sshKeyProblemReference } from "../src/model.ts";
+import { dateSchema, decodeGroups, decodeKnownUserItem, decodeUserItem, decodeUsers, FAST, hasDuplicate, gecosSchema, isoDateToDays, isPasswordField, nameSchema, passwordSchema, pathSchema, normalizeKey, rejectionMessage, sshKeyProblem, sshKeyProblemReference } from "../src/model.ts";
 import type { RawItem } from "../src/source/dynamo.ts";
 import { groupItem, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE, KEY_CAROL_RSA } from "./helpers/keys.ts";
@@ -302,5 +302,20 @@ describe("a known item decodes to the same record without its string rules", () 
     expect(known(noShell).kind).toBe("rejected");
     // What makes it only for known items: a rule it does not run.
     expect(known(userItem("eve", 2000, { RealName: { S: "Eve:x" } })).kind).toBe("ok");
+  });
+});
+
+describe("hasDuplicate agrees with a set", () => {
+  test("2,000 random lists, small and large IDs", () => {
+    let seed = 11;
+    const next = (m: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % m;
+    };
+    for (let k = 0; k < 2000; k++) {
+      const range = [3, 50, 100000, 4294967295][k % 4]!;
+      const ids = Array.from({ length: next(40) }, () => (range === 4294967295 ? 4294967295 - next(30) : next(range)));
+      expect(`${ids} ${hasDuplicate(ids)}`).toBe(`${ids} ${new Set(ids).size !== ids.length}`);
+    }
   });
 });
