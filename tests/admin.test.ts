@@ -174,7 +174,8 @@ test("user set changes only what is given, checks the whole record, and can move
 test("concurrent updates of one record all land (conditional writes retry)", async () => {
   const t = await fresh();
   await ddum(["user", "add", "alice", "-c", t.cfg]);
-  const keys = Array.from({ length: 6 }, (_, i) => {
+  // Eight writers at once: each round of the race lets one through, so the last needs eight tries.
+  const keys = Array.from({ length: 8 }, (_, i) => {
     const dir = mkdtempSync(join(tmpdir(), "ddum-key-"));
     run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `k${i}`, "-f", join(dir, "k")]);
     return readFileSync(join(dir, "k.pub"), "utf8").trim();

@@ -50,6 +50,12 @@ export function gidTaken(ids: Ids, owner: string, id: number): boolean {
   );
 }
 
+/**
+ * Tries of a conditional update before giving up. Each round of racing writers lets one through,
+ * so N writers at once need up to N tries: ten covers a team's scripts hitting one record.
+ */
+const UPDATE_ATTEMPTS = 10;
+
 const conditionFailed = (e: unknown) => (e as Error).name === "ConditionalCheckFailedException";
 
 function fail(what: string, e: unknown): never {
@@ -224,10 +230,13 @@ export class Store {
         await this.client.send(new UpdateItemCommand({ TableName: table, Key: { Name: { S: name } }, ...expr }));
         return { before, after, changed };
       } catch (e) {
-        if (!conditionFailed(e) || attempt >= 5) {
+        if (!conditionFailed(e) || attempt >= UPDATE_ATTEMPTS) {
           if (conditionFailed(e)) throw new DdumError(`${kind} ${name} in table ${table} kept changing while it was updated; try again`);
           fail(`updating record ${name} in table ${table}`, e);
         }
+        // Someone else wrote first: wait a random while (growing) so that writers racing for one
+        // record spread out instead of colliding again in lockstep.
+        await Bun.sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
       }
     }
   }
