@@ -85,8 +85,9 @@ interface RawResponse {
 type Deserialize = (operation: { name?: string }, context: unknown, response: RawResponse) => Promise<unknown>;
 
 /**
- * On a Scan page parsed here: the SHA-256 of the page's text (base64), which says that two pages
- * hold exactly the same items (see pagememo.ts). Pages parsed by the SDK have none.
+ * On a Scan page parsed here: a function giving the SHA-256 of the page's text (base64), which
+ * says that two pages hold exactly the same items (see pagememo.ts); computed only when asked, as
+ * only the Users pages of a pass need it. Pages parsed by the SDK have none.
  */
 export const PAGE_DIGEST = Symbol.for("ddum.pageDigest");
 
@@ -106,7 +107,7 @@ export function parseScanPagesDirectly(client: DynamoDBClient): boolean {
     if (operation?.name !== "Scan" || response?.statusCode !== 200) return sdk(operation, context, response);
     const text = await bodyText(response.body);
     const output = JSON.parse(text) as Record<string | symbol, unknown>;
-    output[PAGE_DIGEST] = new Bun.CryptoHasher("sha256").update(text).digest("base64");
+    output[PAGE_DIGEST] = () => new Bun.CryptoHasher("sha256").update(text).digest("base64");
     output.$metadata = {
       httpStatusCode: 200,
       requestId: response.headers["x-amzn-requestid"] ?? response.headers["x-amzn-RequestId"],
@@ -163,7 +164,7 @@ export async function scanTable<T = RawItem>(
         const attempts = err.$metadata?.attempts ? ` after ${err.$metadata.attempts} attempts` : "";
         throw new DdumError(`scan of table ${table} failed${attempts}: ${err.name}: ${err.message}`);
       }
-      opts.pages?.begin((page as { [PAGE_DIGEST]?: string })[PAGE_DIGEST]);
+      opts.pages?.begin((page as { [PAGE_DIGEST]?: () => string })[PAGE_DIGEST]?.());
       for (const item of page.Items ?? []) items.push(convert(item));
       opts.pages?.end();
       total += page.Items?.length ?? 0;
