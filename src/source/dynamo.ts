@@ -3,11 +3,14 @@
 import {
   type AttributeValue,
   CreateTableCommand,
+  type CreateTableCommandInput,
+  DescribeTableCommand,
   DynamoDBClient,
   type DynamoDBClientConfig,
   ScanCommand,
   type ScanCommandOutput,
   waitUntilTableExists,
+  waitUntilTableNotExists,
 } from "@aws-sdk/client-dynamodb";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import type { Config } from "../config.ts";
@@ -202,7 +205,10 @@ export type Billing = "on-demand" | "provisioned";
 
 /**
  * Create the Users and Groups tables (key: Name, a string) when they do not exist, and wait until
- * they are active. Idempotent: an existing table is left as it is and reported.
+ * they are active. Idempotent: an existing table is left as it is and reported. A table that is
+ * being deleted is not an existing one: DynamoDB answers ResourceInUseException to a create while
+ * a delete is still under way, and waiting for such a table to become active would wait for
+ * nothing. It is waited out (within the same time budget) and then created.
  */
 export async function createTables(
   client: DynamoDBClient,
@@ -212,29 +218,51 @@ export async function createTables(
 ): Promise<{ created: string[]; existed: string[] }> {
   const created: string[] = [];
   const existed: string[] = [];
+  const deadline = Date.now() + waitSeconds * 1000;
+  const spec: Omit<CreateTableCommandInput, "TableName"> = {
+    KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
+    AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
+    ...(billing === "on-demand"
+      ? { BillingMode: "PAY_PER_REQUEST" }
+      : { BillingMode: "PROVISIONED", ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
+  };
   for (const name of names) {
-    try {
-      await client.send(
-        new CreateTableCommand({
-          TableName: name,
-          KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
-          AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
-          ...(billing === "on-demand"
-            ? { BillingMode: "PAY_PER_REQUEST" }
-            : { BillingMode: "PROVISIONED", ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
-        }),
-      );
-      created.push(name);
-    } catch (e) {
-      if ((e as Error).name !== "ResourceInUseException") {
-        throw new DdumError(`cannot create table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
+    for (;;) {
+      try {
+        await client.send(new CreateTableCommand({ ...spec, TableName: name }));
+        created.push(name);
+        break;
+      } catch (e) {
+        if ((e as Error).name !== "ResourceInUseException") {
+          throw new DdumError(`cannot create table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
+        }
       }
-      existed.push(name);
+      if ((await tableStatus(client, name)) !== "DELETING") {
+        existed.push(name);
+        break;
+      }
+      const left = Math.ceil((deadline - Date.now()) / 1000);
+      const gone = left > 0 && (await waitUntilTableNotExists({ client, maxWaitTime: left, minDelay: 1, maxDelay: 5 }, { TableName: name }));
+      if (!gone || gone.state !== "SUCCESS") {
+        throw new DdumError(`table ${name} is being deleted and was still there after ${waitSeconds} s; create it again once it is gone`);
+      }
     }
   }
   for (const name of names) {
-    const r = await waitUntilTableExists({ client, maxWaitTime: waitSeconds, minDelay: 1 }, { TableName: name });
+    const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const r = await waitUntilTableExists({ client, maxWaitTime: left, minDelay: 1, maxDelay: 5 }, { TableName: name });
     if (r.state !== "SUCCESS") throw new DdumError(`table ${name} did not become active within ${waitSeconds} s`);
   }
   return { created, existed };
+}
+
+/** A table's status (ACTIVE, CREATING, UPDATING, DELETING, ...), or null when there is none. */
+async function tableStatus(client: DynamoDBClient, name: string): Promise<string | null> {
+  try {
+    const r = await client.send(new DescribeTableCommand({ TableName: name }));
+    return r.Table?.TableStatus ?? null;
+  } catch (e) {
+    if ((e as Error).name === "ResourceNotFoundException") return null;
+    throw new DdumError(`cannot describe table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
+  }
 }
