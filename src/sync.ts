@@ -21,6 +21,8 @@ export interface SyncOptions {
   force: boolean;
   /** Days since 1970-01-01 (UTC); defaults to now. */
   today?: number;
+  /** The wall clock (ms) for the key ledger's settle window; defaults to Date.now. */
+  clock?: () => number;
   onProgress?: Progress;
 }
 
@@ -161,7 +163,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   };
   // Key files whose signature (one statx) matches the one they had when a pass last read them
   // are not read again: see keyledger.ts.
-  const ledger = KeyLedger.load(stateFile);
+  const ledger = KeyLedger.load(stateFile, opts.clock);
   const keys = keyPrecheck(config, opts.root, ledger);
   // Pages of users a pass found valid and in place throughout, under the same files, ownership,
   // policy and build: their users are taken as such without working it out again (pagememo.ts).
