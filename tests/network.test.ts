@@ -5,19 +5,14 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Socket, TCPSocketListener } from "bun";
+import type { TCPSocketListener } from "bun";
 import { DDUM } from "./helpers/ddum.ts";
 import { cleanupRoots, makeRoot } from "./helpers/root.ts";
 
 let silent: TCPSocketListener;
-const open = new Set<Socket>();
 beforeAll(() => {
   // Accepts every connection, reads every request, answers none.
-  silent = Bun.listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: { open: (s) => void open.add(s), data() {}, close: (s) => void open.delete(s) },
-  });
+  silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
 });
 afterAll(() => {
   silent.stop(true);
