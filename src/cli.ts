@@ -7,6 +7,7 @@ import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCr
 import { DEFAULT_CONFIG_PATH } from "./config.ts";
 import { DdumError, EXIT, errorMessage } from "./errors.ts";
 import { type Logger, makeLogger } from "./log.ts";
+import { setNoticeSink } from "./notices.ts";
 import { VERSION } from "./version.ts";
 
 import { DEFAULT_PIDFILE } from "./daemon.ts";
@@ -185,6 +186,7 @@ function subcommandList(cli: ReturnType<typeof cac>, prefix: string): string {
 
 export async function main(argv0: string, args: string[]): Promise<number> {
   const log = makeLogger();
+  setNoticeSink((line) => log.warn(line));
   let code = EXIT.ok as number;
   const argv = normalizeArgv(argv0, args);
   const cli = buildCli(log, (c) => {

@@ -12,7 +12,7 @@ import {
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
 import { RESERVATION_RE, reservationName } from "../model.ts";
-import type { RawItem } from "../source/dynamo.ts";
+import { awsFailure, type RawItem, whereOf } from "../source/dynamo.ts";
 import { diffUpdate, numAttr, strAttr } from "./records.ts";
 
 export type IdKind = "uid" | "gid";
@@ -58,11 +58,8 @@ const UPDATE_ATTEMPTS = 10;
 
 const conditionFailed = (e: unknown) => (e as Error).name === "ConditionalCheckFailedException";
 
-function fail(what: string, e: unknown): never {
-  if (e instanceof DdumError) throw e;
-  const err = e as Error & { $metadata?: { attempts?: number } };
-  const attempts = err.$metadata?.attempts ? ` after ${err.$metadata.attempts} attempts` : "";
-  throw new DdumError(`${what} failed${attempts}: ${err.name}: ${err.message}`);
+function fail(what: string, e: unknown, client: DynamoDBClient, table: string): never {
+  throw awsFailure(what, e, whereOf(client), table);
 }
 
 export class Store {
@@ -80,7 +77,7 @@ export class Store {
       const r = await this.client.send(new GetItemCommand({ TableName: table, Key: { Name: { S: name } }, ConsistentRead: true }));
       return r.Item;
     } catch (e) {
-      fail(`reading record ${name} from table ${table}`, e);
+      fail(`reading record ${name} from table ${table}`, e, this.client, table);
     }
   }
 
@@ -103,7 +100,7 @@ export class Store {
         start = r.LastEvaluatedKey;
       } while (start);
     } catch (e) {
-      fail(`scan of table ${table}`, e);
+      fail(`scan of table ${table}`, e, this.client, table);
     }
     return out;
   }
@@ -168,7 +165,7 @@ export class Store {
       return true;
     } catch (e) {
       if (conditionFailed(e)) return false;
-      fail(`reserving ${kind.toUpperCase()} ${id} in table ${table}`, e);
+      fail(`reserving ${kind.toUpperCase()} ${id} in table ${table}`, e, this.client, table);
     }
   }
 
@@ -186,7 +183,7 @@ export class Store {
         }),
       );
     } catch (e) {
-      if (!conditionFailed(e)) fail(`releasing ${kind.toUpperCase()} ${id} in table ${table}`, e);
+      if (!conditionFailed(e)) fail(`releasing ${kind.toUpperCase()} ${id} in table ${table}`, e, this.client, table);
     }
   }
 
@@ -204,7 +201,7 @@ export class Store {
       return true;
     } catch (e) {
       if (conditionFailed(e)) return false;
-      fail(`writing record ${strAttr(item, "Name")} to table ${table}`, e);
+      fail(`writing record ${strAttr(item, "Name")} to table ${table}`, e, this.client, table);
     }
   }
 
@@ -232,7 +229,7 @@ export class Store {
       } catch (e) {
         if (!conditionFailed(e) || attempt >= UPDATE_ATTEMPTS) {
           if (conditionFailed(e)) throw new DdumError(`${kind} ${name} in table ${table} kept changing while it was updated; try again`);
-          fail(`updating record ${name} in table ${table}`, e);
+          fail(`updating record ${name} in table ${table}`, e, this.client, table);
         }
         // Someone else wrote first: wait a random while (growing) so that writers racing for one
         // record spread out instead of colliding again in lockstep.
