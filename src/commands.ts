@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync, writeSync } from "node:fs";
 import { type LoadedConfig, loadConfig } from "./config.ts";
-import { EXIT } from "./errors.ts";
+import { DdumError, EXIT, errorMessage } from "./errors.ts";
 import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
 import { Root } from "./paths.ts";
 
@@ -86,6 +86,53 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   }
   if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`${Math.round(performance.now())} ms, report written (${pieces} pieces)\n`);
   return result.exitCode;
+}
+
+/**
+ * Compare the host with the tables, changing nothing: a dry-run pass whose pending changes
+ * (account lines, homes, key files) are the drift. Refused and rejected records are listed but
+ * are not drift: no pass would change the host for them.
+ */
+export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
+  const { config } = setupConfig(opts.config, log, false);
+  const { runPass } = await import("./sync.ts");
+  const { humanChunks } = await import("./report.ts");
+  let result: Awaited<ReturnType<typeof runPass>>;
+  try {
+    result = await runPass(config, { root: new Root(opts.root ?? "/"), force: false, dryRun: true, onProgress: progress() });
+  } catch (e) {
+    endProgress();
+    const message = `could not check: ${errorMessage(e)}`;
+    if (opts.json) writeOut(`${JSON.stringify({ version: 1, inStep: null, error: message }, null, 2)}\n`);
+    else log.error(message);
+    return e instanceof DdumError && e.exitCode === EXIT.usage ? EXIT.usage : EXIT.failed;
+  }
+  endProgress();
+  const { actions } = result.plan;
+  const { homesCreated, keysWritten, keysRemoved } = result.homes;
+  const pending = actions.length + homesCreated.length + keysWritten.length + keysRemoved.length;
+  const refused = result.plan.refusals.length + result.homes.refusals.length;
+  const rejected = result.rejections.length;
+  if (opts.json) {
+    const doc = {
+      version: 1,
+      inStep: pending === 0,
+      pending: { accounts: actions.length, homes: homesCreated.length, keyFiles: keysWritten.length + keysRemoved.length },
+      accounts: actions.map((a) => ({ kind: a.kind, name: a.name })),
+      homes: homesCreated,
+      keyFiles: { write: keysWritten, remove: keysRemoved },
+      refused,
+      rejected,
+    };
+    writeOut(`${JSON.stringify(doc, null, 2)}\n`);
+  } else if (pending === 0) {
+    const notes = refused + rejected > 0 ? ` (${refused} refused, ${rejected} rejected: see ddum check and ddum sync --dry-run)` : "";
+    writeOut(`in step: this host matches the tables${notes}\n`);
+  } else {
+    for (const chunk of humanChunks(result)) writeOut(chunk);
+    writeOut(`drift: ${pending} ${pending === 1 ? "change" : "changes"} pending on this host; ddum sync applies ${pending === 1 ? "it" : "them"}\n`);
+  }
+  return pending === 0 ? EXIT.ok : EXIT.drift;
 }
 
 export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
