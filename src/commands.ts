@@ -1,7 +1,7 @@
 // What each command does. Heavy modules (the AWS SDK above all) are imported inside the
 // commands that need them, so `ddum authorized-keys` and `ddum status` start fast.
 import { spawn } from "node:child_process";
-import { readFileSync, writeSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeSync } from "node:fs";
 import { type LoadedConfig, loadConfig } from "./config.ts";
 import { DdumError, EXIT, errorMessage } from "./errors.ts";
 import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
@@ -39,6 +39,29 @@ export function setupConfig(path: string | undefined, log: Logger, logToFile = t
   return loaded;
 }
 
+/**
+ * The system a command that reads or writes the account files works on, checked before anything
+ * else: --root must be a directory holding etc/passwd, and the host's own files need root.
+ */
+export function accountRoot(dir: string | undefined, command: string): Root {
+  const root = new Root(dir ?? "/");
+  if (root.isHost) {
+    if (process.geteuid?.() !== 0) {
+      throw new DdumError(`must run as root: ddum ${command} reads /etc/shadow and writes the account files (or use --root DIR on a copy of a system)`, EXIT.usage);
+    }
+    return root;
+  }
+  let st: ReturnType<typeof statSync> | undefined;
+  try {
+    st = statSync(root.dir);
+  } catch {
+    throw new DdumError(`--root ${root.dir}: no such directory`, EXIT.usage);
+  }
+  if (!st.isDirectory()) throw new DdumError(`--root ${root.dir}: not a directory`, EXIT.usage);
+  if (!existsSync(root.etc("passwd"))) throw new DdumError(`--root ${root.dir}: no etc/passwd there; --root names the top of a system (the directory holding etc/)`, EXIT.usage);
+  return root;
+}
+
 /** Write all of text to stdout now, waiting out a full non-blocking pipe; a reader gone is a quiet exit. */
 function writeOut(text: string): void {
   const buf = Buffer.from(text, "utf8");
@@ -59,7 +82,7 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   const { config } = setupConfig(opts.config, log, false);
   const { runPass, recordedPass } = await import("./sync.ts");
   const { humanChunks, jsonChunks } = await import("./report.ts");
-  const base = { root: new Root(opts.root ?? "/"), force: opts.force === true, onProgress: progress() };
+  const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress() };
   let result: Awaited<ReturnType<typeof runPass>>;
   if (opts.dryRun) {
     result = await runPass(config, { ...base, dryRun: true });
@@ -95,11 +118,12 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
  */
 export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
   const { config } = setupConfig(opts.config, log, false);
+  const root = accountRoot(opts.root, "verify");
   const { runPass } = await import("./sync.ts");
   const { humanChunks } = await import("./report.ts");
   let result: Awaited<ReturnType<typeof runPass>>;
   try {
-    result = await runPass(config, { root: new Root(opts.root ?? "/"), force: false, dryRun: true, onProgress: progress() });
+    result = await runPass(config, { root, force: false, dryRun: true, onProgress: progress() });
   } catch (e) {
     endProgress();
     const message = `could not check: ${errorMessage(e)}`;
@@ -237,7 +261,7 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
 
   const pid = PidFile.acquire(pidfile);
   const { recordedPass } = await import("./sync.ts");
-  const root = new Root(opts.root ?? "/");
+  const root = accountRoot(opts.root, "daemon");
   const loop = new Loop({
     log,
     schedule: () => ({ period: loaded.config.full_update_period, jitter: loaded.config.full_update_jitter }),

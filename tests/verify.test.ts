@@ -1,9 +1,10 @@
 // ddum verify: compares the host with the tables and changes nothing. Exit 0 in step, 4 drift
 // (listed), 1 could not check.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { ddum, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { DDUM, ddum, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE } from "./helpers/keys.ts";
 import { cleanupRoots, makeRoot } from "./helpers/root.ts";
@@ -62,4 +63,24 @@ test("a host whose tables cannot be read is not reported in step: exit 1", async
   const j = await ddum(["verify", "--json", "--root", root, "-c", cfg]);
   expect(j.code).toBe(1);
   expect(JSON.parse(j.stdout)).toMatchObject({ version: 1, inStep: null });
+});
+
+test("a wrong --root, and a non-root user on the host's own files, are usage errors (exit 2) that say so", async () => {
+  const cfg = writeConfig(d);
+  const empty = mkdtempSync(join(tmpdir(), "ddum-noroot-"));
+  for (const cmd of ["sync", "verify"]) {
+    const missing = await ddum([cmd, "--root", join(empty, "nope"), "-c", cfg]);
+    expect([missing.code, missing.stderr]).toEqual([2, `error: --root ${join(empty, "nope")}: no such directory\n`]);
+    const bare = await ddum([cmd, "--root", empty, "-c", cfg]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain(`--root ${empty}: no etc/passwd there`);
+  }
+  // Not root, on the real /: refused before anything is read (config readable by everyone here).
+  chmodSync(dirname(cfg), 0o755);
+  chmodSync(cfg, 0o644);
+  for (const cmd of ["sync", "verify"]) {
+    const r = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", DDUM, cmd, "-c", cfg], { stdout: "pipe", stderr: "pipe" });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr.toString()).toContain(`error: must run as root: ddum ${cmd} reads /etc/shadow`);
+  }
 });
