@@ -3,12 +3,12 @@
 import { basename } from "node:path";
 import { cac } from "cac";
 import { registerAdmin } from "./cli-admin.ts";
-import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCreate, cmdVerify, type Common, endProgress } from "./commands.ts";
+import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCreate, cmdVerify, type Common, endProgress, setVerbosity } from "./commands.ts";
 import { DEFAULT_CONFIG_PATH } from "./config.ts";
 import { DdumError, EXIT, errorMessage } from "./errors.ts";
 import { type Logger, makeLogger } from "./log.ts";
 import { setNoticeSink } from "./notices.ts";
-import { VERSION } from "./version.ts";
+import { VERSION, versionLine } from "./version.ts";
 
 import { DEFAULT_PIDFILE } from "./daemon.ts";
 
@@ -125,7 +125,9 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
     sections.push({ title: "Exit codes", body: name === "status" ? STATUS_EXIT_HELP : name === "verify" ? VERIFY_EXIT_HELP : admin ? ADMIN_EXIT_HELP : EXIT_HELP });
     return sections;
   });
-  cli.option("-v, --version", "Print the version");
+  cli.option("-V, --version", "Print the version, commit, build date and platform");
+  cli.option("-v, --verbose", "Say more: where ddum looks (config, region, endpoint, tables) and debug messages");
+  cli.option("-q, --quiet", "Print only errors on stderr");
   return cli;
 }
 
@@ -211,9 +213,10 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     const parsed = cli.parse(["ddum", "ddum", ...protectValues(words, valueOptions(cli))], { run: false });
     unprotect(parsed.options);
     if (parsed.options.version && !cli.matchedCommand) {
-      process.stdout.write(`ddum ${VERSION}\n`);
+      process.stdout.write(`${versionLine()}\n`);
       return EXIT.ok;
     }
+    setVerbosity(parsed.options.verbose ? "verbose" : parsed.options.quiet ? "quiet" : "normal");
     if (parsed.options.help) return EXIT.ok;
     if (!cli.matchedCommand) {
       if (parsed.args.length > 0) {

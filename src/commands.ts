@@ -25,12 +25,37 @@ export function endProgress(): void {
   if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
 }
 
+let verbosity: "quiet" | "normal" | "verbose" = "normal";
+
+/** -q / -v from the command line: they override the config's log level. */
+export function setVerbosity(v: typeof verbosity): void {
+  verbosity = v;
+}
+
+/**
+ * Where a command that talks to DynamoDB looks, as lines: the config file (or none), the region
+ * and where it came from, the endpoint and the tables. Said by ddum check, and by every such
+ * command with -v.
+ */
+export async function sayWhere(loaded: LoadedConfig, log: Logger, always = false): Promise<void> {
+  if (!always && verbosity !== "verbose") return;
+  const { regionAndSource } = await import("./source/dynamo.ts");
+  const { config } = loaded;
+  const { region, source } = await regionAndSource(config);
+  log.info(`config: ${loaded.path ?? "none: defaults"}`);
+  log.info(`region: ${region} (from ${source})`);
+  log.info(`endpoint: ${config.endpoint_url || `https://dynamodb.${region}.amazonaws.com`}`);
+  log.info(`tables: users ${config.user_table_name}, groups ${config.group_table_name}`);
+}
+
 /** Load the config, register its secrets for redaction, apply its logging settings, print its warnings. */
 export function setupConfig(path: string | undefined, log: Logger, logToFile = true): LoadedConfig {
   const loaded = loadConfig(path);
   for (const s of [loaded.config.aws_secret_key, loaded.config.aws_session_token]) addSecret(s);
   const warnings = [...loaded.warnings];
   const opts = logOptionsFromConfig(loaded.config.logging, (w) => warnings.push(w));
+  if (verbosity === "verbose") opts.level = "debug";
+  else if (verbosity === "quiet") opts.level = "error";
   if (!logToFile) delete opts.file;
   // A detached daemon has no stderr: without logging.file it logs to the file its parent chose.
   else if (!opts.file && process.env.DDUM_LOG_FILE) opts.file = process.env.DDUM_LOG_FILE;
@@ -79,7 +104,9 @@ function writeOut(text: string): void {
 }
 
 export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean; force?: boolean }, log: Logger): Promise<number> {
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log);
   const { runPass, recordedPass } = await import("./sync.ts");
   const { humanChunks, jsonChunks } = await import("./report.ts");
   const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress() };
@@ -117,7 +144,9 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
  * are not drift: no pass would change the host for them.
  */
 export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log);
   const root = accountRoot(opts.root, "verify");
   const { runPass } = await import("./sync.ts");
   const { humanChunks } = await import("./report.ts");
@@ -160,7 +189,9 @@ export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger):
 }
 
 export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log, true);
   const { readTables } = await import("./tables.ts");
   const { rejectionMessage } = await import("./model.ts");
   const t = await readTables(config, progress());
@@ -232,7 +263,9 @@ export async function cmdTablesCreate(opts: Common & { billing?: string }, log: 
     log.error(`--billing: expected on-demand or provisioned, got ${JSON.stringify(billing)}`);
     return EXIT.usage;
   }
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log, true);
   const { createTables, makeClient } = await import("./source/dynamo.ts");
   const client = await makeClient(config);
   try {
@@ -344,7 +377,9 @@ export async function cmdAdmin(
   log: Logger,
   run: (admin: import("./admin/commands.ts").Admin) => Promise<number>,
 ): Promise<number> {
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log);
   const { Admin } = await import("./admin/commands.ts");
   const admin = await Admin.open(config, log, { root: opts.root ?? "/" });
   try {
