@@ -51,6 +51,7 @@ function config(name: string, extra: Record<string, unknown> = {}): string {
       aws_secret_key: "test",
       state_dir: join(WORK, "state"),
       create_homes: true,
+      merge_groups: ["sudo"],
       ...extra,
     }),
     { mode: 0o600 },
