@@ -509,6 +509,8 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   const wantedGroupNames = new Set(desired.groups.map((g) => g.name));
   // Local groups whose record the host no longer consents to: what ddum added there is taken back.
   const withdrawn = new Set<string>();
+  // Records refused for naming a user's private group with another GID: the name stays the user's.
+  const notPrivate = new Set<string>();
 
   for (const g of [...desired.groups].sort((a, b) => a.gid - b.gid || a.name.localeCompare(b.name))) {
     const T = desired.groupTable;
@@ -523,6 +525,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     const privateGid = userGid(g.name);
     if (privateGid !== undefined && privateGid !== g.gid) {
       refuse(T, g.name, "GID", `a group named after the user ${printable(g.name)} is that user's private group, with the user's GID ${privateGid}; the record's ${g.gid} is refused`);
+      notPrivate.add(g.name);
       continue;
     }
     const local = cur.group.get(g.name);
@@ -644,7 +647,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   // A user whose primary GID has no group gets a user private group, so pwck stays clean.
   const madeHere = new Set<string>();
-  const taken = (n: string) => cur.group.has(n) || wantedGroupNames.has(n) || madeHere.has(n);
+  const taken = (n: string) => cur.group.has(n) || (wantedGroupNames.has(n) && !notPrivate.has(n)) || madeHere.has(n);
   for (const a of actions) {
     if (a.kind !== "create-user" && a.kind !== "update-user") continue;
     const gid = Number(a.passwd[3]);
