@@ -224,7 +224,8 @@ function primaryGidProblem(u: User, localGids: IdOwners, ownedGroups: ReadonlySe
  * the scan delivers them, against the local files and ownership as read at the first page. Only
  * valid for that very `cur` and `prev`: a pass that reads the files again drops it. A user it
  * holds is one the plan's loop would have counted unchanged after every check it makes (same
- * ranges, ownership, parse state, UID holder, both lines in place); the plan then only counts it.
+ * ranges, ownership, parse state, UID holder, primary group's consent, both lines in place); the
+ * plan then only counts it.
  */
 export class InPlaceUsers {
   readonly users = new Set<User>();
@@ -465,10 +466,9 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       const sh = cur.shadow.get(name);
       if (!sh) continue;
       const next = [...sh];
-      if (isEnabled(sh, today)) {
-        next[7] = "1";
-        disables++;
-      }
+      if (isEnabled(sh, today)) disables++;
+      // Expired by its own date, not only by password ageing a local admin could reset.
+      if (pamAccepts(["", "", "", "", "", "", "", sh[7]!], today)) next[7] = "1";
       if (!next[1]!.startsWith("!")) next[1] = `!${next[1]}`;
       const changes = diffFields(SHADOW_FIELDS, sh, next, new Set([1]));
       if (changes.length === 0) continue;
@@ -497,13 +497,18 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     const uid = Number(cur.passwd.get(n)?.[2] ?? 0);
     return uid !== 0 && uid >= policy.uidMin && uid <= policy.uidMax;
   };
-  // A user's primary GID: the local account's (a pass never renumbers one), or a new account's.
-  let newUserGids: Map<string, number> | null = null;
+  // A user's primary GID: the local account's (a pass never renumbers one), or its record's
+  // (accepted or not: a refused user may be accepted later, and its private group is still its).
+  let recordGids: Map<string, number> | null = null;
   const userGid = (n: string): number | undefined => {
     const pw = cur.passwd.get(n);
     if (pw) return Number(pw[3]);
-    newUserGids ??= new Map(actions.flatMap((a) => (a.kind === "create-user" ? [[a.name, Number(a.passwd[3])] as [string, number]] : [])));
-    return newUserGids.get(n);
+    if (recordGids === null) {
+      recordGids = new Map();
+      const names = new Set(desired.groups.map((g) => g.name));
+      for (const u of desired.users) if (names.has(u.name)) recordGids.set(u.name, u.gid);
+    }
+    return recordGids.get(n);
   };
   const tableGids = new Set<number>();
   const wantedGroupNames = new Set(desired.groups.map((g) => g.name));

@@ -319,6 +319,17 @@ describe("a user's private group belongs to the user", () => {
     expect(reasonFor(await sync(root), "daemon")).toContain('the user "daemon" is that user\'s private group, with the user\'s GID 1');
   });
 
+  test("a refused user's name is still its own: a group record with another GID is refused too", async () => {
+    const root = makeRoot();
+    expect(run("useradd", ["-R", root, "-u", "2500", "-U", "localbob"]).code).toBe(0);
+    await d.put("Users", [userItem("bob", 2500, { GID: { N: "2600" } })]);
+    await d.put("Groups", [groupItem("bob", 5000)]);
+    const r = await sync(root);
+    expect(reasonFor(r, "bob")).toContain('UID: 2500 already belongs to the local account "localbob"');
+    expect(reasonFor(r, "bob")).toContain("GID: a group named after the user \"bob\" is that user's private group, with the user's GID 2600");
+    expect(line(root, "group", "bob")).toBeUndefined();
+  });
+
   test("a record with the user's own GID is the private group's record", async () => {
     const root = makeRoot();
     await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
@@ -422,6 +433,18 @@ describe("the safety brake counts what PAM would refuse", () => {
     await d.put("Users", twenty((i) => (i < 3 ? { AccountExpireDate: { S: daysToIsoDate(today) } } : {}) as Record<string, AttributeValue>));
     const r = await sync(root);
     expect(r.brake).toContain("would disable 3 of 20");
+  });
+
+  test("missing_users: disable sets the expiry also on an account refused by password ageing alone", async () => {
+    const root = makeRoot();
+    const aged = { LastPasswordChangeDate: { S: "1970-01-02" }, PasswordAgeMaxDays: { N: "0" }, PasswordDisableDays: { N: "0" } };
+    await d.put("Users", [...twenty(() => ({})), userItem("old", 4000, aged)]);
+    await sync(root);
+    await d.remove("Users", "old");
+    const r = await sync(root, { missing_users: "disable" });
+    expect(r.brake).toBeNull();
+    // Not counted (PAM refused it already), but expired by date: a local chage cannot revive it.
+    expect(line(root, "shadow", "old")).toBe("old:!:1::0::0:1:");
   });
 
   test("expired password ageing locks everyone out: the brake stops it", async () => {
