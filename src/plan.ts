@@ -73,11 +73,13 @@ const opt = (n: number | null) => (n === null ? "" : String(n));
 const dateOrEmpty = (d: string) => (d === "" ? "(none)" : /^-?[0-9]+$/.test(d) ? daysToIsoDate(Number(d)) : d);
 
 /**
- * Whether pam_unix's account check (acct_mgmt) lets the account in on day `today`, read from its
- * shadow fields as glibc reads them (an empty field is -1): refused when the account has expired
- * (expiry day 0 included: "Your account has expired") or when the password expired longer ago
- * than the inactivity period allows. A password that merely must be changed is not a refusal.
- * No shadow entry: nothing to refuse.
+ * Whether pam_unix's account check (acct_mgmt) lets the account in on day `today` without more
+ * ado, read from its shadow fields as pam_unix reads them (an empty field is -1, "none"). Not when
+ * the account has expired (its expiry day is today or earlier, day 0 included: "Your account has
+ * expired"), nor when its password has expired or must be changed first (last change day 0, or
+ * more than PasswordAgeMaxDays ago): such an account cannot log in until someone sets a password,
+ * which a user who logs in with a key and has none cannot do. Checked against pamtester in the
+ * system tests. No shadow entry: nothing to refuse.
  */
 export function pamAccepts(shadow: readonly string[] | undefined, today: number): boolean {
   if (shadow === undefined) return true;
@@ -85,14 +87,12 @@ export function pamAccepts(shadow: readonly string[] | undefined, today: number)
     const f = shadow[i] ?? "";
     return f === "" ? -1 : Number(f);
   };
-  const expire = day(7);
-  if (expire !== -1 && !(today < expire)) return false;
+  if ((shadow[7] ?? "") !== "" && !(today < day(7))) return false;
   const last = day(2);
-  if (last === 0 || today < last) return true;
+  if (last === 0) return false;
+  if (today < last) return true;
   const max = day(4);
-  const inactive = day(6);
-  const since = today - last;
-  return !(max !== -1 && inactive !== -1 && since > max && since > inactive && since > max + inactive);
+  return max === -1 || !(today - last > max);
 }
 
 function isEnabled(shadow: readonly string[] | undefined, today: number): boolean {

@@ -11,6 +11,7 @@ import { pamAccepts } from "../src/plan.ts";
 import { todayDays } from "../src/sync.ts";
 import { ddum, pass, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
+import { PAM_CASES, pamCaseFields } from "./helpers/pam-cases.ts";
 import { checkAccounts, cleanupRoots, makeRoot, run, snapshot } from "./helpers/root.ts";
 
 let d: Dynamo;
@@ -381,26 +382,12 @@ describe("an account's UID and GID are never renumbered by a pass", () => {
 });
 
 describe("the safety brake counts what PAM would refuse", () => {
-  // [shadow fields 2..7 (last change, min, max, warn, inactive, expire), today, accepted]
-  const CASES: [string, string, number, boolean][] = [
-    ["no ageing, no expiry", ":::::", 20000, true],
-    ["expiry day 0 (1970-01-01)", "::::: 0", 20000, false],
-    ["expiry today", ":::::20000", 20000, false],
-    ["expiry tomorrow", ":::::20001", 20000, true],
-    ["expiry yesterday", ":::::19999", 20000, false],
-    ["expiry -1 (none, as glibc reads it)", ":::::-1", 20000, true],
-    ["password changed day 1, max 0, inactive 0", "1::0::0:", 20000, false],
-    ["password expired, no inactivity limit (must change it)", "1::0:::", 20000, true],
-    ["must change at next login (day 0)", "0::0::0:", 20000, true],
-    ["changed in the future", "20005::0::0:", 20000, true],
-    ["inactive period not over", "19900::90::30:", 20000, true],
-    ["inactive period over by one day", "19879::90::30:", 20000, false],
-    ["inactive period ends today", "19880::90::30:", 20000, true],
-  ];
-  test.each(CASES)("%s", (_what, fields, today, accepted) => {
-    const shadow = ["u", "!", ...fields.replace(" ", "").split(":"), ""];
-    expect(shadow.length).toBe(9);
-    expect(pamAccepts(shadow, today)).toBe(accepted);
+  test.each(PAM_CASES)("pamAccepts: %s", (_what, fields, accepted) => {
+    for (const T of [20000, todayDays()]) {
+      const shadow = pamCaseFields("u", fields(T));
+      expect(shadow.length).toBe(9);
+      expect(pamAccepts(shadow, T)).toBe(accepted);
+    }
   });
 
   const today = todayDays();
