@@ -491,11 +491,17 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   // ---- groups ----
   const knownUser = (n: string) => present.has(n) || cur.passwd.has(n);
   // Only users ddum manages join groups through a record: never root or a system account.
+  const managedSeen = new Map<string, boolean>();
   const managedUser = (n: string) => {
     if (present.has(n)) return true;
     if (!ownedUsers().has(n)) return false;
-    const uid = Number(cur.passwd.get(n)?.[2] ?? 0);
-    return uid !== 0 && uid >= policy.uidMin && uid <= policy.uidMax;
+    let ok = managedSeen.get(n);
+    if (ok === undefined) {
+      const uid = Number(cur.passwd.get(n)?.[2] ?? 0);
+      ok = uid !== 0 && uid >= policy.uidMin && uid <= policy.uidMax;
+      managedSeen.set(n, ok);
+    }
+    return ok;
   };
   // A user's primary GID: the local account's (a pass never renumbers one), or its record's
   // (accepted or not: a refused user may be accepted later, and its private group is still its).

@@ -248,6 +248,19 @@ describe("group records list only users ddum manages", () => {
   });
 });
 
+test("an account of ddum's renumbered by hand into the system range is not put in groups", async () => {
+  const root = makeRoot();
+  await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
+  await d.put("Groups", [groupItem("devs", 3000, { Members: { SS: ["alice", "bob"] } })]);
+  await sync(root);
+  expect(line(root, "group", "devs")).toBe("devs:x:3000:alice,bob");
+  const p = join(root, "etc", "passwd");
+  writeFileSync(p, readFileSync(p, "utf8").replace("alice:x:2001:", "alice:x:5:"));
+  const r = await sync(root);
+  expect(reasonFor(r, "alice")).toContain("changes the UID of the existing account from 5 to 2001");
+  expect(line(root, "group", "devs")).toBe("devs:x:3000:bob");
+});
+
 describe("a group record that leaves the table", () => {
   test("ddum's own group is kept, emptied of the members and administrators ddum added", async () => {
     const root = makeRoot();
