@@ -388,6 +388,9 @@ describe("an account's UID and GID are never renumbered by a pass", () => {
     expect(carol.stderr).toContain('UID 1000 is retired for "alice"');
     // alice may have hers back (hosts that refused the renumbering then agree again).
     expect((await ddum(["user", "set", "alice", "--uid", "1000", "-c", cfg])).code).toBe(0);
+    const regrouped = await ddum(["user", "set", "alice", "--gid", "1001", "-c", cfg]);
+    expect(regrouped.code).toBe(0);
+    expect(regrouped.stderr).toContain("hosts where alice exists refuse to change its primary GID");
     expect((await ddum(["group", "add", "devs", "-c", cfg])).stdout).toContain("GID 1002");
     expect((await ddum(["group", "set", "devs", "--gid", "4000", "-c", cfg])).code).toBe(0);
     expect((await ddum(["group", "add", "ops", "-c", cfg])).stdout).toContain("GID 1003");

@@ -331,8 +331,9 @@ export class Admin {
         newUid = await this.allocateUid(await this.store.ids(), name, uidOpt, privateGid);
       }
     }
+    let changed: string[];
     try {
-      await this.changeUser(name, (item) => {
+      changed = await this.changeUser(name, (item) => {
         this.applyUserOptions(item, o);
         if (newUid !== undefined) {
           setAttr(item, "UID", newUid);
@@ -352,6 +353,8 @@ export class Admin {
       this.log.warn(
         `UID ${oldUid} of ${name} is retired, never to be given out again; hosts where ${name} exists refuse to renumber the account (its files keep UID ${oldUid}): renumber it there by hand (usermod -u), or set --uid ${oldUid} back`,
       );
+    } else if (changed.includes("GID")) {
+      this.log.warn(`hosts where ${name} exists refuse to change its primary GID (its files keep the old group): change it there by hand (usermod -g), or set the old --gid back`);
     }
     return EXIT.ok;
   }
