@@ -28,7 +28,7 @@ for (const name of ["Users", "Groups"]) {
 const cfg = join(work, "ddum.cfg");
 writeFileSync(
   cfg,
-  JSON.stringify({ endpoint_url: endpoint, aws_region: "us-east-1", aws_access_key: "demo", aws_secret_key: "demo" }, null, 2),
+  JSON.stringify({ endpoint_url: endpoint, aws_region: "us-east-1", aws_access_key: "demo", aws_secret_key: "demo", merge_groups: ["sudo"] }, null, 2),
   { mode: 0o600 },
 );
 

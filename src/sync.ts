@@ -54,6 +54,7 @@ export function policyFor(config: Config, root: Root, force: boolean): Policy {
     gidMax: pick("gid_max", "GID_MAX", 60000),
     adoptUsers: config.adopt_users,
     adoptGroups: config.adopt_groups,
+    mergeGroups: config.merge_groups,
     missingUsers: config.missing_users,
     maxDisablePercent: config.max_disable_percent,
     force,
@@ -195,8 +196,8 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
         }
         keys.check(d.ok);
         // Users whose lines are already right are recognised as they arrive (see InPlaceUsers).
-        if (page.known) snap.local!.seen.add(d.ok);
-        else if (!snap.local!.seen.check(d.ok) && page.valid) page.pending.push(d.ok.name);
+        const seen = snap.local!.seen;
+        if (!(page.known ? seen.add(d.ok) : seen.check(d.ok)) && page.valid) page.pending.push(d.ok.name);
       },
       end: () => {
         if (!page.valid) return;
@@ -215,6 +216,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       userNames ??= new Set(tables.userNames);
       return userNames;
     },
+    groupNames: new Set(tables.groupNames),
     userTable: config.user_table_name,
     groupTable: config.group_table_name,
   };

@@ -163,14 +163,15 @@ test("user set changes only what is given, checks the whole record, and can move
   expect((await items(t.users)).alice!.Shell).toBe("/bin/zsh");
   expect((await ddum(["user", "set", "alice", "--max-days", "none", "-c", t.cfg])).stdout).toBe("user alice: changed PasswordAgeMaxDays\n");
   expect((await ddum(["user", "set", "alice", "--shell", "/bin/zsh", "-c", t.cfg])).stdout).toBe("user alice: nothing to change\n");
-  // A new UID: reserved first, the old reservations released, the private GID follows.
+  // A new UID: reserved first, the old reservations kept and marked retired, the private GID follows.
   await ddum(["user", "add", "bob", "-c", t.cfg]);
   const moved = await ddum(["user", "set", "alice", "--uid", "2000", "-c", t.cfg]);
   expect(moved.stdout).toBe("user alice: changed GID, UID\n");
   const u = await items(t.users);
   expect([u.alice!.UID, u.alice!.GID]).toEqual(["2000", "2000"]);
   expect(u["#uid:2000"]!.Owner).toBe("alice");
-  expect(u["#uid:1000"]).toBeUndefined();
+  expect(u["#uid:1000"]!.Owner).toBe("alice");
+  expect(u["#uid:1000"]!.Retired).toBeDefined();
   expect((await ddum(["user", "set", "bob", "--uid", "2000", "-c", t.cfg])).code).toBe(1);
   const missing = await ddum(["user", "set", "nobody-here", "--shell", "/bin/sh", "-c", t.cfg]);
   expect(missing.code).toBe(1);
@@ -330,7 +331,8 @@ test("group add, set, show, list, member and admin add/remove", async () => {
   const g = await items(t.groups);
   expect(g.devs).toEqual({ Name: "devs", GID: "6000", Members: ["alice"], Administrators: ["bob"] });
   expect(g["#gid:6000"]!.Owner).toBe("devs");
-  expect(g["#gid:1002"]).toBeUndefined();
+  expect(g["#gid:1002"]!.Owner).toBe("devs");
+  expect(g["#gid:1002"]!.Retired).toBeDefined();
   expect((await ddum(["group", "set", "devs", "--member", "", "-c", t.cfg])).code).toBe(0);
   expect((await items(t.groups)).devs!.Members).toBeUndefined();
   const show = await ddum(["group", "show", "devs", "-c", t.cfg]);

@@ -22,6 +22,8 @@ export interface IdUse {
   held: Map<number, string[]>;
   /** ID → owner named by its reservation item. */
   reserved: Map<number, string>;
+  /** IDs whose reservation is marked retired: used once, never given out again. */
+  retired: Set<number>;
 }
 
 export interface Ids {
@@ -108,12 +110,12 @@ export class Store {
   /** Which IDs and names are taken, in both tables, with consistent reads. */
   async ids(): Promise<Ids> {
     const [users, groups] = await Promise.all([
-      this.scan(this.config.user_table_name, ["Name", "UID", "GID", "Owner"]),
-      this.scan(this.config.group_table_name, ["Name", "GID", "Owner"]),
+      this.scan(this.config.user_table_name, ["Name", "UID", "GID", "Owner", "Retired"]),
+      this.scan(this.config.group_table_name, ["Name", "GID", "Owner", "Retired"]),
     ]);
     const ids: Ids = {
-      uid: { held: new Map(), reserved: new Map() },
-      gid: { held: new Map(), reserved: new Map() },
+      uid: { held: new Map(), reserved: new Map(), retired: new Set() },
+      gid: { held: new Map(), reserved: new Map(), retired: new Set() },
       primary: new Map(),
       userNames: new Set(),
       groupNames: new Set(),
@@ -133,6 +135,7 @@ export class Store {
         const r = RESERVATION_RE.exec(name);
         if (r) {
           ids[r[1] as IdKind].reserved.set(Number(r[2]), strAttr(item, "Owner") ?? "");
+          if (item.Retired !== undefined) ids[r[1] as IdKind].retired.add(Number(r[2]));
           continue;
         }
         names.add(name);
@@ -169,7 +172,29 @@ export class Store {
     }
   }
 
-  /** Drop owner's reservation of an ID (no-op if it is someone else's or gone). */
+  /**
+   * Mark owner's reservation of an ID it no longer uses as retired. The reservation stays: files
+   * on hosts may still carry the ID, and a new name given it would own them.
+   */
+  async retire(kind: IdKind, id: number, owner: string): Promise<void> {
+    const table = this.tableFor(kind);
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { Name: { S: reservationName(kind, id) } },
+          UpdateExpression: "SET #r = :r",
+          ConditionExpression: "#o = :o",
+          ExpressionAttributeNames: { "#o": "Owner", "#r": "Retired" },
+          ExpressionAttributeValues: { ":o": { S: owner }, ":r": { S: new Date().toISOString() } },
+        }),
+      );
+    } catch (e) {
+      if (!conditionFailed(e)) fail(`retiring ${kind.toUpperCase()} ${id} in table ${table}`, e);
+    }
+  }
+
+  /** Drop owner's reservation of an ID that was never used (no-op if it is someone else's or gone). */
   async release(kind: IdKind, id: number, owner: string): Promise<void> {
     const table = this.tableFor(kind);
     try {
