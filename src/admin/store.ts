@@ -190,7 +190,7 @@ export class Store {
         }),
       );
     } catch (e) {
-      if (!conditionFailed(e)) fail(`retiring ${kind.toUpperCase()} ${id} in table ${table}`, e);
+      if (!conditionFailed(e)) fail(`retiring ${kind.toUpperCase()} ${id} in table ${table}`, e, this.client, table);
     }
   }
 
