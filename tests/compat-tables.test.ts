@@ -3,11 +3,13 @@
 // on a record's first pass and for a user already in place (the page memo's known pages too).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { CreateTableCommand, DeleteTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Admin } from "../src/admin/commands.ts";
 import { parseConfig } from "../src/config.ts";
 import { makeLogger } from "../src/log.ts";
+import { Root } from "../src/paths.ts";
+import { authorizedKeys } from "../src/sshkeys.ts";
 import { decodeKnownUserItem, decodeUserItem, isoDateToDays } from "../src/model.ts";
 import { ddum, pass, testConfig, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, type Item, startDynalite, userItem } from "./helpers/dynalite.ts";
@@ -149,6 +151,12 @@ describe("the old daemon's own test scenario (test_scan)", () => {
     expect(r3.warnings).toEqual(r2.warnings);
     expect(snapshot(root)).toEqual(before);
     expect(existsSync(join(root, "home", "testscan3"))).toBe(false);
+    // Nothing reads keys for a user without a home, even a file that would pass for theirs.
+    mkdirSync(join(root, ".ssh"), { mode: 0o700 });
+    writeFileSync(join(root, ".ssh", "authorized_keys"), `${KEY_ALICE}\n`);
+    chownSync(join(root, ".ssh", "authorized_keys"), 6003, 6003);
+    expect(authorizedKeys(new Root(root), "home", "testscan3")).toEqual([]);
+    expect(authorizedKeys(new Root(root), "home", "testscan1")).toEqual([REAL_KEY_1]);
   });
 });
 
@@ -357,5 +365,43 @@ describe("ddum check: rejections and warnings", () => {
     expect(doc.rejections.map((r: { name: string; field: string }) => `${r.name} ${r.field}`)).toEqual(['"bob" Shell']);
     expect(doc.warnings.length).toBe(5);
     expect(doc.summary).toEqual({ users: 3, groups: 0, valid: 2, rejected: 1, warnings: 5 });
+  });
+});
+
+describe("password fields of users already in place", () => {
+  test("a hash the old daemon wrote ($6$ salt with '-', md5crypt) is in place, pass after pass; '!!' before a plaintext is refused and its line kept", async () => {
+    await d.createTables();
+    const sha = run("openssl", ["passwd", "-6", "-salt", "ab-cd", "secret"]).stdout.trim();
+    const md5 = run("openssl", ["passwd", "-1", "-salt", "x-y", "secret"]).stdout.trim();
+    const root = makeRoot();
+    const lines = [
+      ["ann", 2000, sha],
+      ["bea", 2001, md5],
+      ["cid", 2002, "!!secret"],
+    ] as const;
+    for (const [f, make] of [
+      ["passwd", (n: string, id: number) => `${n}:x:${id}:${id}:${n} user:/home/${n}:/bin/bash`],
+      ["shadow", (n: string, _id: number, pw: string) => `${n}:${pw}:19000::::::`],
+      ["group", (n: string, id: number) => `${n}:x:${id}:`],
+      ["gshadow", (n: string) => `${n}:!::`],
+    ] as const) {
+      const add = lines.map(([n, id, pw]) => make(n, id, pw)).join("\n");
+      writeFileSync(join(root, "etc", f), `${readFileSync(join(root, "etc", f), "utf8")}${add}\n`);
+    }
+    const state = join(root, "var", "lib", "ddum");
+    mkdirSync(state, { recursive: true, mode: 0o700 });
+    writeFileSync(join(state, "state.json"), JSON.stringify({ version: 1, ownership: { users: ["ann", "bea", "cid"], groups: ["ann", "bea", "cid"], members: {}, admins: {} } }));
+    await d.put("Users", lines.map(([n, id, pw]) => userItem(n, id, { Password: { S: pw }, LastPasswordChangeDate: { S: "2022-01-08" } })));
+    expect(isoDateToDays("2022-01-08")).toBe(19000);
+    const before = snapshot(root);
+    for (let i = 0; i < 2; i++) {
+      const r = await pass(d, root);
+      expect(r.written).toEqual([]);
+      expect(r.counts).toEqual({ created: 0, updated: 0, unchanged: 2, refused: 0, rejected: 1 });
+      expect(r.rejections.map((x) => `${x.name} ${x.field}`)).toEqual(['"cid" Password']);
+      expect(r.rejections[0]!.reason).toContain("value not shown");
+      expect(r.warnings.map((x) => `${x.name} ${x.field}`)).toEqual(['"bea" Password']);
+      expect(snapshot(root)).toEqual(before);
+    }
   });
 });
