@@ -405,3 +405,20 @@ describe("password fields of users already in place", () => {
     }
   });
 });
+
+describe("the known-page decoder gives every changed rule's verdict", () => {
+  const md5 = "$1$x-y$j8LHAoRdAcJL/Ds3JJurk1"; // openssl passwd -1 -salt x-y secret
+  test.each([
+    ["only Name, UID and GID", MINIMAL, "ok", ["RealName", "Home", "Shell"]],
+    ["a 33-character name", userItem(`u${"x".repeat(32)}`, 2000), "rejected", []],
+    ["a legacy hash", userItem("eve", 2000, { Password: { S: md5 } }), "ok", ["Password"]],
+    ["a key with options", userItem("eve", 2000, { SSHPublicKeys: { SS: [`from="::1" ${KEY_BOB}`] } }), "ok", ["SSHPublicKeys"]],
+    ["'!!' before a plaintext", userItem("eve", 2000, { Password: { S: "!!secret" } }), "rejected", []],
+  ] as const)("%s", (_what, item, kind, warned) => {
+    const full = decodeUserItem("Users")(item);
+    const known = decodeKnownUserItem("Users")(item);
+    expect(known).toEqual(full);
+    expect(known.kind).toBe(kind);
+    expect((known.kind === "reserved" ? [] : (known.warnings ?? [])).map((w) => w.field)).toEqual([...warned]);
+  });
+});
