@@ -136,6 +136,8 @@ export function isPasswordField(s: string): boolean {
 
 /** Why a valid password field deserves a warning (a legacy method), or null. */
 export function passwordWarning(s: string): string | null {
+  // The usual hashes, told by their prefix (the whole form was checked already).
+  if (s.startsWith("$y$") || s.startsWith("$6$")) return null;
   const sc = hashScheme(s.replace(/^!+/, ""));
   if (sc === null || !sc.weak) return null;
   return `uses ${sc.name}, a legacy method that libxcrypt does not count as strong; applied, but set a new password soon (ddum user passwd)`;
@@ -618,6 +620,11 @@ export type Decoding<T> =
   | { kind: "rejected"; rawName: string | undefined; rejections: Rejection[]; warnings?: Rejection[]; keys?: string[] }
   | { kind: "reserved"; rawName: undefined };
 
+function warningsOf(table: string, item: RawItem, notes: Note[]): Rejection[] {
+  const name = recordName(item);
+  return notes.map((f) => ({ table, name, field: f.field, reason: f.reason }));
+}
+
 function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem, notes: Note[]) => T): Decoding<T> {
   const n = (item.Name as { S?: unknown } | undefined)?.S;
   const rawName = typeof n === "string" ? n : undefined;
@@ -625,18 +632,14 @@ function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem, notes:
     return { kind: "reserved", rawName: undefined };
   }
   const notes: Note[] = [];
-  const warnings = () => {
-    const name = recordName(item);
-    return notes.map((f) => ({ table, name, field: f.field, reason: f.reason }));
-  };
   try {
     const ok = decode(item, notes);
-    return notes.length === 0 ? { kind: "ok", ok, rawName: rawName! } : { kind: "ok", ok, rawName: rawName!, warnings: warnings() };
+    return notes.length === 0 ? { kind: "ok", ok, rawName: rawName! } : { kind: "ok", ok, rawName: rawName!, warnings: warningsOf(table, item, notes) };
   } catch (e) {
     if (!(e instanceof RecordErrors)) throw e;
     const name = recordName(item);
     const d: Decoding<T> = { kind: "rejected", rawName, rejections: e.errors.map((f) => ({ table, name, field: f.field, reason: f.message })) };
-    if (notes.length > 0) d.warnings = warnings();
+    if (notes.length > 0) d.warnings = warningsOf(table, item, notes);
     // A refused user whose name and key set could be read: those keys still apply (see Decoded).
     const keys = (e.partial as { sshKeys?: unknown }).sshKeys;
     if (Array.isArray(keys) && !e.errors.some((f) => f.field === "Name" || f.field === "SSHPublicKeys")) d.keys = keys as string[];
