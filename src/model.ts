@@ -556,27 +556,28 @@ function decodeUserCollecting(item: RawItem, notes: Note[]): User {
   });
 }
 
-function decodeGroup(item: RawItem): Group {
+function decodeGroup(item: RawItem, notes: Note[] = []): Group {
   try {
     return {
       name: str(item, "Name", nameSchema, true),
       gid: num(item, "GID", MAX_ID, true),
-      password: str(item, "Password", passwordSchema, false) ?? null,
+      password: password(item, notes),
       administrators: strSet(item, "Administrators", nameProblem),
       members: strSet(item, "Members", nameProblem),
     };
   } catch (e) {
     if (!(e instanceof FieldError)) throw e;
-    return decodeGroupCollecting(item);
+    notes.length = 0;
+    return decodeGroupCollecting(item, notes);
   }
 }
 
-function decodeGroupCollecting(item: RawItem): Group {
+function decodeGroupCollecting(item: RawItem, notes: Note[]): Group {
   const { get, done } = reader(item);
   return done({
     name: get(() => str(item, "Name", nameSchema, true), ""),
     gid: get(() => num(item, "GID", MAX_ID, true), 0),
-    password: get(() => str(item, "Password", passwordSchema, false) ?? null, null),
+    password: get(() => password(item, notes), null),
     administrators: get(() => strSet(item, "Administrators", nameProblem), []),
     members: get(() => strSet(item, "Members", nameProblem), []),
   });

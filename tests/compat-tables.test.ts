@@ -10,7 +10,7 @@ import { parseConfig } from "../src/config.ts";
 import { makeLogger } from "../src/log.ts";
 import { Root } from "../src/paths.ts";
 import { authorizedKeys } from "../src/sshkeys.ts";
-import { decodeKnownUserItem, decodeUserItem, isoDateToDays } from "../src/model.ts";
+import { decodeGroups, decodeKnownUserItem, decodeUserItem, isoDateToDays } from "../src/model.ts";
 import { ddum, pass, testConfig, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, type Item, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE, KEY_BOB, KEY_CAROL_RSA } from "./helpers/keys.ts";
@@ -421,4 +421,13 @@ describe("the known-page decoder gives every changed rule's verdict", () => {
     expect(known.kind).toBe(kind);
     expect((known.kind === "reserved" ? [] : (known.warnings ?? [])).map((w) => w.field)).toEqual([...warned]);
   });
+});
+
+test("a group's legacy hash applies with a warning; a group's '!' before a plaintext is refused", () => {
+  const md5 = "$1$x-y$j8LHAoRdAcJL/Ds3JJurk1"; // openssl passwd -1 -salt x-y secret
+  const r = decodeGroups("Groups", [groupItem("devs", 3000, { Password: { S: md5 } }), groupItem("ops", 3001, { Password: { S: "!secret" } })]);
+  expect(r.records.map((g) => [g.name, g.password])).toEqual([["devs", md5]]);
+  expect(r.warnings.map((w) => `${w.table} ${w.name} ${w.field}`)).toEqual(['Groups "devs" Password']);
+  expect(r.warnings[0]!.reason).toContain("md5crypt");
+  expect(r.rejections.map((w) => `${w.name} ${w.field}`)).toEqual(['"ops" Password']);
 });
