@@ -55,6 +55,8 @@ export function printable(value: unknown): string {
 const NAME_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$/;
 /** The longest user or group name: the hosts' useradd, pwck/grpck and utmp (UT_NAMESIZE) stop at 32. */
 export const NAME_MAX = 32;
+/** A name the old daemon accepted that is only too long for the hosts (33 to 256 characters). */
+const OLD_LONG_NAME = /^[A-Za-z0-9._][A-Za-z0-9._-]{32,255}$/;
 export const MAX_ID = 4294967294;
 
 export const nameSchema = v.pipe(
@@ -642,8 +644,10 @@ function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem, notes:
     const d: Decoding<T> = { kind: "rejected", rawName, rejections: e.errors.map((f) => ({ table, name, field: f.field, reason: f.message })) };
     if (notes.length > 0) d.warnings = warningsOf(table, item, notes);
     // A refused user whose name and key set could be read: those keys still apply (see Decoded).
+    // A name refused only for its length (one the old daemon made) still names its account.
     const keys = (e.partial as { sshKeys?: unknown }).sshKeys;
-    if (Array.isArray(keys) && !e.errors.some((f) => f.field === "Name" || f.field === "SSHPublicKeys")) d.keys = keys as string[];
+    const nameOk = (f: FieldError) => f.field !== "Name" || (rawName !== undefined && OLD_LONG_NAME.test(rawName) && !ALL_DIGITS.test(rawName));
+    if (Array.isArray(keys) && e.errors.every((f) => f.field !== "SSHPublicKeys" && nameOk(f))) d.keys = keys as string[];
     return d;
   }
 }

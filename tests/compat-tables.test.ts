@@ -288,15 +288,30 @@ describe("names longer than 32 characters", () => {
     const state = join(root, "var", "lib", "ddum");
     mkdirSync(state, { recursive: true, mode: 0o700 });
     writeFileSync(join(state, "state.json"), JSON.stringify({ version: 1, ownership: { users: [N33, "alice"], groups: [N33], members: {}, admins: {} } }));
-    await d.put("Users", [userItem(N33, 2001, { RealName: { S: "old" } }), userItem("alice", 2000)]);
+    await d.put("Users", [userItem(N33, 2001, { RealName: { S: "old" }, SSHPublicKeys: { SS: [KEY_ALICE] } }), userItem("alice", 2000)]);
+    const config = { missing_users: "disable", ssh_key_location: "/etc/ssh/keys/%u" };
     for (let i = 0; i < 2; i++) {
-      const r = await pass(d, root, { config: { missing_users: "disable" } });
+      const r = await pass(d, root, { config });
       expect(r.exitCode).toBe(3);
       expect(r.rejections.map((x) => `${x.name} ${x.field}`)).toEqual([`"${N33}" Name`]);
       // Not disabled either (a refused record has not left the table): every line as it was.
       for (const [f, l] of seeded) expect(line(root, f, N33)).toBe(l);
       expect(line(root, "passwd", "alice")).toBe("alice:x:2000:2000:alice user:/home/alice:/bin/bash");
+      // Its keys still follow the table: the account exists and is ddum's.
+      expect(readFileSync(join(root, "etc", "ssh", "keys", N33), "utf8")).toContain(KEY_ALICE);
     }
+    await d.put("Users", [userItem(N33, 2001, { RealName: { S: "old" }, SSHPublicKeys: { SS: [KEY_BOB] } })]);
+    const r = await pass(d, root, { config });
+    expect(r.homes.keysWritten).toEqual([N33]);
+    const keys = readFileSync(join(root, "etc", "ssh", "keys", N33), "utf8");
+    expect([keys.includes(KEY_BOB), keys.includes(KEY_ALICE.split(" ")[1]!)]).toEqual([true, false]);
+    // A long name that the old daemon could not have made either never carries keys.
+    const keysOf = (n: string) => {
+      const dec = decodeUserItem("Users")(userItem(n, 2003, { SSHPublicKeys: { SS: [KEY_BOB] } }));
+      return dec.kind === "rejected" ? (dec.keys ?? null) : "accepted";
+    };
+    expect(keysOf(N33)).toEqual([KEY_BOB]);
+    for (const n of [`${N33}\n`, `${N33}/x`, `-${N33}`, "1".repeat(33), "x".repeat(257)]) expect(keysOf(n)).toBeNull();
   });
 
   test("the admin commands refuse them before writing anything", async () => {
