@@ -471,6 +471,21 @@ const nameProblem = (s: string) => {
   return r.success ? null : r.issues[0]!.message;
 };
 
+/**
+ * Members or Administrators: a name refused only for its length (one the old daemon accepted) is
+ * left out with a note, so the group and its other members still apply; any other bad name
+ * refuses the record.
+ */
+function memberSet(item: RawItem, field: string, notes: Note[]): string[] {
+  const list = strSet(item, field, (s) => (OLD_LONG_NAME.test(s) && !ALL_DIGITS.test(s) ? null : nameProblem(s)));
+  if (!list.some((s) => s.length > NAME_MAX)) return list;
+  return list.filter((s) => {
+    if (s.length <= NAME_MAX) return true;
+    notes.push({ field, reason: `entry ${printable(s)} is longer than 32 characters (as is any user record under that name, refused too); left out, the other entries apply` });
+    return false;
+  });
+}
+
 const DAYS_MAX = 2147483647;
 
 class RecordErrors extends Error {
@@ -564,8 +579,8 @@ function decodeGroup(item: RawItem, notes: Note[] = []): Group {
       name: str(item, "Name", nameSchema, true),
       gid: num(item, "GID", MAX_ID, true),
       password: password(item, notes),
-      administrators: strSet(item, "Administrators", nameProblem),
-      members: strSet(item, "Members", nameProblem),
+      administrators: memberSet(item, "Administrators", notes),
+      members: memberSet(item, "Members", notes),
     };
   } catch (e) {
     if (!(e instanceof FieldError)) throw e;
@@ -580,8 +595,8 @@ function decodeGroupCollecting(item: RawItem, notes: Note[]): Group {
     name: get(() => str(item, "Name", nameSchema, true), ""),
     gid: get(() => num(item, "GID", MAX_ID, true), 0),
     password: get(() => password(item, notes), null),
-    administrators: get(() => strSet(item, "Administrators", nameProblem), []),
-    members: get(() => strSet(item, "Members", nameProblem), []),
+    administrators: get(() => memberSet(item, "Administrators", notes), []),
+    members: get(() => memberSet(item, "Members", notes), []),
   });
 }
 
