@@ -416,7 +416,7 @@ function judgedKeys(item: RawItem, notes: Note[]): string[] {
     const fp = keyFingerprint(list[i]!);
     notes.push({
       field: "SSHPublicKeys",
-      reason: `key ${i + 1} of ${list.length} (${fp ?? "no fingerprint: no key data decodes"}) is left out: it ${problem}; the account and the other keys apply`,
+      reason: `key ${i + 1} of ${list.length} (${fp ?? "no fingerprint: no key data decodes"}) is left out: ${problem}; the account and the other keys apply`,
     });
   }
   if (good.length === 2) return good[0]! < good[1]! ? [good[0]!, good[1]!] : [good[1]!, good[0]!];

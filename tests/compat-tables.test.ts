@@ -125,7 +125,7 @@ describe("the old daemon's own test scenario (test_scan)", () => {
     // The dummy key is left out and reported; the accounts apply without it.
     const keyWarnings = r1.warnings.filter((w) => w.field === "SSHPublicKeys");
     expect(keyWarnings.map((w) => w.name).sort()).toEqual(['"testscan1"', '"testscan2"']);
-    for (const w of keyWarnings) expect(w.reason).toMatch(/^key 1 of 1 \(no fingerprint: no key data decodes\) is left out: it key data does not encode a ssh-rsa key/);
+    for (const w of keyWarnings) expect(w.reason).toMatch(/^key 1 of 1 \(no fingerprint: no key data decodes\) is left out: key data does not encode a ssh-rsa key/);
     expect(existsSync(join(root, "home", "testscan1", ".ssh", "authorized_keys"))).toBe(false);
     const minimalWarnings = r1.warnings.filter((w) => w.name === '"testscan3"').map((w) => `${w.field}: ${w.reason}`);
     expect(minimalWarnings).toEqual([
@@ -197,7 +197,7 @@ describe("SSH keys judged one by one", () => {
       expect(options).toMatch(/^key [123] of 3 \(SHA256:[A-Za-z0-9+/]{43}\) is left out/);
       expect(options).toContain(`(${sshFingerprint(KEY_BOB)})`);
       const dummy = reasons.find((x) => x !== options)!;
-      expect(dummy).toMatch(/^key [123] of 3 \(no fingerprint: no key data decodes\) is left out: it key data does not encode a ssh-rsa key/);
+      expect(dummy).toMatch(/^key [123] of 3 \(no fingerprint: no key data decodes\) is left out: key data does not encode a ssh-rsa key/);
       expect(options.slice(0, 5)).not.toBe(dummy.slice(0, 5));
       const file = readFileSync(join(root, "home", "alice", ".ssh", "authorized_keys"), "utf8");
       expect(file).toContain(KEY_ALICE);
