@@ -196,19 +196,26 @@ export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): 
   const { rejectionMessage } = await import("./model.ts");
   const t = await readTables(config, progress());
   endProgress();
+  // Rejected: the record will not be applied (exit 3). Warnings: applied with a default, a key
+  // left out or a weak hash (exit 0 when there is nothing else).
   const rejections = [...t.users.rejections, ...t.groups.rejections];
+  const warnings = [...t.users.warnings, ...t.groups.warnings];
   const rejected = t.users.rejected + t.groups.rejected;
   const summary = {
     users: t.users.records.length + t.users.rejected,
     groups: t.groups.records.length + t.groups.rejected,
     valid: t.users.records.length + t.groups.records.length,
     rejected,
+    warnings: warnings.length,
   };
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ rejections, summary }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ rejections, warnings, summary }, null, 2)}\n`);
   } else {
     for (const r of rejections) process.stdout.write(`rejected: ${rejectionMessage(r)}\n`);
-    process.stdout.write(`${summary.users} users and ${summary.groups} groups read: ${summary.valid} valid, ${summary.rejected} rejected\n`);
+    for (const w of warnings) process.stdout.write(`warning: ${rejectionMessage(w)}\n`);
+    process.stdout.write(
+      `${summary.users} users and ${summary.groups} groups read: ${summary.valid} valid, ${summary.rejected} rejected, ${summary.warnings} warnings (applied anyway)\n`,
+    );
   }
   return rejected > 0 ? EXIT.partial : EXIT.ok;
 }
@@ -309,7 +316,7 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
       if (r.result) {
         const { summaryLine } = await import("./report.ts");
         const { rejectionMessage } = await import("./model.ts");
-        for (const x of [...r.result.rejections, ...r.result.plan.refusals]) log.warn(rejectionMessage(x));
+        for (const x of [...r.result.rejections, ...r.result.plan.refusals, ...r.result.warnings]) log.warn(rejectionMessage(x));
         if (r.result.plan.brake) log.error(r.result.plan.brake);
         log.info(`pass done: ${summaryLine(r.result.counts)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}`);
       }

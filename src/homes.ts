@@ -397,6 +397,11 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
       rootKeys(u);
       continue;
     }
+    // No Home in the record (read as empty): no home is made and no key goes into one.
+    if (u.home === "") {
+      if (!inHomes) rootKeys(u);
+      continue;
+    }
     if (inHomes && opts.keysInPlace?.has(u.name)) continue; // the home exists, its keys are right
     const state = inspectHome(opts.root, u.home, u.uid, ancestors);
     let homeReady = false;

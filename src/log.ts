@@ -6,7 +6,9 @@ export type Logger = ConsolaInstance;
 export type LogFormat = "plain" | "json";
 export type LevelName = "error" | "warn" | "info" | "debug";
 
-const HASH_RE = /\$(y|gy|7|6|5|2[aby]|1)\$[./A-Za-z0-9$=,]+/g;
+// Every crypt hash that starts with its scheme's "$id$" (or "$md5,"), whatever its salt holds, up
+// to the next white space; and BSDi extended DES ("_" and 19 characters).
+const HASH_RE = /\$(?:y|gy|7|6|5|2[abxy]|1|3|sha1|md5)[$,]\S*|(?<![\w./])_[./0-9A-Za-z]{19}(?![\w./])/g;
 const secrets = new Set<string>();
 
 /** Register a value that must never appear in a log line (static secret keys, tokens). */

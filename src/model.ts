@@ -1,5 +1,6 @@
 // Records from the tables become Users and Groups, or Rejections that name the table, the
 // record and the field. Nothing that fails here can reach a local file.
+import { createHash } from "node:crypto";
 import * as v from "valibot";
 import type { RawItem } from "./source/dynamo.ts";
 
@@ -51,13 +52,17 @@ export function printable(value: unknown): string {
 
 // ---- field rules --------------------------------------------------------------------------
 
-const NAME_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]{0,255}$/;
+const NAME_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$/;
+/** The longest user or group name: the hosts' useradd, pwck/grpck and utmp (UT_NAMESIZE) stop at 32. */
+export const NAME_MAX = 32;
+/** A name the old daemon accepted that is only too long for the hosts (33 to 256 characters). */
+const OLD_LONG_NAME = /^[A-Za-z0-9._][A-Za-z0-9._-]{32,255}$/;
 export const MAX_ID = 4294967294;
 
 export const nameSchema = v.pipe(
   v.string(),
   v.minLength(1, "must not be empty"),
-  v.maxLength(256, "must be at most 256 characters"),
+  v.maxLength(NAME_MAX, "must be at most 32 characters: longer names are refused by useradd, reported by pwck and grpck, and cut by utmp on the hosts"),
   v.regex(NAME_RE, "may hold only letters, digits, '.', '_' and '-', and must not start with '-'"),
   v.check((s) => s !== "." && s !== "..", "must not be '.' or '..'"),
   v.check((s) => !/^[0-9]+$/.test(s), "must not be all digits (it would read as a numeric ID)"),
@@ -80,21 +85,70 @@ export const pathSchema = v.pipe(
 );
 
 /**
- * Crypt hashes of the schemes glibc/libxcrypt accept, or lock markers ("!", "*", "!" before a
- * hash). Anything else is taken for a plaintext password: refused, and never echoed.
+ * Crypt hashes, as this host's libcrypt (libxcrypt) writes and checks them, or lock markers ("!",
+ * "*", "!" before a hash). Each scheme's shape follows libxcrypt: the characters it allows in a
+ * salt (never a byte below 0x21 or above 0x7e, nor ! * : ; \ anywhere, which crypt() itself
+ * refuses), the salt lengths it uses, the rounds it takes and the length of the digest it writes.
+ * Anything else (a plaintext password, a hash of a scheme the host cannot check, a hash whose
+ * salt crypt() would cut) is refused, and never echoed.
  */
-const HASH_RE = /^\$(y|gy|7|6|5|2b|2y|2a|1)\$[./A-Za-z0-9$=,]{4,}$/;
+const B = "[./0-9A-Za-z]";
+/** A salt byte libxcrypt keeps for $6$, $5$, $1$ and $md5: printable ASCII but ! $ * : ; \. */
+const S = "[\\x22\\x23\\x25-\\x29\\x2b-\\x39\\x3c-\\x5b\\x5d-\\x7e]";
+/** The last character of a DES block: its two low bits are unused, so always zero. */
+const DES_END = "[.26AEIMQUYcgkosw]";
+/** A bcrypt salt: 22 characters whose last one has its four unused bits zero, as crypt() writes it. */
+const BF_SALT = `${B}{21}[.Oeu]`;
+const ROUNDS = "(?:rounds=([1-9][0-9]{3,8})\\$)?";
+interface Scheme {
+  re: RegExp;
+  /** libxcrypt's name for it; weak: not one of the methods libxcrypt counts as strong. */
+  name: string;
+  weak: boolean;
+}
+const SCHEMES: Scheme[] = [
+  { name: "yescrypt", weak: false, re: new RegExp(`^\\$y\\$${B}+\\$${B}*\\$${B}{43}$`) },
+  { name: "sha512crypt", weak: false, re: new RegExp(`^\\$6\\$${ROUNDS}${S}{0,16}\\$${B}{86}$`) },
+  { name: "bcrypt", weak: false, re: new RegExp(`^\\$2[aby]\\$(?:0[4-9]|[12][0-9]|3[01])\\$${BF_SALT}${B}{31}$`) },
+  { name: "gost-yescrypt", weak: false, re: new RegExp(`^\\$gy\\$${B}+\\$${B}*\\$${B}{43}$`) },
+  { name: "scrypt", weak: false, re: new RegExp(`^\\$7\\$${B}{11}${B}*\\$${B}{43}$`) },
+  { name: "sha256crypt", weak: true, re: new RegExp(`^\\$5\\$${ROUNDS}${S}{0,16}\\$${B}{43}$`) },
+  { name: "bcrypt_x", weak: true, re: new RegExp(`^\\$2x\\$(?:0[4-9]|[12][0-9]|3[01])\\$${BF_SALT}${B}{31}$`) },
+  { name: "md5crypt", weak: true, re: new RegExp(`^\\$1\\$${S}{0,8}\\$${B}{22}$`) },
+  { name: "sha1crypt", weak: true, re: new RegExp(`^\\$sha1\\$(?:0|[1-9][0-9]{0,9})\\$${B}{1,64}\\$${B}{28}$`) },
+  { name: "sunmd5", weak: true, re: new RegExp(`^\\$md5(?:,rounds=[1-9][0-9]{0,9})?\\$${S}{0,24}\\$\\$?${B}{22}$`) },
+  { name: "nt", weak: true, re: /^\$3\$\$[0-9a-f]{32}$/ },
+  { name: "bsdicrypt", weak: true, re: new RegExp(`^_${B}{18}${DES_END}$`) },
+  { name: "descrypt", weak: true, re: new RegExp(`^${B}{12}${DES_END}$`) },
+  { name: "bigcrypt", weak: true, re: new RegExp(`^${B}{2}(?:${B}{10}${DES_END}){2,16}$`) },
+];
+
+/** The scheme of a hash (no lock marker before it), or null when it is not one this host checks. */
+export function hashScheme(s: string): Scheme | null {
+  for (const sc of SCHEMES) if (sc.re.test(s)) return sc;
+  return null;
+}
+
 export function isPasswordField(s: string): boolean {
   if (s === "*" || s === "!*") return true;
-  if (s.charCodeAt(0) === 36 /* $ */) return HASH_RE.test(s);
+  if (s.charCodeAt(0) === 36 /* $ */) return hashScheme(s) !== null;
   const unlocked = s.replace(/^!+/, "");
-  return unlocked === "" ? s !== "" : HASH_RE.test(unlocked);
+  return unlocked === "" ? s !== "" : hashScheme(unlocked) !== null;
+}
+
+/** Why a valid password field deserves a warning (a legacy method), or null. */
+export function passwordWarning(s: string): string | null {
+  // The usual hashes, told by their prefix (the whole form was checked already).
+  if (s.startsWith("$y$") || s.startsWith("$6$")) return null;
+  const sc = hashScheme(s.replace(/^!+/, ""));
+  if (sc === null || !sc.weak) return null;
+  return `uses ${sc.name}, a legacy method that libxcrypt does not count as strong; applied, but set a new password soon (ddum user passwd)`;
 }
 export const passwordSchema = v.pipe(
   v.string(),
   v.check(
     isPasswordField,
-    "is not a crypt hash ($y$, $gy$, $7$, $6$, $5$, $2b$, $2y$, $1$) or a lock marker ('!', '*'); a plaintext password is never written (value not shown)",
+    "is not a crypt hash this host's libcrypt can check (yescrypt, sha512crypt, bcrypt, ... in the form crypt() writes) or a lock marker ('!', '*'); a plaintext password is never written (value not shown)",
   ),
 );
 
@@ -339,16 +393,107 @@ function sshKeySet(keys: string[]): string[] {
   return [...new Set(keys.map(normalizeKey))].sort();
 }
 
+/** A problem a record has that does not stop it from being applied (a default, a key left out, a weak hash). */
+export interface Note {
+  field: string;
+  reason: string;
+}
+
+/**
+ * The record's keys, judged one by one: a key that does not parse or carries options is left
+ * out and noted (its position in the set, its fingerprint when it has one); the others apply.
+ */
+function judgedKeys(item: RawItem, notes: Note[]): string[] {
+  const list = (attr(item, "SSHPublicKeys", "SS", false) as string[] | undefined) ?? [];
+  let good = list;
+  for (let i = 0; i < list.length; i++) {
+    const problem = sshKeyProblem(list[i]!);
+    if (problem === null) {
+      if (good !== list) good.push(list[i]!);
+      continue;
+    }
+    if (good === list) good = list.slice(0, i);
+    const fp = keyFingerprint(list[i]!);
+    notes.push({
+      field: "SSHPublicKeys",
+      reason: `key ${i + 1} of ${list.length} (${fp ?? "no fingerprint: no key data decodes"}) is left out: ${problem}; the account and the other keys apply`,
+    });
+  }
+  if (good.length === 2) return good[0]! < good[1]! ? [good[0]!, good[1]!] : [good[1]!, good[0]!];
+  return good.length < 2 ? [...good] : [...good].sort();
+}
+
+/**
+ * OpenSSH's fingerprint (SHA256:, unpadded base64) of the first word of a key line that decodes
+ * as key data naming a known key type (after options, if any), or null.
+ */
+export function keyFingerprint(key: string): string | null {
+  for (const word of key.split(/[ \t]+/)) {
+    if (word.length < 8 || word.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(word)) continue;
+    const bytes = Buffer.from(word, "base64");
+    if (bytes.length < 4) continue;
+    const len = bytes.readUInt32BE(0);
+    if (len > bytes.length - 4 || !KEY_TYPES.has(bytes.subarray(4, 4 + len).toString("latin1"))) continue;
+    return `SHA256:${createHash("sha256").update(bytes).digest("base64").replace(/=+$/, "")}`;
+  }
+  return null;
+}
+
+const MISSING_NOTE: Record<string, string> = {
+  RealName: "read as empty",
+  Home: "read as empty, as the old daemon did: no home directory is made and no SSH key is written into a home for this user (login uses /)",
+  Shell: "read as empty, as the old daemon did (login uses /bin/sh)",
+};
+
+/** RealName, Home or Shell: missing (or, for Home and Shell, empty) reads as empty, with a note. */
+function defaulted(item: RawItem, field: "RealName" | "Home" | "Shell", schema: v.GenericSchema<string>, known: boolean, notes: Note[]): string {
+  const s = attr(item, field, "S", false) as string | undefined;
+  if (s === undefined || (s === "" && field !== "RealName")) {
+    notes.push({ field, reason: `is ${s === undefined ? "missing" : "empty"}; ${MISSING_NOTE[field]}` });
+    return "";
+  }
+  if (!known) check(field, schema, s);
+  return s;
+}
+
+/** The Password field, checked in every reading (a known page too), with a note for a legacy method. */
+function password(item: RawItem, notes: Note[]): string | null {
+  const p = str(item, "Password", passwordSchema, false);
+  if (p === undefined) return null;
+  const weak = passwordWarning(p);
+  if (weak) notes.push({ field: "Password", reason: weak });
+  return p;
+}
+
 const nameProblem = (s: string) => {
   if (FAST.get(nameSchema)!(s)) return null;
   const r = v.safeParse(nameSchema, s);
   return r.success ? null : r.issues[0]!.message;
 };
 
+/**
+ * Members or Administrators: a name refused only for its length (one the old daemon accepted) is
+ * left out with a note, so the group and its other members still apply; any other bad name
+ * refuses the record.
+ */
+function memberSet(item: RawItem, field: string, notes: Note[]): string[] {
+  const list = strSet(item, field, (s) => (OLD_LONG_NAME.test(s) && !ALL_DIGITS.test(s) ? null : nameProblem(s)));
+  if (!list.some((s) => s.length > NAME_MAX)) return list;
+  return list.filter((s) => {
+    if (s.length <= NAME_MAX) return true;
+    notes.push({ field, reason: `entry ${printable(s)} is longer than 32 characters (as is any user record under that name, refused too); left out, the other entries apply` });
+    return false;
+  });
+}
+
 const DAYS_MAX = 2147483647;
 
 class RecordErrors extends Error {
-  constructor(readonly errors: FieldError[]) {
+  constructor(
+    readonly errors: FieldError[],
+    /** The record as far as it could be read (each faulty field at its fallback). */
+    readonly partial: unknown,
+  ) {
     super(errors.map((e) => e.message).join("; "));
   }
 }
@@ -366,7 +511,7 @@ function reader(item: RawItem) {
     }
   };
   const done = <T>(value: T): T => {
-    if (errors.length > 0) throw new RecordErrors(errors);
+    if (errors.length > 0) throw new RecordErrors(errors, value);
     return value;
   };
   return { get, done, item };
@@ -377,75 +522,81 @@ function reader(item: RawItem) {
  * record with a fault is read again, field by field through `reader`, to report every fault it
  * has. The valid record (all but a few of 100,000) costs no closure per field.
  */
-function decodeUser(item: RawItem, known = false): User {
-  // A known item's string rules are not run again: they only ever refuse, never change a value.
+function decodeUser(item: RawItem, known = false, notes: Note[] = []): User {
+  // A known item's name, GECOS, path and date rules are not run again: they only ever refuse,
+  // never change a value. The password, the name's length, the defaults for missing fields and
+  // the judgement of each key are, so they hold for users already in place too.
   const S = known ? knownStr : str;
   try {
+    const name = S(item, "Name", nameSchema, true);
+    if (name.length > NAME_MAX) throw new FieldError("Name", "is too long");
     return {
-      name: S(item, "Name", nameSchema, true),
+      name,
       uid: num(item, "UID", MAX_ID, true),
       gid: num(item, "GID", MAX_ID, true),
-      realName: S(item, "RealName", gecosSchema, true),
-      home: S(item, "Home", pathSchema, true),
-      shell: S(item, "Shell", pathSchema, true),
-      password: S(item, "Password", passwordSchema, false) ?? null,
+      realName: defaulted(item, "RealName", gecosSchema, known, notes),
+      home: defaulted(item, "Home", pathSchema, known, notes),
+      shell: defaulted(item, "Shell", pathSchema, known, notes),
+      password: password(item, notes),
       lastChange: dateDays(S(item, "LastPasswordChangeDate", dateSchema, false)),
       minDays: num(item, "PasswordAgeMinDays", DAYS_MAX, false),
       maxDays: num(item, "PasswordAgeMaxDays", DAYS_MAX, false),
       warnDays: num(item, "PasswordWarnDays", DAYS_MAX, false),
       inactiveDays: num(item, "PasswordDisableDays", DAYS_MAX, false),
       expire: dateDays(S(item, "AccountExpireDate", dateSchema, false)),
-      sshKeys: sshKeySet(strSet(item, "SSHPublicKeys", known ? null : sshKeyProblem)),
+      sshKeys: sshKeySet(judgedKeys(item, notes)),
     };
   } catch (e) {
     if (!(e instanceof FieldError)) throw e;
-    return decodeUserCollecting(item);
+    notes.length = 0;
+    return decodeUserCollecting(item, notes);
   }
 }
 
-function decodeUserCollecting(item: RawItem): User {
+function decodeUserCollecting(item: RawItem, notes: Note[]): User {
   const { get, done } = reader(item);
   return done({
     name: get(() => str(item, "Name", nameSchema, true), ""),
     uid: get(() => num(item, "UID", MAX_ID, true), 0),
     gid: get(() => num(item, "GID", MAX_ID, true), 0),
-    realName: get(() => str(item, "RealName", gecosSchema, true), ""),
-    home: get(() => str(item, "Home", pathSchema, true), ""),
-    shell: get(() => str(item, "Shell", pathSchema, true), ""),
-    password: get(() => str(item, "Password", passwordSchema, false) ?? null, null),
+    realName: get(() => defaulted(item, "RealName", gecosSchema, false, notes), ""),
+    home: get(() => defaulted(item, "Home", pathSchema, false, notes), ""),
+    shell: get(() => defaulted(item, "Shell", pathSchema, false, notes), ""),
+    password: get(() => password(item, notes), null),
     lastChange: get(() => dateDays(str(item, "LastPasswordChangeDate", dateSchema, false)), null),
     minDays: get(() => num(item, "PasswordAgeMinDays", DAYS_MAX, false), null),
     maxDays: get(() => num(item, "PasswordAgeMaxDays", DAYS_MAX, false), null),
     warnDays: get(() => num(item, "PasswordWarnDays", DAYS_MAX, false), null),
     inactiveDays: get(() => num(item, "PasswordDisableDays", DAYS_MAX, false), null),
     expire: get(() => dateDays(str(item, "AccountExpireDate", dateSchema, false)), null),
-    sshKeys: get(() => sshKeySet(strSet(item, "SSHPublicKeys", sshKeyProblem)), []),
+    sshKeys: get(() => sshKeySet(judgedKeys(item, notes)), []),
   });
 }
 
-function decodeGroup(item: RawItem): Group {
+function decodeGroup(item: RawItem, notes: Note[] = []): Group {
   try {
     return {
       name: str(item, "Name", nameSchema, true),
       gid: num(item, "GID", MAX_ID, true),
-      password: str(item, "Password", passwordSchema, false) ?? null,
-      administrators: strSet(item, "Administrators", nameProblem),
-      members: strSet(item, "Members", nameProblem),
+      password: password(item, notes),
+      administrators: memberSet(item, "Administrators", notes),
+      members: memberSet(item, "Members", notes),
     };
   } catch (e) {
     if (!(e instanceof FieldError)) throw e;
-    return decodeGroupCollecting(item);
+    notes.length = 0;
+    return decodeGroupCollecting(item, notes);
   }
 }
 
-function decodeGroupCollecting(item: RawItem): Group {
+function decodeGroupCollecting(item: RawItem, notes: Note[]): Group {
   const { get, done } = reader(item);
   return done({
     name: get(() => str(item, "Name", nameSchema, true), ""),
     gid: get(() => num(item, "GID", MAX_ID, true), 0),
-    password: get(() => str(item, "Password", passwordSchema, false) ?? null, null),
-    administrators: get(() => strSet(item, "Administrators", nameProblem), []),
-    members: get(() => strSet(item, "Members", nameProblem), []),
+    password: get(() => password(item, notes), null),
+    administrators: get(() => memberSet(item, "Administrators", notes), []),
+    members: get(() => memberSet(item, "Members", notes), []),
   });
 }
 
@@ -463,6 +614,14 @@ export interface Decoded<T> {
   rejections: Rejection[];
   /** How many records were refused (a record may have several rejections). */
   rejected: number;
+  /** What records are applied despite (a default for a missing field, a key left out, a weak hash). */
+  warnings: Rejection[];
+  /**
+   * Users whose record is refused for some field while its SSHPublicKeys (each key judged) could
+   * be read: their keys still apply to the account ddum manages under that name, so a revocation
+   * never waits for the rest of the record to be fixed.
+   */
+  keysOnly: { name: string; keys: string[] }[];
 }
 
 /**
@@ -475,34 +634,49 @@ export const reservationName = (kind: "uid" | "gid", id: number) => `#${kind}:${
 
 /** One item decoded: a record, its rejections, or an ID reservation (not an account). */
 export type Decoding<T> =
-  | { kind: "ok"; ok: T; rawName: string }
-  | { kind: "rejected"; rawName: string | undefined; rejections: Rejection[] }
+  | { kind: "ok"; ok: T; rawName: string; warnings?: Rejection[] }
+  | { kind: "rejected"; rawName: string | undefined; rejections: Rejection[]; warnings?: Rejection[]; keys?: string[] }
   | { kind: "reserved"; rawName: undefined };
 
-function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem) => T): Decoding<T> {
+function warningsOf(table: string, item: RawItem, notes: Note[]): Rejection[] {
+  const name = recordName(item);
+  return notes.map((f) => ({ table, name, field: f.field, reason: f.reason }));
+}
+
+function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem, notes: Note[]) => T): Decoding<T> {
   const n = (item.Name as { S?: unknown } | undefined)?.S;
   const rawName = typeof n === "string" ? n : undefined;
   if (rawName !== undefined && rawName.charCodeAt(0) === 35 /* # */ && RESERVATION_RE.test(rawName)) {
     return { kind: "reserved", rawName: undefined };
   }
+  const notes: Note[] = [];
   try {
-    return { kind: "ok", ok: decode(item), rawName: rawName! };
+    const ok = decode(item, notes);
+    return notes.length === 0 ? { kind: "ok", ok, rawName: rawName! } : { kind: "ok", ok, rawName: rawName!, warnings: warningsOf(table, item, notes) };
   } catch (e) {
     if (!(e instanceof RecordErrors)) throw e;
     const name = recordName(item);
-    return { kind: "rejected", rawName, rejections: e.errors.map((f) => ({ table, name, field: f.field, reason: f.message })) };
+    const d: Decoding<T> = { kind: "rejected", rawName, rejections: e.errors.map((f) => ({ table, name, field: f.field, reason: f.message })) };
+    if (notes.length > 0) d.warnings = warningsOf(table, item, notes);
+    // A refused user whose name and key set could be read: those keys still apply (see Decoded).
+    // A name refused only for its length (one the old daemon made) still names its account.
+    const keys = (e.partial as { sshKeys?: unknown }).sshKeys;
+    const nameOk = (f: FieldError) => f.field !== "Name" || (rawName !== undefined && OLD_LONG_NAME.test(rawName) && !ALL_DIGITS.test(rawName));
+    if (Array.isArray(keys) && e.errors.every((f) => f.field !== "SSHPublicKeys" && nameOk(f))) d.keys = keys as string[];
+    return d;
   }
 }
 
-export const decodeUserItem = (table: string) => (item: RawItem) => decodeItem(table, item, decodeUser);
+export const decodeUserItem = (table: string) => (item: RawItem) => decodeItem(table, item, (i, notes) => decodeUser(i, false, notes));
 /**
  * For an item this very build of ddum decoded as valid before, byte for byte (a page of the Users
  * table whose SHA-256 a pass recorded: see pagememo.ts): the same User, without running the
- * string rules (names, paths, GECOS, password, dates, key syntax) again, as they can only refuse.
- * Types, presence and numbers are still read the same way. Never for any other item.
+ * name, GECOS, path and date rules again, as they can only refuse. Types, presence, numbers, the
+ * name's length, the password's form, the defaults for missing fields and the judgement of each
+ * SSH key are still applied, with the same warnings. Never for any other item.
  */
 export const decodeKnownUserItem = (table: string) => (item: RawItem) => decodeItem(table, item, knownUser);
-const knownUser = (item: RawItem) => decodeUser(item, true);
+const knownUser = (item: RawItem, notes: Note[]) => decodeUser(item, true, notes);
 export const decodeGroupItem = (table: string) => (item: RawItem) => decodeItem(table, item, decodeGroup);
 
 /** All items decoded: the cross-record checks (two records with one ID are both refused). */
@@ -513,18 +687,24 @@ export function finishDecoding<T extends { name: string }>(
   idOf: (t: T) => number,
 ): Decoded<T> {
   const rejections: Rejection[] = [];
+  const warnings: Rejection[] = [];
+  const keysOnly: { name: string; keys: string[] }[] = [];
   const ok: T[] = [];
   let rejected = 0;
   for (const d of decoded) {
-    if (d.kind === "ok") ok.push(d.ok);
-    else if (d.kind === "rejected") {
+    if (d.kind === "ok") {
+      ok.push(d.ok);
+      if (d.warnings) warnings.push(...d.warnings);
+    } else if (d.kind === "rejected") {
       rejected++;
       rejections.push(...d.rejections);
+      if (d.warnings) warnings.push(...d.warnings);
+      if (d.keys && d.rawName !== undefined) keysOnly.push({ name: d.rawName, keys: d.keys });
     }
   }
   // Two records with one ID would make two names for one account: refuse both. The usual case,
   // no two alike, is told from one native sort of the IDs; only then are they grouped by ID.
-  if (!hasDuplicate(ok.map(idOf))) return { records: ok, rejections, rejected };
+  if (!hasDuplicate(ok.map(idOf))) return { records: ok, rejections, rejected, warnings, keysOnly };
   const byId = new Map<number, T[]>();
   for (const r of ok) {
     const list = byId.get(idOf(r));
@@ -540,6 +720,8 @@ export function finishDecoding<T extends { name: string }>(
     }
     const others = same.filter((o) => o !== r).map((o) => printable(o.name));
     rejected++;
+    const keys = (r as { sshKeys?: unknown }).sshKeys;
+    if (Array.isArray(keys)) keysOnly.push({ name: r.name, keys: keys as string[] });
     rejections.push({
       table,
       name: printable(r.name),
@@ -547,7 +729,7 @@ export function finishDecoding<T extends { name: string }>(
       reason: `${idOf(r)} is also used by ${others.join(", ")}; both are refused until one is changed`,
     });
   }
-  return { records, rejections, rejected };
+  return { records, rejections, rejected, warnings, keysOnly };
 }
 
 /** Whether two of the IDs (whole numbers from 0 to 2^32) are equal. */

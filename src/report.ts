@@ -38,6 +38,7 @@ export function* humanChunks(r: SyncResult): Generator<string> {
   for (const n of r.homes.keysRemoved) out.push(`user ${n}: ${would}remove SSH key file (no keys left)`);
   for (const x of r.plan.refusals) out.push(`refused: ${rejectionMessage(x)}`);
   for (const x of r.rejections) out.push(`rejected: ${rejectionMessage(x)}`);
+  for (const x of r.warnings) out.push(`warning: ${rejectionMessage(x)}`);
   for (const n of r.plan.notices) out.push(`notice: ${n}`);
   for (const i of r.localIssues) out.push(`local: ${i.file}:${i.line}: ${i.message}`);
   if (r.plan.brake) out.push(r.plan.brake);
@@ -88,6 +89,7 @@ export function* jsonChunks(r: SyncResult): Generator<string> {
       homes: r.homes,
       refusals: r.plan.refusals,
       rejections: r.rejections,
+      warnings: r.warnings,
       notices: r.plan.notices,
       localIssues: r.localIssues,
       brake: r.plan.brake,

@@ -352,7 +352,8 @@ function homeOf(root: Root, name: string): { uid: number; home: string } | null 
 export function authorizedKeys(root: Root, location: string, name: string): string[] {
   if (location !== "home") return readKeyFile(templatePath(root, location, name)) ?? [];
   const pw = homeOf(root, name);
-  if (!pw) return [];
+  // No home (an empty field) or a relative one: no key file in any home.
+  if (!pw?.home.startsWith("/")) return [];
   let home: number;
   try {
     home = openDirNoFollow(AT_FDCWD, root.path(pw.home));

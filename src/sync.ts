@@ -1,7 +1,7 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
-import { type HomesResult, homeMayBeUsed, parallelHomes, syncHomes } from "./homes.ts";
+import { type HomesResult, type HomeUser, homeMayBeUsed, parallelHomes, syncHomes } from "./homes.ts";
 import { KeyLedger } from "./keyledger.ts";
 import { memoEnvironment, PageMemo } from "./pagememo.ts";
 import { removeStaleTemps } from "./localdb/commit.ts";
@@ -31,6 +31,8 @@ export interface SyncResult {
   plan: Plan;
   homes: HomesResult;
   rejections: Rejection[];
+  /** What records were applied despite: a default for a missing field, a key left out, a weak hash. */
+  warnings: Rejection[];
   localIssues: ParseIssue[];
   counts: Counts;
   written: string[];
@@ -129,7 +131,7 @@ function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u
       inPlace,
       missing,
       check: (u) => {
-        if (homeMayBeUsed(root, u.home, ancestors) && homeKeysInPlace(root.path(u.home), u.uid, u.gid, u.sshKeys, ledger)) inPlace.add(u.name);
+        if (u.home !== "" && homeMayBeUsed(root, u.home, ancestors) && homeKeysInPlace(root.path(u.home), u.uid, u.gid, u.sshKeys, ledger)) inPlace.add(u.name);
       },
     };
   }
@@ -142,6 +144,27 @@ function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u
       else if (seen === "missing") missing.add(u.name);
     },
   };
+}
+
+/**
+ * The accounts that refused records' keys apply to: owned by ddum, with a local passwd line that
+ * parses, a UID in the managed range, and the home that line names (the record's is not trusted).
+ */
+export function keysOnlyUsers(list: readonly { name: string; keys: string[] }[], db: LocalDb, ownership: { users: readonly string[] }, policy: Policy): HomeUser[] {
+  if (list.length === 0) return [];
+  const owned = new Set(ownership.users);
+  const out: HomeUser[] = [];
+  for (const { name, keys } of list) {
+    if (!owned.has(name) || db.passwd.unparsedNames.has(name)) continue;
+    const pw = db.passwd.get(name);
+    if (!pw || !/^[0-9]+$/.test(pw[2] ?? "") || !/^[0-9]+$/.test(pw[3] ?? "")) continue;
+    const uid = Number(pw[2]);
+    if (uid === 0 || uid < policy.uidMin || uid > policy.uidMax) continue;
+    const home = pw[5] ?? "";
+    if (home !== "" && !home.startsWith("/")) continue;
+    out.push({ name, uid, gid: Number(pw[3]), home, sshKeys: keys });
+  }
+  return out;
 }
 
 export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
@@ -222,10 +245,11 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   };
   traceMemory("desired");
   const rejections = [...tables.users.rejections, ...tables.groups.rejections];
+  const warnings = [...tables.users.warnings, ...tables.groups.warnings];
   const rejected = tables.users.rejected + tables.groups.rejected;
-  const homesFor = async (p: Plan): Promise<HomesResult> => {
+  const homesFor = async (p: Plan, db: LocalDb): Promise<HomesResult> => {
     const t = performance.now();
-    const r = await syncHomes(p.accepted, {
+    const homesOpts = {
       root: opts.root,
       createHomes: config.create_homes,
       keyLocation: config.ssh_key_location,
@@ -233,7 +257,18 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       loginDefs: readLoginDefs(opts.root),
       keysInPlace: keys.inPlace,
       keysMissing: keys.missing,
-    });
+    };
+    const r = await syncHomes(p.accepted, homesOpts);
+    // Refused records whose keys could be read: those keys apply to the account ddum manages
+    // under that name, as it is (no home is made for it).
+    const keysOnly = keysOnlyUsers(tables.users.keysOnly, db, p.ownership, policy);
+    if (keysOnly.length > 0) {
+      const k = await syncHomes(keysOnly, { ...homesOpts, createHomes: false });
+      r.keysWritten.push(...k.keysWritten);
+      r.keysRemoved.push(...k.keysRemoved);
+      r.refusals.push(...k.refusals);
+      r.notices.push(...k.notices);
+    }
     tHomes = performance.now() - t;
     return r;
   };
@@ -249,6 +284,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       plan: p,
       homes,
       rejections,
+      warnings,
       localIssues: db.issues,
       counts: countsOf(p, rejected),
       written,
@@ -262,7 +298,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     // No locks, no state, no writes: read what is there and say what would change.
     const { db, state, seen } = snap.local ?? readLocal();
     const p = plan(desired, db, state.ownership, policy, today, seen);
-    return result(p, db, [], await homesFor(p));
+    return result(p, db, [], await homesFor(p, db));
   }
 
   const tLock = performance.now();
@@ -333,7 +369,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     locks.release();
   }
   // Homes and keys after the account files, outside their locks: the accounts exist by now.
-  const homes = await homesFor(p);
+  const homes = await homesFor(p, db);
   traceMemory("homes");
   try {
     ledger.save(stateFile);

@@ -7,7 +7,6 @@ import { KEY_ALICE, KEY_CAROL_RSA } from "./helpers/keys.ts";
 
 const ED25519 = KEY_ALICE;
 const ED25519_BARE = KEY_ALICE.split(" ").slice(0, 2).join(" ");
-const RSA_BLOB_WRONG_TYPE = `ssh-rsa ${KEY_ALICE.split(" ")[1]}`;
 const SHA512 = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/";
 
 describe("users: a hostile-record corpus, each refused with its own message", () => {
@@ -38,7 +37,6 @@ describe("users: a hostile-record corpus, each refused with its own message", ()
     { name: "UID one above the limit", item: userItem("eve", 2000, { UID: { N: "4294967295" } }), field: "UID", reason: /from 0 to/ },
     { name: "sixteen-digit UID", item: userItem("eve", 2000, { UID: { N: "1000000000000000" } }), field: "UID", reason: /from 0 to/ },
     { name: "negative age", item: userItem("eve", 2000, { PasswordAgeMaxDays: { N: "-1" } }), field: "PasswordAgeMaxDays", reason: /from 0/ },
-    { name: "missing RealName", item: (() => { const i = userItem("eve", 2000); delete i.RealName; return i; })(), field: "RealName", reason: /required/ },
     { name: "missing UID", item: (() => { const i = userItem("eve", 2000); delete i.UID; return i; })(), field: "UID", reason: /required/ },
     { name: "missing Name", item: (() => { const i = userItem("eve", 2000); delete i.Name; return i; })(), field: "Name", reason: /required/ },
     { name: "bad date 2024-02-30", item: userItem("eve", 2000, { AccountExpireDate: { S: "2024-02-30" } }), field: "AccountExpireDate", reason: /exists on the calendar/ },
@@ -46,13 +44,8 @@ describe("users: a hostile-record corpus, each refused with its own message", ()
     { name: "name -rf", item: userItem("-rf", 2000), field: "Name", reason: /must not start with '-'/ },
     { name: "name ..", item: userItem("..", 2000), field: "Name", reason: /'\.\.'/ },
     { name: "name 0", item: userItem("0", 2000), field: "Name", reason: /all digits/ },
-    { name: "300-character name", item: userItem("a".repeat(300), 2000), field: "Name", reason: /256/ },
+    { name: "300-character name", item: userItem("a".repeat(300), 2000), field: "Name", reason: /at most 32 characters: .*useradd/ },
     { name: "empty name", item: userItem("", 2000), field: "Name", reason: /empty/ },
-    { name: "multi-line SSH key", item: userItem("eve", 2000, { SSHPublicKeys: { SS: [`${ED25519}\nssh-ed25519 AAAA`] } }), field: "SSHPublicKeys", reason: /single line/ },
-    { name: "SSH key of unknown type", item: userItem("eve", 2000, { SSHPublicKeys: { SS: ["ssh-foo AAAA"] } }), field: "SSHPublicKeys", reason: /known key type/ },
-    { name: "SSH key with options", item: userItem("eve", 2000, { SSHPublicKeys: { SS: [`command="/bin/sh" ${ED25519}`] } }), field: "SSHPublicKeys", reason: /options/ },
-    { name: "SSH key blob of another type", item: userItem("eve", 2000, { SSHPublicKeys: { SS: [RSA_BLOB_WRONG_TYPE] } }), field: "SSHPublicKeys", reason: /does not encode a ssh-rsa/ },
-    { name: "SSH key blob not base64", item: userItem("eve", 2000, { SSHPublicKeys: { SS: ["ssh-ed25519 !!!!"] } }), field: "SSHPublicKeys", reason: /base64/ },
     { name: "SSH keys as a list instead of a set", item: userItem("eve", 2000, { SSHPublicKeys: { L: [{ S: ED25519 }] } }), field: "SSHPublicKeys", reason: /string set \(SS\), found a list/ },
   ];
   for (const c of cases) {
@@ -162,12 +155,13 @@ describe("groups", () => {
 
 describe("field helpers", () => {
   test.each([
-    ["$6$salt$hash", true],
-    ["$y$j9T$abcdefgh$ijklmnop", true],
+    [SHA512, true],
+    ["$6$salt$hash", false],
+    ["$y$j9T$abcdefgh$ijklmnop", false],
     ["!", true],
     ["!!", true],
     ["*", true],
-    ["!$6$salt$hash", true],
+    [`!${SHA512}`, true],
     ["", false],
     ["password", false],
     ["$6$", false],
@@ -298,8 +292,8 @@ describe("a known item decodes to the same record without its string rules", () 
     const known = decodeKnownUserItem("Users");
     expect(known(userItem("eve", 2000, { Home: { N: "1" } })).kind).toBe("rejected");
     expect(known(userItem("eve", 2000, { UID: { N: "-1" } })).kind).toBe("rejected");
-    const { Shell: _, ...noShell } = userItem("eve", 2000);
-    expect(known(noShell).kind).toBe("rejected");
+    const { GID: _, ...noGid } = userItem("eve", 2000);
+    expect(known(noGid).kind).toBe("rejected");
     // What makes it only for known items: a rule it does not run.
     expect(known(userItem("eve", 2000, { RealName: { S: "Eve:x" } })).kind).toBe("ok");
   });

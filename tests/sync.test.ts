@@ -263,6 +263,7 @@ describe("reports", () => {
         homes: r.homes,
         refusals: r.plan.refusals,
         rejections: r.rejections,
+        warnings: r.warnings,
         notices: r.plan.notices,
         localIssues: r.localIssues,
         brake: r.plan.brake,

@@ -54,7 +54,9 @@ export function groupProblems(table: string, item: RawItem, ranges: Ranges): str
   const d = decodeGroupItem(table)(item);
   if (d.kind === "rejected") return d.rejections.map(rejectionMessage);
   if (d.kind !== "ok") return [`${table} record ${printable(strAttr(item, "Name"))}: Name: is reserved for ID reservations`];
-  return rangeProblems(table, d.ok, ranges);
+  // Hosts leave out a member name over 32 characters; an admin does not write one.
+  const longNames = (d.warnings ?? []).filter((w) => w.field === "Members" || w.field === "Administrators");
+  return [...longNames.map(rejectionMessage), ...rangeProblems(table, d.ok, ranges)];
 }
 
 function rangeProblems(table: string, r: User | Group, ranges: Ranges): string[] {

@@ -277,6 +277,50 @@ describe("sshd with AuthorizedKeysCommand", () => {
   });
 });
 
+describe("tables the old daemon served", () => {
+  const port = 24000 + (process.pid % 1000);
+  const DASH_SALT = sh("openssl", ["passwd", "-6", "-salt", "ab-cd", PASSWORD]).stdout.trim();
+  const MD5 = sh("openssl", ["passwd", "-1", "-salt", "x-y", PASSWORD]).stdout.trim();
+  let old: { priv: string; pub: string };
+  let sync: { code: number; stdout: string; stderr: string };
+  beforeAll(async () => {
+    old = keypair("oldmin");
+    // Only Name, UID and GID, as the old daemon's own tests make a user; a key with options is left out.
+    await d.put("Users", [
+      userItem("oldsalt", 2020, { Password: { S: DASH_SALT } }),
+      userItem("oldmd5", 2021, { Password: { S: MD5 } }),
+      { Name: { S: "oldmin" }, UID: { N: "2022" }, GID: { N: "2022" }, SSHPublicKeys: { SS: [old.pub, `command="/bin/true" ${keys.alice!.pub}`] } },
+    ]);
+    const c = config("old-tables", { ssh_key_location: "/etc/ssh/authorized_keys/%u" });
+    sync = await ddum(["sync", "--root", "/", "-c", c]);
+    await startSshd("old", port, ["AuthorizedKeysFile none", `AuthorizedKeysCommand ${DDUM} authorized-keys -c ${c} %u`, "AuthorizedKeysCommandUser root"]);
+  });
+
+  test("the pass applies them all, with warnings only; pwck and grpck stay clean", () => {
+    expect(sync.code).toBe(0);
+    expect(sync.stdout).toContain('warning: Users record "oldmin": Home: is missing');
+    expect(sync.stdout).toContain('warning: Users record "oldmd5": Password: uses md5crypt');
+    expect(sync.stdout).toMatch(/warning: Users record "oldmin": SSHPublicKeys: key [12] of 2 \(SHA256:/);
+    expect(sh("getent", ["passwd", "oldmin"]).stdout).toBe("oldmin:x:2022:2022:::\n");
+    expect(existsSync("/home/oldmin")).toBe(false);
+    expectAccountsClean();
+  });
+
+  test("PAM takes the password of a $6$ hash whose salt holds '-', and of an md5crypt hash", () => {
+    expect(sh("pamtester", ["login", "oldsalt", "authenticate"], `${PASSWORD}\n`).code).toBe(0);
+    expect(sh("pamtester", ["login", "oldmd5", "authenticate"], `${PASSWORD}\n`).code).toBe(0);
+    expect(sh("pamtester", ["login", "oldsalt", "authenticate"], "wrong\n").code).not.toBe(0);
+  });
+
+  test("the minimal user logs in with its key, into /bin/sh at /; the key left out logs nobody in", async () => {
+    const base = ["ssh", "-p", String(port), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"];
+    const r = await run([...base, "-i", old.priv, "oldmin@127.0.0.1", "echo $SHELL; pwd"]);
+    expect(r.code).toBe(0);
+    expect(r.out.startsWith("/bin/sh\n/\n")).toBe(true);
+    expect((await run([...base, "-i", keys.alice!.priv, "oldmin@127.0.0.1", "true"])).code).not.toBe(0);
+  });
+});
+
 describe("concurrency with shadow-utils", () => {
   test("useradd, usermod and chpasswd running during repeated passes: every change survives", async () => {
     const c = config("concurrent", { create_homes: false });
