@@ -630,11 +630,18 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   // A group record gone from the table (or no longer consented to) is read as one without
   // Members and Administrators: ddum takes back what it added. The group itself stays.
   const groupNames = desired.groupNames ?? wantedGroupNames;
+  // Groups ddum had added someone to, and those of them whose record left the table: the second
+  // is braked like disables, so an emptied or wrong Groups table cannot strip every membership
+  // (sudo included) across a fleet in one pass.
+  let groupsFed = 0;
+  let groupsLeft = 0;
   for (const name of new Set([...Object.keys(prev.members), ...Object.keys(prev.admins)])) {
-    if (!withdrawn.has(name) && (wantedGroupNames.has(name) || groupNames.has(name))) continue;
     const ourMembers = prev.members[name] ?? [];
     const ourAdmins = prev.admins[name] ?? [];
     if (ourMembers.length === 0 && ourAdmins.length === 0) continue;
+    groupsFed++;
+    if (!withdrawn.has(name) && (wantedGroupNames.has(name) || groupNames.has(name))) continue;
+    if (!withdrawn.has(name)) groupsLeft++;
     if (cur.group.unparsedNames.has(name) || cur.gshadow.unparsedNames.has(name)) continue;
     if (members === prev.members) members = { ...prev.members };
     if (admins === prev.admins) admins = { ...prev.admins };
@@ -654,6 +661,17 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     if (gsh && gsh[3] !== gshadowLine[3] && local[3] === groupLine[3]) changes.push({ field: "gshadow members", from: gsh[3] || "(none)", to: gshadowLine[3] || "(none)" });
     if (changes.length === 0) continue;
     actions.push({ kind: "update-group", name, group: groupLine, gshadow: gsh ? gshadowLine : null, changes, local: !ownedGroups.has(name) });
+  }
+
+  if (groupsLeft > 0 && !policy.force) {
+    const allowed = policy.maxDisablePercent === 0 ? 0 : Math.max(1, Math.floor((groupsFed * policy.maxDisablePercent) / 100));
+    if (groupsLeft > allowed) {
+      const stop =
+        `safety brake: the records of ${groupsLeft} of the ${groupsFed} groups ddum added members to have left the Groups table, ` +
+        `and taking those members back is more than max_disable_percent (${policy.maxDisablePercent}%) allows; nothing was applied. ` +
+        "Check the tables, then run with --force to apply it.";
+      brake = brake ? `${brake}\n${stop}` : stop;
+    }
   }
 
   // A user whose primary GID has no group gets a user private group, so pwck stays clean.

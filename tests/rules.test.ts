@@ -262,6 +262,35 @@ test("an account of ddum's renumbered by hand into the system range is not put i
 });
 
 describe("a group record that leaves the table", () => {
+  test("an emptied Groups table is braked: taking back every membership needs --force", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
+    const groups = Array.from({ length: 10 }, (_, i) => groupItem(`team${i}`, 3000 + i, { Members: { SS: ["alice", "bob"] } }));
+    await d.put("Groups", [...groups, groupItem("sudo", 27, { Members: { SS: ["alice"] } })]);
+    await sync(root, { merge_groups: ["sudo"] });
+    const before = snapshot(root);
+    expect(line(root, "group", "sudo")).toBe("sudo:x:27:alice");
+    // One group of eleven leaving is exactly what max_disable_percent (10%, at least one) allows.
+    await d.remove("Groups", "team0");
+    const one = await sync(root, { merge_groups: ["sudo"] });
+    expect([one.code, one.brake]).toEqual([0, null]);
+    expect(line(root, "group", "team0")).toBe("team0:x:3000:");
+    // Every other record gone (an emptied table): two of ten is already more than 10%.
+    for (const g of [...groups.slice(1), groupItem("sudo", 27)]) await d.remove("Groups", g.Name!.S!);
+    const mid = snapshot(root);
+    const all = await sync(root, { merge_groups: ["sudo"] });
+    expect(all.code).toBe(1);
+    expect(all.brake).toContain("safety brake: the records of 10 of the 10 groups ddum added members to have left the Groups table");
+    expect(snapshot(root)).toEqual(mid);
+    expect(line(root, "group", "sudo")).toBe("sudo:x:27:alice");
+    const forced = await ddum(["sync", "--force", "--root", root, "-c", writeConfig(d, { merge_groups: ["sudo"] })]);
+    expect(forced.code).toBe(0);
+    expect(line(root, "group", "sudo")).toBe("sudo:x:27:");
+    expect(line(root, "group", "team5")).toBe("team5:x:3005:");
+    expect(before).not.toEqual(snapshot(root));
+    expectClean(root);
+  });
+
   test("ddum's own group is kept, emptied of the members and administrators ddum added", async () => {
     const root = makeRoot();
     await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
