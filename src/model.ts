@@ -79,6 +79,14 @@ export const pathSchema = v.pipe(
   v.check((s) => !s.split("/").includes(".."), "must not contain '..' segments"),
 );
 
+/** Directories others can write (see shells.ts): a shell there runs whoever writes it. */
+const OPEN_SHELL_DIR = /^\/+(?:\.\/+)*(tmp|var\/+(?:\.\/+)*tmp|dev\/+(?:\.\/+)*shm|run\/+(?:\.\/+)*user|home|var\/+(?:\.\/+)*(mail|crash|spool\/+(?:\.\/+)*mail))(\/|$)/;
+
+export const shellSchema = v.pipe(
+  pathSchema,
+  v.check((s) => !OPEN_SHELL_DIR.test(s), "must not be in a directory others can write (/tmp, /var/tmp, /dev/shm, /home, ...)"),
+);
+
 /**
  * Crypt hashes of the schemes glibc/libxcrypt accept, or lock markers ("!", "*", "!" before a
  * hash). Anything else is taken for a plaintext password: refused, and never echoed.
@@ -275,6 +283,7 @@ export const FAST = new Map<unknown, (s: string) => boolean>([
   [nameSchema, (s) => NAME_RE.test(s) && s !== "." && s !== ".." && !ALL_DIGITS.test(s)],
   [gecosSchema, (s) => s.length <= 256 && !GECOS_BAD.test(s)],
   [pathSchema, (s) => s.length >= 1 && s.length <= 4096 && s[0] === "/" && !PATH_BAD.test(s)],
+  [shellSchema, (s) => s.length >= 1 && s.length <= 4096 && s[0] === "/" && !PATH_BAD.test(s) && !OPEN_SHELL_DIR.test(s)],
   [passwordSchema, isPasswordField],
   [dateSchema, (s) => (isoDateToDays(s) ?? -1) >= 0],
 ]);
@@ -387,7 +396,7 @@ function decodeUser(item: RawItem, known = false): User {
       gid: num(item, "GID", MAX_ID, true),
       realName: S(item, "RealName", gecosSchema, true),
       home: S(item, "Home", pathSchema, true),
-      shell: S(item, "Shell", pathSchema, true),
+      shell: S(item, "Shell", shellSchema, true),
       password: S(item, "Password", passwordSchema, false) ?? null,
       lastChange: dateDays(S(item, "LastPasswordChangeDate", dateSchema, false)),
       minDays: num(item, "PasswordAgeMinDays", DAYS_MAX, false),
@@ -411,7 +420,7 @@ function decodeUserCollecting(item: RawItem): User {
     gid: get(() => num(item, "GID", MAX_ID, true), 0),
     realName: get(() => str(item, "RealName", gecosSchema, true), ""),
     home: get(() => str(item, "Home", pathSchema, true), ""),
-    shell: get(() => str(item, "Shell", pathSchema, true), ""),
+    shell: get(() => str(item, "Shell", shellSchema, true), ""),
     password: get(() => str(item, "Password", passwordSchema, false) ?? null, null),
     lastChange: get(() => dateDays(str(item, "LastPasswordChangeDate", dateSchema, false)), null),
     minDays: get(() => num(item, "PasswordAgeMinDays", DAYS_MAX, false), null),

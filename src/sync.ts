@@ -1,18 +1,21 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
+import { closeSync, mkdirSync } from "node:fs";
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
-import { type HomesResult, homeMayBeUsed, parallelHomes, syncHomes } from "./homes.ts";
+import { HomeRules, type HomesResult, homeMayBeUsed, homesOf, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
 import { KeyLedger } from "./keyledger.ts";
 import { memoEnvironment, PageMemo } from "./pagememo.ts";
 import { removeStaleTemps } from "./localdb/commit.ts";
 import { identityOf, LocalDb, lockAccountFiles, type ParseIssue, readAccountText } from "./localdb/index.ts";
-import { LOCKED_FILES } from "./localdb/lock.ts";
+import { fcntlLock, LOCKED_FILES } from "./localdb/lock.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
 import type { Root } from "./paths.ts";
 import { type Action, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
-import { homeKeysInPlace, rootKeysPrecheck, templatePath } from "./sshkeys.ts";
+import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
 import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
+import { ShellRules } from "./shells.ts";
+import { stopSignal } from "./stop.ts";
 import { type Progress, readTables } from "./tables.ts";
 
 export interface SyncOptions {
@@ -117,16 +120,17 @@ function traceMemory(phase: string): void {
  * only, through no-follow descriptors). The names found in place are not looked at again after
  * the plan; the plan still decides whose keys a pass may write at all.
  */
-function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u: User) => void; inPlace: Set<string>; missing: Set<string> } {
+function keyPrecheck(config: Config, ledger: KeyLedger, homeRules: HomeRules, keyRules: KeyDirRules): { check: (u: User) => void; inPlace: Set<string>; missing: Set<string> } {
   const inPlace = new Set<string>();
   const missing = new Set<string>();
   if (config.ssh_key_location === "home") {
-    const ancestors = new Map<string, string | null>();
+    // The same rules as syncHomes: a home that may not be used is never "in place".
     return {
       inPlace,
       missing,
       check: (u) => {
-        if (homeMayBeUsed(root, u.home, ancestors) && homeKeysInPlace(root.path(u.home), u.uid, u.gid, u.sshKeys, ledger)) inPlace.add(u.name);
+        const path = homeMayBeUsed(u.home, homeRules);
+        if (path !== null && homeKeysInPlace(path, u.uid, u.gid, u.sshKeys, ledger)) inPlace.add(u.name);
       },
     };
   }
@@ -134,7 +138,10 @@ function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u
     inPlace,
     missing,
     check: (u) => {
-      const seen = rootKeysPrecheck(templatePath(root, config.ssh_key_location, u.name), u.sshKeys, ledger);
+      // A key directory that may not be used: the same, refused after the plan.
+      const path = keyRules.pathOrNull(config.ssh_key_location, u.name);
+      if (path === null) return;
+      const seen = rootKeysPrecheck(path, u.sshKeys, ledger);
       if (seen === "in place") inPlace.add(u.name);
       else if (seen === "missing") missing.add(u.name);
     },
@@ -162,7 +169,8 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   // Key files whose signature (one statx) matches the one they had when a pass last read them
   // are not read again: see keyledger.ts.
   const ledger = KeyLedger.load(stateFile);
-  const keys = keyPrecheck(config, opts.root, ledger);
+  const own = ownDirs(config.ssh_key_location, config.state_dir, config.metrics_file);
+  const keys = keyPrecheck(config, ledger, new HomeRules(opts.root, own), new KeyDirRules(opts.root));
   // Pages of users a pass found valid and in place throughout, under the same files, ownership,
   // policy and build: their users are taken as such without working it out again (pagememo.ts).
   const memo = PageMemo.load(stateFile);
@@ -205,8 +213,12 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   );
   traceMemory("scan");
   let userNames: Set<string> | undefined;
+  // Shells are judged here, after the scan, for every user (in place or not): the same rule on
+  // every path, once per distinct shell.
+  const shellRules = new ShellRules(opts.root, homesOf(tables.users.records));
+  const shells = shellRules.filter(tables.users.records, config.user_table_name);
   const desired = {
-    users: tables.users.records,
+    users: shells.users,
     groups: tables.groups.records,
     // Only a pass that disables missing users asks (a set of 100,000 names is not free).
     get userNames() {
@@ -217,11 +229,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     groupTable: config.group_table_name,
   };
   traceMemory("desired");
-  const rejections = [...tables.users.rejections, ...tables.groups.rejections];
-  const rejected = tables.users.rejected + tables.groups.rejected;
+  const rejections = [...tables.users.rejections, ...shells.rejections, ...tables.groups.rejections];
+  const rejected = tables.users.rejected + shells.rejections.length + tables.groups.rejected;
   const homesFor = async (p: Plan): Promise<HomesResult> => {
     const t = performance.now();
+    const homes = homesOf(p.accepted);
     const r = await syncHomes(p.accepted, {
+      homeRules: new HomeRules(opts.root, own, homes),
+      keyDirRules: new KeyDirRules(opts.root, homes),
       root: opts.root,
       createHomes: config.create_homes,
       keyLocation: config.ssh_key_location,
@@ -239,7 +254,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   const result = (p: Plan, db: LocalDb, written: string[], homes: HomesResult): SyncResult => {
     const homeRefusals = homes.refusals.map((r) => ({ table: config.user_table_name, ...r, name: printable(r.name) }));
     p.refusals.push(...homeRefusals);
-    p.notices.push(...homes.notices);
+    p.notices.push(...homes.notices, ...shellRules.unlisted(desired.users));
     return {
       dryRun: opts.dryRun,
       plan: p,
@@ -261,6 +276,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     return result(p, db, [], await homesFor(p));
   }
 
+  if (stopSignal.requested) throw new DdumError(`stopped by ${stopSignal.requested} before anything was applied`);
   const tLock = performance.now();
   const locks = await lockAccountFiles(opts.root, config.lock_timeout * 1000);
   let p: Plan;
@@ -328,8 +344,21 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   } finally {
     locks.release();
   }
-  // Homes and keys after the account files, outside their locks: the accounts exist by now.
-  const homes = await homesFor(p);
+  // Homes and keys after the account files, outside their locks: the accounts exist by now. Two
+  // passes on one root never work on homes at the same time (homes.lock in the state directory).
+  // Whatever goes wrong here, the account files are written: it is reported, not a failed pass.
+  let homes: HomesResult;
+  try {
+    mkdirSync(stateFile, { recursive: true, mode: 0o755 });
+    const homesLock = await fcntlLock(`${stateFile}/homes.lock`, config.lock_timeout * 1000, "another ddum pass is making homes");
+    try {
+      homes = await homesFor(p);
+    } finally {
+      closeSync(homesLock);
+    }
+  } catch (e) {
+    homes = { ...noHomes, refusals: [{ name: "(every user)", field: "Home", reason: `homes and keys were not made: ${(e as Error).message}` }] };
+  }
   traceMemory("homes");
   try {
     ledger.save(stateFile);
