@@ -129,7 +129,14 @@ export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger)
   }
   const { config } = setupConfig(opts.config, log, false);
   const { authorizedKeys } = await import("./sshkeys.ts");
-  const keys = authorizedKeys(new Root(opts.root ?? "/"), config.ssh_key_location, name);
+  let keys: string[];
+  try {
+    keys = authorizedKeys(new Root(opts.root ?? "/"), config.ssh_key_location, name);
+  } catch (e) {
+    // Refused (a key file not root's, a link, over the size limit): no key, and a message.
+    log.error(`user ${name}: ${(e as Error).message}`);
+    return EXIT.failed;
+  }
   if (keys.length > 0) process.stdout.write(`${keys.join("\n")}\n`);
   return EXIT.ok;
 }

@@ -86,7 +86,7 @@ export class HomeRules {
     private readonly root: Root,
     own: readonly string[] = [],
     /** Every home of this pass (normal form): none is ever made as another home's parent. */
-    private readonly homes: ReadonlySet<string> = new Set(),
+    readonly homes: ReadonlySet<string> = new Set(),
   ) {
     this.resolver = new PathResolver(root, true);
     const plain = new PathResolver(root, false);
@@ -421,6 +421,11 @@ export interface HomesOptions {
   keyDirRules?: KeyDirRules;
 }
 
+/** Key directories for a pass: never in or as a home that ddum may make (a refused home does not count). */
+export function keyRulesFor(root: Root, rules: HomeRules): KeyDirRules {
+  return new KeyDirRules(root, (p) => rules.homes.has(p) && rules.place(p).problem === null);
+}
+
 /** Every home of a pass, in normal form. */
 export function homesOf(users: readonly { home: string }[]): Set<string> {
   const out = new Set<string>();
@@ -433,9 +438,8 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
   const out: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], refusals: [], notices: [] };
   const mode = homeMode(opts.loginDefs);
   const inHomes = opts.keyLocation === "home";
-  const allHomes = opts.homeRules && opts.keyDirRules ? undefined : homesOf(users);
-  const rules = opts.homeRules ?? new HomeRules(opts.root, [], allHomes);
-  const keyRules = opts.keyDirRules ?? new KeyDirRules(opts.root, allHomes);
+  const rules = opts.homeRules ?? new HomeRules(opts.root, [], homesOf(users));
+  const keyRules = opts.keyDirRules ?? keyRulesFor(opts.root, rules);
   const touched = new Set<string>();
   const parentsMade = new Set<string>();
   const toCreate: { user: HomeUser; job: HomeJob }[] = [];

@@ -59,7 +59,9 @@ export class ShellRules {
     if (r.problem) return `${shell}: ${r.problem}; refused`;
     for (const p of [n, `${r.path}/${n.slice(n.lastIndexOf("/") + 1)}`]) {
       for (const d of OPEN_DIRS) if (within(p, d)) return `${shell} resolves to ${p}, in ${d}, a directory others can write; refused`;
-      for (const h of this.homes) if (within(p, h)) return `${shell} is in the home ${h}; refused`;
+      for (let a = p; a !== "/"; a = a.slice(0, a.lastIndexOf("/")) || "/") {
+        if (this.homes.has(a)) return `${shell} is in the home ${a}; refused`;
+      }
     }
     return null;
   }

@@ -28,7 +28,7 @@ import {
 import { KeyLedger } from "./keyledger.ts";
 import type { Root } from "./paths.ts";
 import { readWhole, writeFileSafely } from "./safefile.ts";
-import { normalPath, PathResolver, within } from "./safepath.ts";
+import { normalPath, PathResolver } from "./safepath.ts";
 
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
 
@@ -325,8 +325,8 @@ export class KeyDirRules {
 
   constructor(
     private readonly root: Root,
-    /** Every home of the pass (normal form). */
-    private readonly homes: ReadonlySet<string> = new Set(),
+    /** Whether a path (normal form) is the home of one of the pass's users that ddum may make. */
+    private readonly isHome: (p: string) => boolean = () => false,
   ) {
     this.resolver = new PathResolver(root, true);
   }
@@ -359,7 +359,10 @@ export class KeyDirRules {
     if (r.kind !== "dir" && r.kind !== "missing") return { problem: `${r.path} is not a directory`, path: r.path };
     if (r.dangling) return { problem: `it leads through a symbolic link to ${r.path}, which does not exist`, path: r.path };
     for (const p of [dir, r.path]) {
-      for (const h of this.homes) if (within(p, h)) return { problem: `it is or lies inside the home ${h}`, path: r.path };
+      for (let a = p; ; a = dirname(a)) {
+        if (this.isHome(a)) return { problem: `it is or lies inside the home ${a}`, path: r.path };
+        if (a === "/") break;
+      }
     }
     return { problem: null, path: r.path };
   }

@@ -2,7 +2,7 @@
 import { closeSync, mkdirSync } from "node:fs";
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
-import { HomeRules, type HomesResult, homeMayBeUsed, homesOf, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
+import { HomeRules, type HomesResult, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
 import { KeyLedger } from "./keyledger.ts";
 import { memoEnvironment, PageMemo } from "./pagememo.ts";
 import { removeStaleTemps } from "./localdb/commit.ts";
@@ -233,10 +233,10 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   const rejected = tables.users.rejected + shells.rejections.length + tables.groups.rejected;
   const homesFor = async (p: Plan): Promise<HomesResult> => {
     const t = performance.now();
-    const homes = homesOf(p.accepted);
+    const homeRules = new HomeRules(opts.root, own, homesOf(p.accepted));
     const r = await syncHomes(p.accepted, {
-      homeRules: new HomeRules(opts.root, own, homes),
-      keyDirRules: new KeyDirRules(opts.root, homes),
+      homeRules,
+      keyDirRules: keyRulesFor(opts.root, homeRules),
       root: opts.root,
       createHomes: config.create_homes,
       keyLocation: config.ssh_key_location,
