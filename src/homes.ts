@@ -421,9 +421,9 @@ export interface HomesOptions {
   keyDirRules?: KeyDirRules;
 }
 
-/** Key directories for a pass: never in or as a home that ddum may make (a refused home does not count). */
+/** Key directories for a pass: ddum never makes a user's home as one (see KeyDirRules). */
 export function keyRulesFor(root: Root, rules: HomeRules): KeyDirRules {
-  return new KeyDirRules(root, (p) => rules.homes.has(p) && rules.place(p).problem === null);
+  return new KeyDirRules(root, rules.homes);
 }
 
 /** Every home of a pass, in normal form. */

@@ -325,8 +325,8 @@ export class KeyDirRules {
 
   constructor(
     private readonly root: Root,
-    /** Whether a path (normal form) is the home of one of the pass's users that ddum may make. */
-    private readonly isHome: (p: string) => boolean = () => false,
+    /** Every home of the pass's users (normal form). */
+    private readonly homes: ReadonlySet<string> = new Set(),
   ) {
     this.resolver = new PathResolver(root, true);
   }
@@ -358,10 +358,11 @@ export class KeyDirRules {
     if (r.problem) return { problem: r.problem, path: r.path };
     if (r.kind !== "dir" && r.kind !== "missing") return { problem: `${r.path} is not a directory`, path: r.path };
     if (r.dangling) return { problem: `it leads through a symbolic link to ${r.path}, which does not exist`, path: r.path };
+    // The directories ddum would make for the file: never a user's home (it would be root's, and
+    // the user's home refused from then on). An existing one is root's already (checked above).
     for (const p of [dir, r.path]) {
-      for (let a = p; ; a = dirname(a)) {
-        if (this.isHome(a)) return { problem: `it is or lies inside the home ${a}`, path: r.path };
-        if (a === "/") break;
+      for (let a = p, i = 0; i < r.missing && a !== "/"; i++, a = dirname(a)) {
+        if (this.homes.has(a)) return { problem: `it would make ${a}, the home of a user, as root's`, path: r.path };
       }
     }
     return { problem: null, path: r.path };
