@@ -422,8 +422,8 @@ export interface HomesOptions {
 }
 
 /** Key directories for a pass: ddum never makes a user's home as one (see KeyDirRules). */
-export function keyRulesFor(root: Root, rules: HomeRules): KeyDirRules {
-  return new KeyDirRules(root, rules.homes);
+export function keyRulesFor(root: Root, rules: HomeRules, keyLocation: string): KeyDirRules {
+  return new KeyDirRules(root, rules.homes, keyDirOf(keyLocation));
 }
 
 /** Every home of a pass, in normal form. */
@@ -439,7 +439,7 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
   const mode = homeMode(opts.loginDefs);
   const inHomes = opts.keyLocation === "home";
   const rules = opts.homeRules ?? new HomeRules(opts.root, [], homesOf(users));
-  const keyRules = opts.keyDirRules ?? keyRulesFor(opts.root, rules);
+  const keyRules = opts.keyDirRules ?? keyRulesFor(opts.root, rules, opts.keyLocation);
   const touched = new Set<string>();
   const parentsMade = new Set<string>();
   const toCreate: { user: HomeUser; job: HomeJob }[] = [];

@@ -236,7 +236,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     const homeRules = new HomeRules(opts.root, own, homesOf(p.accepted));
     const r = await syncHomes(p.accepted, {
       homeRules,
-      keyDirRules: keyRulesFor(opts.root, homeRules),
+      keyDirRules: keyRulesFor(opts.root, homeRules, config.ssh_key_location),
       root: opts.root,
       createHomes: config.create_homes,
       keyLocation: config.ssh_key_location,
