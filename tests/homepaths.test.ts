@@ -134,6 +134,27 @@ describe("home spellings", () => {
     expect(existsSync(join(root, "etc", "carol"))).toBe(false);
   });
 
+  test.each([0o777, 0o775, 0o1777])("a new user whose home's parent has mode %o is refused, and no home is made", async (mode) => {
+    const root = makeRoot();
+    mkdirSync(join(root, "home"), { mode: 0o755 });
+    chmodSync(join(root, "home"), mode);
+    await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE))]);
+    const { code, r } = await sync(root);
+    expect(code).toBe(3);
+    expect(refusalOf(r, "alice").map((x) => x.reason)).toEqual([expect.stringContaining("/home is not owned by root or is writable by others")]);
+    expect(existsSync(join(root, "home", "alice"))).toBe(false);
+  });
+
+  test("a new user whose home's parent is another user's directory is refused", async () => {
+    const root = makeRoot();
+    mkdirSync(join(root, "home", "bob"), { recursive: true, mode: 0o755 });
+    chownSync(join(root, "home", "bob"), 2002, 2002);
+    await d.put("Users", [userItem("alice", 2001, { Home: { S: "/home/bob/alice" } })]);
+    const { r } = await sync(root);
+    expect(refusalOf(r, "alice").map((x) => x.reason)).toEqual([expect.stringContaining("/home/bob is not owned by root")]);
+    expect(existsSync(join(root, "home", "bob", "alice"))).toBe(false);
+  });
+
   test("a user in place whose home's parent becomes writable by others is refused on the fast path, keys untouched", async () => {
     const root = makeRoot();
     await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE))]);

@@ -1,7 +1,7 @@
 // Root-owned key files and every other file ddum writes outside /etc, attacked with links planted
 // at the names ddum uses, against the compiled binary and real files.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { keyFileContent } from "../src/sshkeys.ts";
 import { ddum, writeConfig } from "./helpers/ddum.ts";
@@ -210,6 +210,8 @@ describe("every file ddum writes outside /etc", () => {
       expect(code).toBe(0);
       v.check();
     }
+    // No temporary file is left behind, in either directory.
+    expect([...readdirSync(dir), ...readdirSync(state)].filter((n) => n.includes("~"))).toEqual([]);
     const prom = lstatSync(join(dir, "ddum.prom"));
     expect([prom.isFile(), prom.uid, prom.mode & 0o7777]).toEqual([true, 0, 0o644]);
     expect(read(join(dir, "ddum.prom"))).toContain("ddum_last_pass_success 1");
