@@ -24,7 +24,7 @@ import { defsNumber } from "./localdb/logindefs.ts";
 import type { Root } from "./paths.ts";
 import { AT_FDCWD, lstatAt, openDirNoFollow, syncFs } from "./fsat.ts";
 import { renameNoReplace, TEMP_MARK } from "./safefile.ts";
-import { normalPath, overlaps, PathResolver } from "./safepath.ts";
+import { normalPath, overlaps, PathResolver, within } from "./safepath.ts";
 import { stopSignal } from "./stop.ts";
 import { KeyDirRules, keyFileContent, syncHomeKeys, syncRootKeys } from "./sshkeys.ts";
 
@@ -131,7 +131,8 @@ export class HomeRules {
     if (r.dangling) return { problem: `${dir} above the home leads through a symbolic link to ${r.path}, which does not exist`, path: r.path };
     // Directories ddum would make above the home: never another user's home (it would be root's).
     for (let d = dir, i = 0; i < r.missing && d !== "/"; i++, d = dirname(d)) {
-      if (this.homes.has(d)) return { problem: `${d}, above the home, is another user's home and is not made by ddum as a parent`, path: r.path };
+      // (A home in a system directory or ddum's own is never made: it stops no one else.)
+      if (this.homes.has(d) && this.placeProblem(d, d) === null) return { problem: `${d}, above the home, is another user's home and is not made by ddum as a parent`, path: r.path };
     }
     return { problem: null, path: r.path };
   }
@@ -421,9 +422,14 @@ export interface HomesOptions {
   keyDirRules?: KeyDirRules;
 }
 
-/** Key directories for a pass: ddum never makes a user's home as one (see KeyDirRules). */
+/**
+ * Key directories for a pass: ddum never makes a user's home as one (see KeyDirRules). A home in
+ * a system directory, or one that is or holds the template's fixed directory, is never made as
+ * a home and must not stop every user's key file.
+ */
 export function keyRulesFor(root: Root, rules: HomeRules, keyLocation: string): KeyDirRules {
-  return new KeyDirRules(root, rules.homes, keyDirOf(keyLocation));
+  const kd = keyDirOf(keyLocation);
+  return new KeyDirRules(root, (p) => rules.homes.has(p) && systemDirProblem(p) === null && !(kd !== null && within(kd, p)));
 }
 
 /** Every home of a pass, in normal form. */

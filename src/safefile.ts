@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { constants as C, closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, mkdirSync, readSync, writeSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { dlopen, FFIType } from "bun:ffi";
-import { AT_FDCWD, EEXIST, ELOOP, ENOENT, openAt, renameAt, SysError, unlinkAt } from "./fsat.ts";
+import { AT_FDCWD, EEXIST, ELOOP, ENOENT, lstatAt, openAt, renameAt, SysError, unlinkAt } from "./fsat.ts";
 import { errno } from "./localdb/libc.ts";
 
 /** Temp names carry '~', which no account name holds, so a %u template can never produce one. */
@@ -178,5 +178,11 @@ export function renameNoReplace(dirfd: number, from: string, to: string): void {
     renameat2: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
   }) as unknown as typeof renameLib;
   const c = (s: string) => Buffer.from(`${s}\0`, "utf8");
-  if (renameLib!.symbols.renameat2(dirfd, c(from), dirfd, c(to), RENAME_NOREPLACE) !== 0) throw new SysError("rename", `${from} -> ${to}`, errno());
+  if (renameLib!.symbols.renameat2(dirfd, c(from), dirfd, c(to), RENAME_NOREPLACE) === 0) return;
+  const e = errno();
+  // A file system without RENAME_NOREPLACE (EINVAL): look, then rename (the directory is root's).
+  if (e !== EINVAL) throw new SysError("rename", `${from} -> ${to}`, e);
+  if (lstatAt(dirfd, to) !== null) throw new SysError("rename", `${from} -> ${to}`, EEXIST);
+  renameAt(dirfd, from, to);
 }
+const EINVAL = 22;

@@ -28,7 +28,7 @@ import {
 import { KeyLedger } from "./keyledger.ts";
 import type { Root } from "./paths.ts";
 import { readWhole, writeFileSafely } from "./safefile.ts";
-import { normalPath, PathResolver, within } from "./safepath.ts";
+import { normalPath, PathResolver } from "./safepath.ts";
 
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
 
@@ -325,13 +325,8 @@ export class KeyDirRules {
 
   constructor(
     private readonly root: Root,
-    /** Every home of the pass's users (normal form). */
-    private readonly homes: ReadonlySet<string> = new Set(),
-    /**
-     * The template's fixed directory: a home that is it or holds it is refused as a home anyway,
-     * and must not stop every user's key file from being written.
-     */
-    private readonly keyDir: string | null = null,
+    /** Whether a path (normal form) is a user's home that ddum could make (see keyRulesFor). */
+    private readonly isHome: (p: string) => boolean = () => false,
   ) {
     this.resolver = new PathResolver(root, true);
   }
@@ -367,7 +362,7 @@ export class KeyDirRules {
     // the user's home refused from then on). An existing one is root's already (checked above).
     for (const p of [dir, r.path]) {
       for (let a = p, i = 0; i < r.missing && a !== "/"; i++, a = dirname(a)) {
-        if (this.homes.has(a) && !(this.keyDir !== null && within(this.keyDir, a))) return { problem: `it would make ${a}, the home of a user, as root's`, path: r.path };
+        if (this.isHome(a)) return { problem: `it would make ${a}, the home of a user, as root's`, path: r.path };
       }
     }
     return { problem: null, path: r.path };
