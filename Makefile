@@ -26,7 +26,7 @@ $(BUN_ARM64):
 
 build-arm64: node_modules $(BUN_ARM64)
 	$(BUN) build --compile --splitting --target=bun-linux-arm64 --compile-executable-path=$(BUN_ARM64) \
-	  --no-compile-autoload-dotenv --no-compile-autoload-bunfig src/cli.ts src/homes-worker.ts --outfile dist/ddum-arm64
+	  --no-compile-autoload-dotenv --no-compile-autoload-bunfig $$(sh packaging/build-info.sh) src/cli.ts src/homes-worker.ts --outfile dist/ddum-arm64
 
 deb: build
 	bash packaging/build-deb.sh amd64 dist/ddum

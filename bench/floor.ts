@@ -13,6 +13,7 @@ const client = stock
       endpoint: config.endpoint_url!,
       region: config.aws_region!,
       credentials: { accessKeyId: config.aws_access_key, secretAccessKey: config.aws_secret_key },
+      requestHandler: { requestTimeout: 30_000, connectionTimeout: 10_000, throwOnRequestTimeout: true },
     })
   : await makeClient(config);
 const snap = await scanTables(client, config);

@@ -162,7 +162,7 @@ const leftovers: string[] = [];
 
 async function benchSize(n: number, results: Row[]) {
   const dyn = await startDynalite();
-  const client = new DynamoDBClient({ endpoint: dyn.endpoint, region: "us-east-1", credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
+  const client = new DynamoDBClient({ endpoint: dyn.endpoint, region: "us-east-1", credentials: { accessKeyId: "bench", secretAccessKey: "bench" }, requestHandler: { requestTimeout: 30_000, connectionTimeout: 10_000, throwOnRequestTimeout: true } });
   try {
     await createTables(client, ["Users", "Groups"]);
     const t0 = performance.now();

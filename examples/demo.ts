@@ -18,7 +18,7 @@ cpSync(join(repo, "examples", "debian12-root"), root, { recursive: true });
 const server = dynalite({ createTableMs: 0 });
 await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
 const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-const client = new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "demo", secretAccessKey: "demo" } });
+const client = new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "demo", secretAccessKey: "demo" }, requestHandler: { requestTimeout: 30_000, connectionTimeout: 10_000, throwOnRequestTimeout: true } });
 const tables = JSON.parse(readFileSync(join(repo, "examples", "tables.json"), "utf8"));
 await createTables(client, ["Users", "Groups"]);
 for (const name of ["Users", "Groups"]) {
@@ -28,7 +28,7 @@ for (const name of ["Users", "Groups"]) {
 const cfg = join(work, "ddum.cfg");
 writeFileSync(
   cfg,
-  JSON.stringify({ endpoint_url: endpoint, aws_region: "us-east-1", aws_access_key: "demo", aws_secret_key: "demo" }, null, 2),
+  JSON.stringify({ endpoint_url: endpoint, aws_region: "us-east-1", aws_access_key: "demo", aws_secret_key: "demo", merge_groups: ["sudo"] }, null, 2),
   { mode: 0o600 },
 );
 

@@ -3,11 +3,12 @@
 import { basename } from "node:path";
 import { cac } from "cac";
 import { registerAdmin } from "./cli-admin.ts";
-import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCreate, type Common, endProgress } from "./commands.ts";
+import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCreate, cmdVerify, type Common, endProgress, setVerbosity } from "./commands.ts";
 import { DEFAULT_CONFIG_PATH } from "./config.ts";
 import { DdumError, EXIT, errorMessage } from "./errors.ts";
 import { type Logger, makeLogger } from "./log.ts";
-import { VERSION } from "./version.ts";
+import { setNoticeSink } from "./notices.ts";
+import { VERSION, versionLine } from "./version.ts";
 
 import { DEFAULT_PIDFILE } from "./daemon.ts";
 
@@ -20,6 +21,11 @@ const ADMIN_EXIT_HELP = `  0  done (or nothing to change)
   1  failed: the record does not exist or already does, the ID is taken, the tables cannot be reached
   2  bad usage, or a record every host would refuse (nothing was written)
   3  import: some records were refused (see the report); the others were written`;
+
+const VERIFY_EXIT_HELP = `  0  in step: this host matches the tables (records refused or rejected are listed, not counted)
+  1  could not check (the tables or the local files could not be read)
+  2  bad usage or configuration
+  4  drift: a pass would change something here (listed)`;
 
 const STATUS_EXIT_HELP = `  0  the last pass succeeded within 2 x (full_update_period + full_update_jitter)
   1  the last pass failed
@@ -47,6 +53,15 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
       .command("check", "Scan the tables and report every record that would be rejected; change nothing")
       .option("--json", "Print rejections and the summary as JSON"),
   ).action(async (opts: Common) => setExit(await cmdCheck(opts, log)));
+
+  withRoot(
+    withConfig(
+      cli
+        .command("verify", "Compare this host with the tables and change nothing: exit 0 in step, 4 drift (listed), 1 could not check")
+        .option("--json", "Print the result as one JSON document on stdout"),
+    ),
+    "Check",
+  ).action(async (opts: Common) => setExit(await cmdVerify(opts, log)));
 
   withRoot(
     withConfig(
@@ -107,10 +122,12 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
       ];
     }
     const admin = name.startsWith("user") || name.startsWith("group") || name === "import";
-    sections.push({ title: "Exit codes", body: name === "status" ? STATUS_EXIT_HELP : admin ? ADMIN_EXIT_HELP : EXIT_HELP });
+    sections.push({ title: "Exit codes", body: name === "status" ? STATUS_EXIT_HELP : name === "verify" ? VERIFY_EXIT_HELP : admin ? ADMIN_EXIT_HELP : EXIT_HELP });
     return sections;
   });
-  cli.option("-v, --version", "Print the version");
+  cli.option("-V, --version", "Print the version, commit, build date and platform");
+  cli.option("-v, --verbose", "Say more: where ddum looks (config, region, endpoint, tables) and debug messages");
+  cli.option("-q, --quiet", "Print only errors on stderr");
   return cli;
 }
 
@@ -185,6 +202,7 @@ function subcommandList(cli: ReturnType<typeof cac>, prefix: string): string {
 
 export async function main(argv0: string, args: string[]): Promise<number> {
   const log = makeLogger();
+  setNoticeSink((line) => log.warn(line));
   let code = EXIT.ok as number;
   const argv = normalizeArgv(argv0, args);
   const cli = buildCli(log, (c) => {
@@ -195,9 +213,10 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     const parsed = cli.parse(["ddum", "ddum", ...protectValues(words, valueOptions(cli))], { run: false });
     unprotect(parsed.options);
     if (parsed.options.version && !cli.matchedCommand) {
-      process.stdout.write(`ddum ${VERSION}\n`);
+      process.stdout.write(`${versionLine()}\n`);
       return EXIT.ok;
     }
+    setVerbosity(parsed.options.verbose ? "verbose" : parsed.options.quiet ? "quiet" : "normal");
     if (parsed.options.help) return EXIT.ok;
     if (!cli.matchedCommand) {
       if (parsed.args.length > 0) {

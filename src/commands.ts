@@ -1,10 +1,10 @@
 // What each command does. Heavy modules (the AWS SDK above all) are imported inside the
 // commands that need them, so `ddum authorized-keys` and `ddum status` start fast.
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { type LoadedConfig, loadConfig } from "./config.ts";
-import { EXIT } from "./errors.ts";
+import { DdumError, EXIT, errorMessage } from "./errors.ts";
 import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
 import { Root } from "./paths.ts";
 
@@ -26,18 +26,66 @@ export function endProgress(): void {
   if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
 }
 
+let verbosity: "quiet" | "normal" | "verbose" = "normal";
+
+/** -q / -v from the command line: they override the config's log level. */
+export function setVerbosity(v: typeof verbosity): void {
+  verbosity = v;
+}
+
+/**
+ * Where a command that talks to DynamoDB looks, as lines: the config file (or none), the region
+ * and where it came from, the endpoint and the tables. Said by ddum check, and by every such
+ * command with -v.
+ */
+export async function sayWhere(loaded: LoadedConfig, log: Logger, always = false): Promise<void> {
+  if (!always && verbosity !== "verbose") return;
+  const { regionAndSource } = await import("./source/dynamo.ts");
+  const { config } = loaded;
+  const { region, source } = await regionAndSource(config);
+  log.info(`config: ${loaded.path ?? "none: defaults"}`);
+  log.info(`region: ${region} (from ${source})`);
+  log.info(`endpoint: ${config.endpoint_url || `https://dynamodb.${region}.amazonaws.com`}`);
+  log.info(`tables: users ${config.user_table_name}, groups ${config.group_table_name}`);
+}
+
 /** Load the config, register its secrets for redaction, apply its logging settings, print its warnings. */
 export function setupConfig(path: string | undefined, log: Logger, logToFile = true): LoadedConfig {
   const loaded = loadConfig(path);
   for (const s of [loaded.config.aws_secret_key, loaded.config.aws_session_token]) addSecret(s);
   const warnings = [...loaded.warnings];
   const opts = logOptionsFromConfig(loaded.config.logging, (w) => warnings.push(w));
+  if (verbosity === "verbose") opts.level = "debug";
+  else if (verbosity === "quiet") opts.level = "error";
   if (!logToFile) delete opts.file;
   // A detached daemon has no stderr: without logging.file it logs to the file its parent chose.
   else if (!opts.file && process.env.DDUM_LOG_FILE) opts.file = process.env.DDUM_LOG_FILE;
   reconfigure(log, opts);
   for (const w of warnings) log.warn(w);
   return loaded;
+}
+
+/**
+ * The system a command that reads or writes the account files works on, checked before anything
+ * else: --root must be a directory holding etc/passwd, and the host's own files need root.
+ */
+export function accountRoot(dir: string | undefined, command: string): Root {
+  const root = new Root(dir ?? "/");
+  if (root.isHost) {
+    if (process.geteuid?.() !== 0) {
+      throw new DdumError(`must run as root: ddum ${command} reads /etc/shadow and writes the account files (or use --root DIR on a copy of a system)`, EXIT.usage);
+    }
+    return root;
+  }
+  let st: ReturnType<typeof statSync> | undefined;
+  try {
+    st = statSync(root.dir);
+  } catch {
+    throw new DdumError(`--root ${root.dir}: no such directory`, EXIT.usage);
+  }
+  if (!st.isDirectory()) throw new DdumError(`--root ${root.dir}: not a directory`, EXIT.usage);
+  if (!existsSync(root.etc("passwd"))) throw new DdumError(`--root ${root.dir}: no etc/passwd there; --root names the top of a system (the directory holding etc/)`, EXIT.usage);
+  return root;
 }
 
 /** Write all of text to stdout now, waiting out a full non-blocking pipe; a reader gone is a quiet exit. */
@@ -57,10 +105,12 @@ function writeOut(text: string): void {
 }
 
 export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean; force?: boolean }, log: Logger): Promise<number> {
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log);
   const { runPass, recordedPass } = await import("./sync.ts");
   const { humanChunks, jsonChunks } = await import("./report.ts");
-  const base = { root: new Root(opts.root ?? "/"), force: opts.force === true, onProgress: progress() };
+  const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress() };
   let result: Awaited<ReturnType<typeof runPass>>;
   if (opts.dryRun) {
     result = await runPass(config, { ...base, dryRun: true });
@@ -97,8 +147,60 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   return result.exitCode;
 }
 
+/**
+ * Compare the host with the tables, changing nothing: a dry-run pass whose pending changes
+ * (account lines, homes, key files) are the drift. Refused and rejected records are listed but
+ * are not drift: no pass would change the host for them.
+ */
+export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log);
+  const root = accountRoot(opts.root, "verify");
+  const { runPass } = await import("./sync.ts");
+  const { humanChunks } = await import("./report.ts");
+  let result: Awaited<ReturnType<typeof runPass>>;
+  try {
+    result = await runPass(config, { root, force: false, dryRun: true, onProgress: progress() });
+  } catch (e) {
+    endProgress();
+    const message = `could not check: ${errorMessage(e)}`;
+    if (opts.json) writeOut(`${JSON.stringify({ version: 1, inStep: null, error: message }, null, 2)}\n`);
+    else log.error(message);
+    return e instanceof DdumError && e.exitCode === EXIT.usage ? EXIT.usage : EXIT.failed;
+  }
+  endProgress();
+  const { actions } = result.plan;
+  const { homesCreated, keysWritten, keysRemoved } = result.homes;
+  const pending = actions.length + homesCreated.length + keysWritten.length + keysRemoved.length;
+  const refused = result.plan.refusals.length + result.homes.refusals.length;
+  const rejected = result.rejections.length;
+  if (opts.json) {
+    const doc = {
+      version: 1,
+      inStep: pending === 0,
+      pending: { accounts: actions.length, homes: homesCreated.length, keyFiles: keysWritten.length + keysRemoved.length },
+      accounts: actions.map((a) => ({ kind: a.kind, name: a.name })),
+      homes: homesCreated,
+      keyFiles: { write: keysWritten, remove: keysRemoved },
+      refused,
+      rejected,
+    };
+    writeOut(`${JSON.stringify(doc, null, 2)}\n`);
+  } else if (pending === 0) {
+    const notes = refused + rejected > 0 ? ` (${refused} refused, ${rejected} rejected: see ddum check and ddum sync --dry-run)` : "";
+    writeOut(`in step: this host matches the tables${notes}\n`);
+  } else {
+    for (const chunk of humanChunks(result)) writeOut(chunk);
+    writeOut(`drift: ${pending} ${pending === 1 ? "change" : "changes"} pending on this host; ddum sync applies ${pending === 1 ? "it" : "them"}\n`);
+  }
+  return pending === 0 ? EXIT.ok : EXIT.drift;
+}
+
 export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log, true);
   const { readTables } = await import("./tables.ts");
   const { rejectionMessage } = await import("./model.ts");
   const t = await readTables(config, progress());
@@ -177,7 +279,9 @@ export async function cmdTablesCreate(opts: Common & { billing?: string }, log: 
     log.error(`--billing: expected on-demand or provisioned, got ${JSON.stringify(billing)}`);
     return EXIT.usage;
   }
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log, true);
   const { createTables, makeClient } = await import("./source/dynamo.ts");
   const client = await makeClient(config);
   try {
@@ -202,14 +306,14 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
   // The default pidfile is under --root like every other path ddum uses.
   const pidRoot = new Root(opts.root ?? "/");
   const pidfile = opts.pidfile ?? pidRoot.path(DEFAULT_PIDFILE);
-  if (opts.pidfile === undefined && !pidRoot.isHost) mkdirSync(dirname(pidfile), { recursive: true, mode: 0o755 });
+  if (opts.pidfile === undefined && !pidRoot.isHost && existsSync(pidRoot.etc("passwd"))) mkdirSync(dirname(pidfile), { recursive: true, mode: 0o755 });
   const detached = process.env.DDUM_DETACHED === "1";
   let loaded = setupConfig(opts.config, log, detached);
   if (!opts.foreground) return detach(argv, pidfile, loaded, log);
 
   const pid = PidFile.acquire(pidfile);
   const { recordedPass } = await import("./sync.ts");
-  const root = new Root(opts.root ?? "/");
+  const root = accountRoot(opts.root, "daemon");
   const loop = new Loop({
     log,
     schedule: () => ({ period: loaded.config.full_update_period, jitter: loaded.config.full_update_jitter }),
@@ -292,7 +396,9 @@ export async function cmdAdmin(
   log: Logger,
   run: (admin: import("./admin/commands.ts").Admin) => Promise<number>,
 ): Promise<number> {
-  const { config } = setupConfig(opts.config, log, false);
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log);
   const { Admin } = await import("./admin/commands.ts");
   const admin = await Admin.open(config, log, { root: opts.root ?? "/" });
   try {

@@ -47,6 +47,8 @@ const ConfigSchema = v.object({
   gid_max: idOrNull,
   adopt_users: v.optional(names, []),
   adopt_groups: v.optional(names, []),
+  // Local groups (not ddum's) whose records may add members, and which users may have as primary group.
+  merge_groups: v.optional(names, []),
   missing_users: v.optional(v.picklist(["keep", "disable"], 'expected "keep" or "disable"'), "keep"),
   max_disable_percent: v.optional(int(0, 100), 10),
   create_homes: v.optional(v.boolean("expected true or false"), true),

@@ -4,6 +4,8 @@ export const EXIT = {
   failed: 1,
   usage: 2,
   partial: 3,
+  /** ddum verify: the host differs from the tables. */
+  drift: 4,
 } as const;
 
 /** An error an operator can act on: its message says what failed and where. */

@@ -42,6 +42,8 @@ export class KeyLedger {
   private constructor(
     private readonly words: Uint32Array,
     private readonly count: number,
+    /** The wall clock a check reads before it looks at a file (the settle window's "now"). */
+    readonly now: () => number = Date.now,
   ) {
     let size = 16;
     while (size < count * 2) size *= 2;
@@ -66,12 +68,12 @@ export class KeyLedger {
     }
   }
 
-  static empty(): KeyLedger {
-    return new KeyLedger(new Uint32Array(HEADER), 0);
+  static empty(now: () => number = Date.now): KeyLedger {
+    return new KeyLedger(new Uint32Array(HEADER), 0, now);
   }
 
   /** The ledger in dir; an empty one when it is missing or not a ledger of this version. */
-  static load(dir: string): KeyLedger {
+  static load(dir: string, now: () => number = Date.now): KeyLedger {
     // Read straight into the words (host byte order: Linux on x86_64 and aarch64 is
     // little-endian; the file never leaves the host), not through a second 6 MB buffer.
     let words: Uint32Array;
@@ -79,24 +81,24 @@ export class KeyLedger {
       const fd = openSync(`${dir}/${LEDGER_FILE}`, C.O_RDONLY);
       try {
         const size = fstatSync(fd).size;
-        if (size < HEADER * 4 || size % 4 !== 0) return KeyLedger.empty();
+        if (size < HEADER * 4 || size % 4 !== 0) return KeyLedger.empty(now);
         words = new Uint32Array(size / 4);
         const bytes = new Uint8Array(words.buffer);
         let got = 0;
         while (got < size) {
           const n = readSync(fd, bytes, got, size - got, null);
-          if (n <= 0) return KeyLedger.empty();
+          if (n <= 0) return KeyLedger.empty(now);
           got += n;
         }
       } finally {
         closeSync(fd);
       }
     } catch {
-      return KeyLedger.empty();
+      return KeyLedger.empty(now);
     }
     const count = words[3]!;
-    if (words[0] !== MAGIC || words[1] !== VERSION || words[2] !== ENTRY || words.length !== HEADER + count * ENTRY) return KeyLedger.empty();
-    return new KeyLedger(words, count);
+    if (words[0] !== MAGIC || words[1] !== VERSION || words[2] !== ENTRY || words.length !== HEADER + count * ENTRY) return KeyLedger.empty(now);
+    return new KeyLedger(words, count, now);
   }
 
   /**

@@ -20,6 +20,9 @@
 // Scan pages end at 1 MB, so a record that changes size moves the boundaries of the pages after
 // it in its segment: those are checked in full once, then recorded again.
 //
+// One rule of the check reads /etc/group (a user's primary group must be ddum's or consented):
+// it is not in the digest, so it is applied again to every user of a known page (one lookup).
+//
 // The memo is a cache: missing, unreadable or foreign means empty, and a pass without it does
 // everything itself. It is written only when its content changes, root-only.
 import { readFileSync, statSync } from "node:fs";

@@ -11,6 +11,8 @@ export interface Policy {
   gidMax: number;
   adoptUsers: readonly string[];
   adoptGroups: readonly string[];
+  /** Local groups (not ddum's) the host lets records add members to and users have as primary group. */
+  mergeGroups?: readonly string[];
   missingUsers: "keep" | "disable";
   maxDisablePercent: number;
   force: boolean;
@@ -70,20 +72,36 @@ const SECRET = "(hidden)";
 const opt = (n: number | null) => (n === null ? "" : String(n));
 const dateOrEmpty = (d: string) => (d === "" ? "(none)" : /^-?[0-9]+$/.test(d) ? daysToIsoDate(Number(d)) : d);
 
-/** An account is enabled until the day its shadow expiry field (days since 1970) names. */
-function enabledBy(expire: string, today: number): boolean {
-  return expire === "" || Number(expire) <= 0 || today < Number(expire);
+/**
+ * Whether pam_unix's account check (acct_mgmt) lets the account in on day `today` without more
+ * ado, read from its shadow fields as pam_unix reads them (an empty field is -1, "none"). Not when
+ * the account has expired (its expiry day is today or earlier, day 0 included: "Your account has
+ * expired"), nor when its password has expired or must be changed first (last change day 0, or
+ * more than PasswordAgeMaxDays ago): such an account cannot log in until someone sets a password,
+ * which a user who logs in with a key and has none cannot do. Checked against pamtester in the
+ * system tests. No shadow entry: nothing to refuse.
+ */
+export function pamAccepts(shadow: readonly string[] | undefined, today: number): boolean {
+  if (shadow === undefined) return true;
+  const day = (i: number) => {
+    const f = shadow[i] ?? "";
+    return f === "" ? -1 : Number(f);
+  };
+  if ((shadow[7] ?? "") !== "" && !(today < day(7))) return false;
+  const last = day(2);
+  if (last === 0) return false;
+  if (today < last) return true;
+  const max = day(4);
+  return max === -1 || !(today - last > max);
 }
 
 function isEnabled(shadow: readonly string[] | undefined, today: number): boolean {
-  return enabledBy(shadow?.[7] ?? "", today);
+  return pamAccepts(shadow, today);
 }
 
-/** isEnabled for a shadow line's text, whose expiry is the second-to-last field. */
+/** isEnabled for a shadow line's text. */
 function expiresAfter(text: string | undefined, today: number): boolean {
-  if (text === undefined) return true;
-  const end = text.lastIndexOf(":");
-  return enabledBy(text.slice(text.lastIndexOf(":", end - 1) + 1, end), today);
+  return text === undefined || pamAccepts(text.split(":"), today);
 }
 
 /** The passwd line a record makes, for AccountTable.lineReads. */
@@ -182,8 +200,23 @@ export interface Desired {
   groups: Group[];
   /** Every Name present in the Users table, valid or not: a rejected record has not vanished. */
   userNames: Set<string>;
+  /** The same for the Groups table; without it, no group counts as gone from the table. */
+  groupNames?: Set<string>;
   userTable: string;
   groupTable: string;
+}
+
+/**
+ * Why a user may not have u.gid as primary group, or null. A local group may be a user's primary
+ * group only when ddum owns it, the host consents (merge_groups, or adopt_groups), or it is the
+ * private group (same name) of a local user ddum already manages: else a record could join any
+ * local admin group in range, and read what that group may read.
+ */
+function primaryGidProblem(u: User, localGids: IdOwners, ownedGroups: ReadonlySet<string>, consented: ReadonlySet<string>, managedLocal: boolean): string | null {
+  if (managedLocal && localGids.owns(u.gid, u.name)) return null;
+  const holder = localGids.get(u.gid);
+  if (holder === undefined || ownedGroups.has(holder) || consented.has(holder)) return null;
+  return `${u.gid} is the GID of the local group ${printable(holder)}, which ddum does not manage; a user may have it as primary group only if the host lists it in merge_groups`;
 }
 
 /**
@@ -191,7 +224,8 @@ export interface Desired {
  * the scan delivers them, against the local files and ownership as read at the first page. Only
  * valid for that very `cur` and `prev`: a pass that reads the files again drops it. A user it
  * holds is one the plan's loop would have counted unchanged after every check it makes (same
- * ranges, ownership, parse state, UID holder, both lines in place); the plan then only counts it.
+ * ranges, ownership, parse state, UID holder, primary group's consent, both lines in place); the
+ * plan then only counts it.
  */
 export class InPlaceUsers {
   readonly users = new Set<User>();
@@ -200,6 +234,9 @@ export class InPlaceUsers {
   private ownedSet: Set<string> | null = null;
   private readonly adopt: Set<string>;
   private readonly localUids: IdOwners;
+  private readonly localGids: IdOwners;
+  private readonly ownedGroups: Set<string>;
+  private readonly consented: Set<string>;
 
   constructor(
     private readonly cur: Current,
@@ -208,6 +245,9 @@ export class InPlaceUsers {
   ) {
     this.adopt = new Set(policy.adoptUsers);
     this.localUids = cur.passwd.idOwners(2);
+    this.localGids = cur.group.idOwners(2);
+    this.ownedGroups = new Set(prev.groups);
+    this.consented = new Set([...(policy.mergeGroups ?? []), ...policy.adoptGroups]);
   }
 
   /** The ownership set the plan starts from, made when first asked for; the plan adds to it. */
@@ -220,8 +260,11 @@ export class InPlaceUsers {
    * A user known to pass check, from the page memo (see pagememo.ts); owned already, as the pass
    * that recorded its page owned every user on it, and what ddum owns is part of the memo's digest.
    */
-  add(u: User): void {
+  add(u: User): boolean {
+    // The memo's digest does not cover /etc/group: the primary group's consent is checked again.
+    if (primaryGidProblem(u, this.localGids, this.ownedGroups, this.consented, true) !== null) return false;
     this.users.add(u);
+    return true;
   }
 
   /** Whether u is in place; if so, it is held. */
@@ -236,6 +279,7 @@ export class InPlaceUsers {
     if (!owned && !(this.adopt.size > 0 && this.adopt.has(u.name))) return false;
     if ((cur.passwd.unparsedNames.size > 0 && cur.passwd.unparsedNames.has(u.name)) || (cur.shadow.unparsedNames.size > 0 && cur.shadow.unparsedNames.has(u.name))) return false;
     if (!this.localUids.owns(u.uid, u.name)) return false;
+    if (primaryGidProblem(u, this.localGids, this.ownedGroups, this.consented, true) !== null) return false;
     this.users.add(u);
     if (!owned) this.adopted.add(u);
     return true;
@@ -270,6 +314,8 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   };
   const adoptUsers = new Set(policy.adoptUsers);
   const adoptGroups = new Set(policy.adoptGroups);
+  const mergeGroups = new Set(policy.mergeGroups ?? []);
+  const consented = new Set([...mergeGroups, ...adoptGroups]);
   // Copied when a list first changes: most passes change none (10,000 groups are not free to copy).
   let members = prev.members;
   let admins = prev.admins;
@@ -348,11 +394,27 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       refuse(T, u.name, "Name", "a shadow entry with this name exists without a passwd entry; fix it by hand first");
       continue;
     }
-    present.add(u.name);
-    accepted.push(u);
+    const gidProblem = primaryGidProblem(u, localGids, ownedGroups, consented, local);
+    if (gidProblem !== null) {
+      refuse(T, u.name, "GID", gidProblem);
+      continue;
+    }
     // The common case at scale: both lines already read exactly as the record would write them,
     // compared in place in the files' text (the shadow "reserved" field is not the table's).
-    if (local && linesInPlace(cur, u)) {
+    const inPlace = local && linesInPlace(cur, u);
+    if (local && !inPlace) {
+      // Files the account owns (its home, key files, mail, anything it made) keep the old IDs:
+      // renumbering would hand them to whoever is given the old ID next.
+      const was = cur.passwd.get(u.name)!;
+      const moved = was[2] !== String(u.uid) ? ["UID", was[2]!, u.uid] : was[3] !== String(u.gid) ? ["GID", was[3]!, u.gid] : null;
+      if (moved) {
+        refuse(T, u.name, String(moved[0]), `the record changes the ${moved[0]} of the existing account from ${moved[1]} to ${moved[2]}; ddum does not renumber an account (its files would keep the old ID); renumber it on the host by hand (usermod), or give the record its old ${moved[0]} back`);
+        continue;
+      }
+    }
+    present.add(u.name);
+    accepted.push(u);
+    if (inPlace) {
       ownUser(u.name);
       unchanged++;
       continue;
@@ -404,10 +466,9 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       const sh = cur.shadow.get(name);
       if (!sh) continue;
       const next = [...sh];
-      if (isEnabled(sh, today)) {
-        next[7] = "1";
-        disables++;
-      }
+      if (isEnabled(sh, today)) disables++;
+      // Expired by its own date, not only by password ageing a local admin could reset.
+      if (pamAccepts(["", "", "", "", "", "", "", sh[7]!], today)) next[7] = "1";
       if (!next[1]!.startsWith("!")) next[1] = `!${next[1]}`;
       const changes = diffFields(SHADOW_FIELDS, sh, next, new Set([1]));
       if (changes.length === 0) continue;
@@ -429,8 +490,38 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   // ---- groups ----
   const knownUser = (n: string) => present.has(n) || cur.passwd.has(n);
+  // Only users ddum manages join groups through a record: never root or a system account.
+  const managedSeen = new Map<string, boolean>();
+  const managedUser = (n: string) => {
+    if (present.has(n)) return true;
+    if (!ownedUsers().has(n)) return false;
+    let ok = managedSeen.get(n);
+    if (ok === undefined) {
+      const uid = Number(cur.passwd.get(n)?.[2] ?? 0);
+      ok = uid !== 0 && uid >= policy.uidMin && uid <= policy.uidMax;
+      managedSeen.set(n, ok);
+    }
+    return ok;
+  };
+  // A user's primary GID: the local account's (a pass never renumbers one), or its record's
+  // (accepted or not: a refused user may be accepted later, and its private group is still its).
+  let recordGids: Map<string, number> | null = null;
+  const userGid = (n: string): number | undefined => {
+    const pw = cur.passwd.get(n);
+    if (pw) return Number(pw[3]);
+    if (recordGids === null) {
+      recordGids = new Map();
+      const names = new Set(desired.groups.map((g) => g.name));
+      for (const u of desired.users) if (names.has(u.name)) recordGids.set(u.name, u.gid);
+    }
+    return recordGids.get(n);
+  };
   const tableGids = new Set<number>();
   const wantedGroupNames = new Set(desired.groups.map((g) => g.name));
+  // Local groups whose record the host no longer consents to: what ddum added there is taken back.
+  const withdrawn = new Set<string>();
+  // Records refused for naming a user's private group with another GID: the name stays the user's.
+  const notPrivate = new Set<string>();
 
   for (const g of [...desired.groups].sort((a, b) => a.gid - b.gid || a.name.localeCompare(b.name))) {
     const T = desired.groupTable;
@@ -442,10 +533,21 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       refuse(T, g.name, "Name", "a local line for this name cannot be parsed; fix it by hand first");
       continue;
     }
+    const privateGid = userGid(g.name);
+    if (privateGid !== undefined && privateGid !== g.gid) {
+      refuse(T, g.name, "GID", `a group named after the user ${printable(g.name)} is that user's private group, with the user's GID ${privateGid}; the record's ${g.gid} is refused`);
+      notPrivate.add(g.name);
+      continue;
+    }
     const local = cur.group.get(g.name);
     const owned = ownedGroups.has(g.name) || (local !== undefined && adoptGroups.has(g.name));
     const localGid = local ? Number(local[2]) : undefined;
     const merge = local !== undefined && !owned;
+    if (merge && !mergeGroups.has(g.name)) {
+      refuse(T, g.name, "Name", `${printable(g.name)} is a local group that ddum does not manage; a record may add members to it only if the host lists it in merge_groups`);
+      withdrawn.add(g.name);
+      continue;
+    }
     if (merge && localGid !== g.gid) {
       refuse(T, g.name, "GID", `the local group "${g.name}" has GID ${localGid}, the record ${g.gid}; refused (ddum merges only a group with the same name and GID)`);
       continue;
@@ -460,15 +562,21 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       continue;
     }
     tableGids.add(g.gid);
-    const wantMembers = g.members.filter(knownUser);
-    const wantAdmins = g.administrators.filter(knownUser);
-    if (wantMembers.length < g.members.length || wantAdmins.length < g.administrators.length) {
-      const unknown = [...g.members, ...g.administrators].filter((m) => !knownUser(m));
-      for (const m of new Set(unknown)) notices.push(`${T} record ${printable(g.name)}: member ${printable(m)} is not a known user; left out`);
-    }
     const curMembers = local ? splitList(local[3]!) : [];
     const gsh = cur.gshadow.get(g.name);
     const curAdmins = gsh ? splitList(gsh[2]!) : [];
+    const wantMembers = g.members.filter(managedUser);
+    const wantAdmins = g.administrators.filter(managedUser);
+    if (wantMembers.length < g.members.length || wantAdmins.length < g.administrators.length) {
+      // In a consented local group, a name that is there already stays (ddum did not add it).
+      const left = [
+        ...g.members.filter((m) => !managedUser(m) && !(merge && curMembers.includes(m))),
+        ...g.administrators.filter((m) => !managedUser(m) && !(merge && curAdmins.includes(m))),
+      ];
+      for (const m of new Set(left)) {
+        notices.push(`${T} record ${printable(g.name)}: member ${printable(m)} ${knownUser(m) ? "is a local account ddum does not manage" : "is not a known user"}; left out`);
+      }
+    }
     const newMembers = mergeList(curMembers, prev.members[g.name] ?? [], wantMembers);
     const newAdmins = mergeList(curAdmins, prev.admins[g.name] ?? [], wantAdmins);
     if (!sameList(prev.members[g.name], wantMembers)) {
@@ -519,9 +627,38 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     actions.push({ kind: "update-group", name: g.name, group: groupLine, gshadow: cur.gshadow.existed ? gshadowLine : null, changes, local: merge });
   }
 
+  // A group record gone from the table (or no longer consented to) is read as one without
+  // Members and Administrators: ddum takes back what it added. The group itself stays.
+  const groupNames = desired.groupNames ?? wantedGroupNames;
+  for (const name of new Set([...Object.keys(prev.members), ...Object.keys(prev.admins)])) {
+    if (!withdrawn.has(name) && (wantedGroupNames.has(name) || groupNames.has(name))) continue;
+    const ourMembers = prev.members[name] ?? [];
+    const ourAdmins = prev.admins[name] ?? [];
+    if (ourMembers.length === 0 && ourAdmins.length === 0) continue;
+    if (cur.group.unparsedNames.has(name) || cur.gshadow.unparsedNames.has(name)) continue;
+    if (members === prev.members) members = { ...prev.members };
+    if (admins === prev.admins) admins = { ...prev.admins };
+    delete members[name];
+    delete admins[name];
+    ownershipChanged = true;
+    const local = cur.group.get(name);
+    if (!local) continue;
+    const gsh = cur.gshadow.get(name);
+    const newMembers = mergeList(splitList(local[3]!), ourMembers, []);
+    const newAdmins = gsh ? mergeList(splitList(gsh[2]!), ourAdmins, []) : [];
+    const groupLine = [name, local[1]!, local[2]!, newMembers.join(",")];
+    const gshadowLine = [name, gsh?.[1] ?? "!", newAdmins.join(","), newMembers.join(",")];
+    const changes: Change[] = [];
+    if (local[3] !== groupLine[3]) changes.push({ field: "Members", from: local[3] || "(none)", to: groupLine[3] || "(none)" });
+    if (gsh && gsh[2] !== gshadowLine[2]) changes.push({ field: "Administrators", from: gsh[2] || "(none)", to: gshadowLine[2] || "(none)" });
+    if (gsh && gsh[3] !== gshadowLine[3] && local[3] === groupLine[3]) changes.push({ field: "gshadow members", from: gsh[3] || "(none)", to: gshadowLine[3] || "(none)" });
+    if (changes.length === 0) continue;
+    actions.push({ kind: "update-group", name, group: groupLine, gshadow: gsh ? gshadowLine : null, changes, local: !ownedGroups.has(name) });
+  }
+
   // A user whose primary GID has no group gets a user private group, so pwck stays clean.
   const madeHere = new Set<string>();
-  const taken = (n: string) => cur.group.has(n) || wantedGroupNames.has(n) || madeHere.has(n);
+  const taken = (n: string) => cur.group.has(n) || (wantedGroupNames.has(n) && !notPrivate.has(n)) || madeHere.has(n);
   for (const a of actions) {
     if (a.kind !== "create-user" && a.kind !== "update-user") continue;
     const gid = Number(a.passwd[3]);

@@ -111,7 +111,7 @@ export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys
     if (ledger.confirms(key, `${homePath}/.ssh/authorized_keys`, () => homeDirsInPlace(homePath, uid, gid))) return true;
   }
   const want = keyFileContent(keys);
-  const started = Date.now();
+  const started = ledger ? ledger.now() : 0;
   const home = openAtFast(AT_FDCWD, homePath, DIR_FLAGS | C.O_NOFOLLOW);
   if (home < 0) return false;
   try {
@@ -227,7 +227,7 @@ export function rootKeysPrecheck(path: string, keys: readonly string[], ledger?:
     if (ledger.confirms(key, path)) return "in place";
   }
   const want = keys.length === 0 ? null : keyFileContent(keys);
-  const started = Date.now();
+  const started = ledger ? ledger.now() : 0;
   try {
     const state = rootKeyFileState(path, want, ledger ? SCRATCH_SIG : undefined);
     if (want === null) return state === "missing" ? "in place" : "other";

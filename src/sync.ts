@@ -24,6 +24,8 @@ export interface SyncOptions {
   force: boolean;
   /** Days since 1970-01-01 (UTC); defaults to now. */
   today?: number;
+  /** The wall clock (ms) for the key ledger's settle window; defaults to Date.now. */
+  clock?: () => number;
   onProgress?: Progress;
 }
 
@@ -55,6 +57,7 @@ export function policyFor(config: Config, root: Root, force: boolean): Policy {
     gidMax: pick("gid_max", "GID_MAX", 60000),
     adoptUsers: config.adopt_users,
     adoptGroups: config.adopt_groups,
+    mergeGroups: config.merge_groups,
     missingUsers: config.missing_users,
     maxDisablePercent: config.max_disable_percent,
     force,
@@ -168,7 +171,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   };
   // Key files whose signature (one statx) matches the one they had when a pass last read them
   // are not read again: see keyledger.ts.
-  const ledger = KeyLedger.load(stateFile);
+  const ledger = KeyLedger.load(stateFile, opts.clock);
   const own = ownDirs(config.ssh_key_location, config.state_dir, config.metrics_file);
   const keys = keyPrecheck(config, ledger, new HomeRules(opts.root, own), new KeyDirRules(opts.root));
   // Pages of users a pass found valid and in place throughout, under the same files, ownership,
@@ -201,8 +204,8 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
         }
         keys.check(d.ok);
         // Users whose lines are already right are recognised as they arrive (see InPlaceUsers).
-        if (page.known) snap.local!.seen.add(d.ok);
-        else if (!snap.local!.seen.check(d.ok) && page.valid) page.pending.push(d.ok.name);
+        const seen = snap.local!.seen;
+        if (!(page.known ? seen.add(d.ok) : seen.check(d.ok)) && page.valid) page.pending.push(d.ok.name);
       },
       end: () => {
         if (!page.valid) return;
@@ -225,6 +228,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       userNames ??= new Set(tables.userNames);
       return userNames;
     },
+    groupNames: new Set(tables.groupNames),
     userTable: config.user_table_name,
     groupTable: config.group_table_name,
   };

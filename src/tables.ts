@@ -7,6 +7,8 @@ export interface TableState {
   groups: Decoded<Group>;
   /** Every Name in the Users table, valid or not. scanMs includes decoding, done page by page. */
   userNames: string[];
+  /** Every Name in the Groups table, valid or not. */
+  groupNames: string[];
   scanMs: number;
   decodeMs: number;
 }
@@ -67,6 +69,7 @@ export async function readTables(config: Config, onPage?: Progress, userPages?: 
       users: finishDecoding(config.user_table_name, snap.users, "UID", (u: User) => u.uid),
       groups: finishDecoding(config.group_table_name, snap.groups, "GID", (g: Group) => g.gid),
       userNames: namesOf(snap.users),
+      groupNames: namesOf(snap.groups),
       scanMs,
       decodeMs: performance.now() - t0 - scanMs,
     };
@@ -75,7 +78,7 @@ export async function readTables(config: Config, onPage?: Progress, userPages?: 
   }
 }
 
-function namesOf(decoded: readonly Decoding<User>[]): string[] {
+function namesOf(decoded: readonly Decoding<User | Group>[]): string[] {
   const names: string[] = [];
   for (const d of decoded) if (d.rawName !== undefined) names.push(d.rawName);
   return names;

@@ -90,6 +90,7 @@ test("the shipped example config lists every key with its default", () => {
   const { config, warnings } = loadConfig(path);
   expect(warnings).toEqual([]);
   const { config: defaults } = parseConfig({});
-  expect({ ...config, logging: {} }).toEqual({ ...defaults, uid_min: null, uid_max: null, gid_min: null, gid_max: null } as never);
+  // merge_groups is empty by default; the example shows the usual consent.
+  expect({ ...config, logging: {} }).toEqual({ ...defaults, uid_min: null, uid_max: null, gid_min: null, gid_max: null, merge_groups: ["sudo"] } as never);
   expect(Object.keys(JSON.parse(readFileSync(path, "utf8"))).sort()).toEqual([...CONFIG_KEYS].sort());
 });

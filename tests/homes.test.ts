@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { createHomesInParallel, PARALLEL_HOMES, parallelHomes, readSkel, systemDirProblem } from "../src/homes.ts";
 import { Root } from "../src/paths.ts";
 import { homeKeysInPlace, KEY_HEADER, keyFileContent, syncRootKeys } from "../src/sshkeys.ts";
+import { SETTLED_MS } from "../src/keyledger.ts";
 import { ddum, pass, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { HOME_CASES, makeRightHome } from "./helpers/homes.ts";
@@ -294,16 +295,17 @@ describe("keys outside homes", () => {
     await pass(d, root, { config: MODE2 });
     const ledger = join(root, "var", "lib", "ddum", "keyfiles.ledger");
     expect(existsSync(ledger)).toBe(false); // just written: nothing settled to record
-    await Bun.sleep(2100);
-    await pass(d, root, { config: MODE2, dryRun: true });
+    // Later passes run on a clock past the settle window (passed in, not slept through).
+    const later = () => Date.now() + SETTLED_MS + 1000;
+    await pass(d, root, { config: MODE2, dryRun: true, clock: later });
     expect(existsSync(ledger)).toBe(false); // a dry run writes nothing, the ledger included
-    const r2 = await pass(d, root, { config: MODE2 });
+    const r2 = await pass(d, root, { config: MODE2, clock: later });
     expect(r2.homes.keysWritten).toEqual([]);
     expect(lstatSync(ledger).size).toBeGreaterThan(0);
     const f = join(root, "etc", "ssh", "authorized_keys", "alice");
     const want = read(f);
     writeFileSync(f, want.replace("AAAA", "BBBB"));
-    const r3 = await pass(d, root, { config: MODE2 });
+    const r3 = await pass(d, root, { config: MODE2, clock: later });
     expect(r3.homes.keysWritten).toEqual(["alice"]);
     expect(read(f)).toBe(want);
   });

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KeyLedger, LEDGER_FILE } from "../src/keyledger.ts";
+import { KeyLedger, LEDGER_FILE, SETTLED_MS } from "../src/keyledger.ts";
 import { homeKeysInPlace, keyFileContent, rootKeysInPlace } from "../src/sshkeys.ts";
 import { editSameSize, HOME_CASES, makeRightHome } from "./helpers/homes.ts";
 import { KEY_ALICE, KEY_BOB } from "./helpers/keys.ts";
@@ -13,13 +13,17 @@ import { cleanupRoots, makeRoot } from "./helpers/root.ts";
 
 afterAll(() => cleanupRoots());
 
-/** Change times must be SETTLED_MS old before a signature is recorded: wait once per test. */
-const settle = () => Bun.sleep(2100);
+/**
+ * Change times must be SETTLED_MS old before a signature is recorded. The ledgers below run on a
+ * clock past that window (the clock is passed in; nothing sleeps through it); the one test of an
+ * unsettled file uses the real clock.
+ */
+const later = () => Date.now() + SETTLED_MS + 1000;
 /** What the next pass sees: the ledger saved and loaded again. */
 function reload(l: KeyLedger): KeyLedger {
   const dir = mkdtempSync(join(tmpdir(), "ddum-ledger-"));
   l.save(dir);
-  const next = KeyLedger.load(dir);
+  const next = KeyLedger.load(dir, later);
   rmSync(dir, { recursive: true });
   return next;
 }
@@ -38,10 +42,9 @@ describe("homes through the ledger", () => {
 
   test("every change made after the ledger recorded a home is seen; nothing else is read again", async () => {
     const homes = cases.map(() => make());
-    await settle();
     const verdicts: [string, boolean][] = [];
     for (const [i, [what, change, inPlace]] of cases.entries()) {
-      const first = KeyLedger.empty();
+      const first = KeyLedger.empty(later);
       expect(homeKeysInPlace(homes[i]!, 2001, 2001, [KEY_ALICE], first)).toBe(true);
       expect([what, first.recorded]).toEqual([what, 1]);
       // The next pass, unchanged home: confirmed by signature alone.
@@ -58,8 +61,7 @@ describe("homes through the ledger", () => {
   test("the keys the table wants are part of what was recorded: a revoked key is never confirmed", async () => {
     const home = make();
     writeFileSync(join(home, ".ssh", "authorized_keys"), keyFileContent([KEY_ALICE, KEY_BOB]));
-    await settle();
-    const first = KeyLedger.empty();
+    const first = KeyLedger.empty(later);
     expect(homeKeysInPlace(home, 2001, 2001, [KEY_ALICE, KEY_BOB], first)).toBe(true);
     expect(first.recorded).toBe(1);
     const ledger = reload(first);
@@ -94,13 +96,13 @@ describe("root-owned key files through the ledger", () => {
 
   test("recorded once settled, confirmed while untouched, never after any change; the ledger survives a save", async () => {
     const files = [make(), ...cases.map(() => make())];
-    await settle();
     const dir = join(files[0]!, "..", "..", "..", "..", "var", "lib", "ddum");
-    const first = KeyLedger.empty();
+    const first = KeyLedger.empty(later);
     for (const f of files) expect(rootKeysInPlace(f, [KEY_ALICE], first)).toBe(true);
     expect(first.recorded).toBe(files.length);
     first.save(dir);
 
+    // The real clock from here: the changes below are seconds old, as after a real edit.
     const second = KeyLedger.load(dir);
     expect(rootKeysInPlace(files[0]!, [KEY_ALICE], second)).toBe(true);
     expect(second.confirmed).toBe(1);
@@ -115,7 +117,7 @@ describe("root-owned key files through the ledger", () => {
     // Saving keeps only what this ledger confirmed or recorded.
     expect(second.changed).toBe(true);
     second.save(dir);
-    const third = KeyLedger.load(dir);
+    const third = KeyLedger.load(dir, later);
     for (const f of files.slice(1)) rootKeysInPlace(f, [KEY_ALICE], third);
     expect(rootKeysInPlace(files[0]!, [KEY_ALICE], third)).toBe(true);
     expect(third.confirmed).toBe(1);
@@ -123,20 +125,19 @@ describe("root-owned key files through the ledger", () => {
 
   test("a damaged or foreign ledger is an empty one", async () => {
     const f = make();
-    await settle();
     const dir = join(f, "..", "..", "..", "..", "var", "lib", "ddum");
-    const l = KeyLedger.empty();
+    const l = KeyLedger.empty(later);
     rootKeysInPlace(f, [KEY_ALICE], l);
     l.save(dir);
     const good = readFileSync(join(dir, LEDGER_FILE));
     for (const bad of [good.subarray(0, good.length - 4), Buffer.concat([good, Buffer.alloc(4)]), Buffer.from("not a ledger"), Buffer.alloc(0)]) {
       writeFileSync(join(dir, LEDGER_FILE), bad);
-      const loaded = KeyLedger.load(dir);
+      const loaded = KeyLedger.load(dir, later);
       expect(rootKeysInPlace(f, [KEY_ALICE], loaded)).toBe(true); // read in full instead
       expect(loaded.confirmed).toBe(0);
     }
     writeFileSync(join(dir, LEDGER_FILE), good);
-    const loaded = KeyLedger.load(dir);
+    const loaded = KeyLedger.load(dir, later);
     expect(rootKeysInPlace(f, [KEY_ALICE], loaded)).toBe(true);
     expect(loaded.confirmed).toBe(1);
   });

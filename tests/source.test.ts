@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parseConfig } from "../src/config.ts";
-import { makeClient, scanTables } from "../src/source/dynamo.ts";
-import { type Dynamo, type Item, startDynalite, userItem, groupItem } from "./helpers/dynalite.ts";
+import { DeleteTableCommand, DescribeTableCommand } from "@aws-sdk/client-dynamodb";
+import { createTables, makeClient, scanTables } from "../src/source/dynamo.ts";
+import { type Dynamo, type Item, startDynalite, testClient, userItem, groupItem } from "./helpers/dynalite.ts";
 import { startFaultProxy } from "./helpers/faultproxy.ts";
 import { KEY_ALICE, KEY_BOB, KEY_CAROL_RSA } from "./helpers/keys.ts";
 
@@ -62,8 +63,7 @@ describe("scan pages parsed by ddum", () => {
       const c = config();
       const ours = await makeClient(c);
       expect((ours as unknown as Record<symbol, boolean>)[Symbol.for("ddum.scanParser")]).toBe(true);
-      const { DynamoDBClient } = await import("@aws-sdk/client-dynamodb");
-      const stock = new DynamoDBClient({ endpoint: db.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" } });
+      const stock = testClient(db.endpoint);
       const a = await scanTables(ours, c);
       const b = await scanTables(stock, c);
       const byName = (items: typeof a.users) => [...items].sort((x, y) => (x.Name!.S! < y.Name!.S! ? -1 : 1));
@@ -115,4 +115,54 @@ describe("faults", () => {
     const c = config({ endpoint_url: "http://127.0.0.1:9", max_attempts: 2 });
     await expect(scanTables(await makeClient(c), c)).rejects.toThrow(/scan of table (Users|Groups) failed/);
   });
+});
+
+describe("tables create", () => {
+  // DeleteTable answers while the table is still DELETING; a create in that window gets
+  // ResourceInUseException. Taken for "exists", it used to wait for an active table that never came.
+  test("a table still being deleted is waited out and created, not taken as existing", async () => {
+    const slow = await startDynalite(0, { deleteTableMs: 300 });
+    try {
+      await createTables(slow.client, ["Teams"], "on-demand", 10);
+      await slow.client.send(new DeleteTableCommand({ TableName: "Teams" }));
+      const t0 = Date.now();
+      const r = await createTables(slow.client, ["Teams"], "on-demand", 10);
+      expect(r).toEqual({ created: ["Teams"], existed: [] });
+      expect(Date.now() - t0).toBeLessThan(9_000);
+      const t = await slow.client.send(new DescribeTableCommand({ TableName: "Teams" }));
+      expect(t.Table?.TableStatus).toBe("ACTIVE");
+      expect(await createTables(slow.client, ["Teams"], "on-demand", 10)).toEqual({ created: [], existed: ["Teams"] });
+    } finally {
+      await slow.close();
+    }
+  });
+
+  test("the test helper's reset leaves no table behind, so the next create starts clean", async () => {
+    const slow = await startDynalite(0, { deleteTableMs: 300 });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await slow.createTables();
+        await slow.put("Users", [userItem(`u${i}`, 2000 + i)]);
+        await slow.reset();
+        await expect(slow.client.send(new DescribeTableCommand({ TableName: "Users" }))).rejects.toThrow(/ResourceNotFoundException/);
+      }
+    } finally {
+      await slow.close();
+    }
+  });
+
+  test("a test client's request that is never answered fails in seconds, naming the call", async () => {
+    // A listener that accepts connections and never answers.
+    const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const client = testClient(`http://127.0.0.1:${server.port}`, 1_000);
+    try {
+      const t0 = Date.now();
+      const err = await client.send(new DescribeTableCommand({ TableName: "Users" })).then(() => null, (e: Error) => e);
+      expect(err?.message).toContain(`DescribeTableCommand on table Users at http://127.0.0.1:${server.port}`);
+      expect(Date.now() - t0).toBeLessThan(2 * 1_000 + 5_000);
+    } finally {
+      client.destroy();
+      server.stop(true);
+    }
+  }, 60_000);
 });

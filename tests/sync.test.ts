@@ -49,7 +49,8 @@ describe("the example tables", () => {
     await d.put("Users", EXAMPLES.Users);
     await d.put("Groups", EXAMPLES.Groups);
     const root = makeRoot();
-    const r = await pass(d, root);
+    const config = { merge_groups: ["sudo"] };
+    const r = await pass(d, root, { config });
     expect(r.exitCode).toBe(3);
     expect(r.counts).toEqual({ created: 8, updated: 1, unchanged: 0, refused: 1, rejected: 1 });
     for (const f of ["passwd", "shadow", "group", "gshadow"]) {
@@ -58,7 +59,7 @@ describe("the example tables", () => {
     }
     expectClean(root);
     const before = mtimes(root);
-    const again = await pass(d, root);
+    const again = await pass(d, root, { config });
     expect(again.written).toEqual([]);
     expect(again.counts.created + again.counts.updated).toBe(0);
     expect(mtimes(root)).toEqual(before);
@@ -88,7 +89,7 @@ describe("ownership and ranges", () => {
     expect(reasons['"daemon"']).toMatch(/Name: a local account "daemon"/);
     expect(reasons['"localbob"']).toBeDefined();
     expect(reasons['"lowuid"']).toMatch(/UID: 500 is outside the managed range 1000-60000/);
-    expect(reasons['"audio"']).toMatch(/GID: the local group "audio" has GID 29, the record 5000/);
+    expect(reasons['"audio"']).toMatch(/Name: "audio" is a local group that ddum does not manage; .* merge_groups/);
     expect(reasons['"wheel"']).toMatch(/GID: GID 0/);
     expect(reasons['"dupgid"']).toMatch(/GID: 2500 already belongs to the local group "localbob"/);
     expect(r.written).toEqual([]);
@@ -114,12 +115,12 @@ describe("ownership and ranges", () => {
     expect(run("useradd", ["-R", root, "-u", "2500", "-U", "-G", "sudo", "localadmin"]).code).toBe(0);
     await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
     await d.put("Groups", [groupItem("sudo", 27, { Members: { SS: ["alice", "bob"] }, Administrators: { SS: ["alice"] } })]);
-    await pass(d, root);
+    await pass(d, root, { config: { merge_groups: ["sudo"] } });
     expect(line(root, "group", "sudo")).toBe("sudo:x:27:localadmin,alice,bob");
     expect(line(root, "gshadow", "sudo")).toBe("sudo:*:alice:localadmin,alice,bob");
     // bob leaves the table's group; localadmin, added by someone else, stays.
     await d.put("Groups", [groupItem("sudo", 27, { Members: { SS: ["alice"] } })]);
-    await pass(d, root);
+    await pass(d, root, { config: { merge_groups: ["sudo"] } });
     expect(line(root, "group", "sudo")).toBe("sudo:x:27:localadmin,alice");
     expect(line(root, "gshadow", "sudo")).toBe("sudo:*::localadmin,alice");
     expectClean(root);
@@ -127,14 +128,13 @@ describe("ownership and ranges", () => {
 });
 
 describe("changes", () => {
-  test("every field is updated in passwd and shadow; no Password means a locked field", async () => {
+  test("every field but the IDs is updated in passwd and shadow; no Password means a locked field", async () => {
     const root = makeRoot();
     await d.put("Users", [userItem("alice", 2001)]);
     await pass(d, root);
     expect(line(root, "shadow", "alice")).toBe("alice:!:::::::");
     await d.put("Users", [
-      userItem("alice", 2002, {
-        GID: { N: "2002" },
+      userItem("alice", 2001, {
         RealName: { S: "Alice L." },
         Home: { S: "/srv/alice" },
         Shell: { S: "/bin/zsh" },
@@ -149,12 +149,10 @@ describe("changes", () => {
     ]);
     const r = await pass(d, root);
     expect(r.exitCode).toBe(0);
-    expect(line(root, "passwd", "alice")).toBe("alice:x:2002:2002:Alice L.:/srv/alice:/bin/zsh");
+    expect(line(root, "passwd", "alice")).toBe("alice:x:2001:2001:Alice L.:/srv/alice:/bin/zsh");
     expect(line(root, "shadow", "alice")).toBe(`alice:${HASH}:19724:1:90:7:14:${isoDateToDays("2099-12-31")}:`);
     const fields = r.plan.actions.find((a) => a.name === "alice")!.changes.map((c) => c.field);
     expect(fields).toEqual([
-      "UID",
-      "GID",
       "RealName",
       "Home",
       "Shell",
@@ -186,13 +184,16 @@ describe("changes", () => {
     expectClean(root);
   });
 
-  test("members naming unknown users are left out and reported", async () => {
+  test("members naming unknown users or accounts ddum does not manage are left out and reported", async () => {
     const root = makeRoot();
     await d.put("Users", [userItem("alice", 2001)]);
     await d.put("Groups", [groupItem("devs", 3000, { Members: { SS: ["alice", "ghost", "daemon"] } })]);
     const r = await pass(d, root);
-    expect(line(root, "group", "devs")).toBe("devs:x:3000:alice,daemon");
-    expect(r.plan.notices).toEqual(['Groups record "devs": member "ghost" is not a known user; left out']);
+    expect(line(root, "group", "devs")).toBe("devs:x:3000:alice");
+    expect(r.plan.notices).toEqual([
+      'Groups record "devs": member "daemon" is a local account ddum does not manage; left out',
+      'Groups record "devs": member "ghost" is not a known user; left out',
+    ]);
   });
 
   test("local edits between passes survive", async () => {
@@ -385,7 +386,7 @@ describe("the command line", () => {
     await d.put("Users", EXAMPLES.Users);
     await d.put("Groups", EXAMPLES.Groups);
     const root = makeRoot();
-    const cfg = writeConfig(d);
+    const cfg = writeConfig(d, { merge_groups: ["sudo"] });
     const before = treeSnapshot(root);
     const r = await ddum(["sync", "--dry-run", "--root", root, "-c", cfg]);
     expect(r.code).toBe(3);

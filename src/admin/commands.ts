@@ -149,13 +149,18 @@ export class Admin {
     for (;;) {
       let id: number;
       if (want === "auto") {
-        const free = firstFree(uidMin, uidMax, (n) => uidTaken(ids, owner, n) || (privateGid && gidTaken(ids, owner, n)), after);
+        // A retired ID is not given out again, not even to the name that left it.
+        const free = firstFree(uidMin, uidMax, (n) => uidTaken(ids, owner, n) || ids.uid.retired.has(n) || (privateGid && (gidTaken(ids, owner, n) || ids.gid.retired.has(n))), after);
         if (free === null) throw new DdumError(`no free UID left in the managed range ${uidMin}-${uidMax}`);
         id = free;
       } else {
         id = want;
         const holders = others(ids.uid.held.get(id));
         if (holders.length > 0) throw new DdumError(`UID ${id} is already used by ${holders.map((n) => printable(n)).join(", ")} in table ${this.users}`);
+        const reservedFor = ids.uid.reserved.get(id);
+        if (reservedFor !== undefined && reservedFor !== owner) {
+          throw new DdumError(`UID ${id} is ${ids.uid.retired.has(id) ? "retired" : "reserved"} for ${printable(reservedFor)} (item #uid:${id} in table ${this.users}); ddum never gives a used ID to another name`);
+        }
         if (privateGid && gidTaken(ids, owner, id)) {
           const by = [...others(ids.gid.held.get(id)), ...others(ids.primary.get(id)), ...(ids.gid.reserved.has(id) ? [`reservation #gid:${id}`] : [])];
           throw new DdumError(`GID ${id} (the user private group) is already used by ${by.join(", ")}; give --gid`);
@@ -178,7 +183,7 @@ export class Admin {
     for (;;) {
       let id: number;
       if (want === "auto") {
-        const free = firstFree(gidMin, gidMax, taken, after);
+        const free = firstFree(gidMin, gidMax, (n) => taken(n) || ids.gid.retired.has(n), after);
         if (free === null) throw new DdumError(`no free GID left in the managed range ${gidMin}-${gidMax}`);
         id = free;
       } else {
@@ -326,8 +331,9 @@ export class Admin {
         newUid = await this.allocateUid(await this.store.ids(), name, uidOpt, privateGid);
       }
     }
+    let changed: string[];
     try {
-      await this.changeUser(name, (item) => {
+      changed = await this.changeUser(name, (item) => {
         this.applyUserOptions(item, o);
         if (newUid !== undefined) {
           setAttr(item, "UID", newUid);
@@ -342,8 +348,13 @@ export class Admin {
       throw e;
     }
     if (newUid !== undefined && oldUid !== undefined && newUid !== oldUid) {
-      await this.store.release("uid", oldUid, name);
-      if (privateGid) await this.store.release("gid", oldUid, name);
+      await this.store.retire("uid", oldUid, name);
+      if (privateGid) await this.store.retire("gid", oldUid, name);
+      this.log.warn(
+        `UID ${oldUid} of ${name} is retired, never to be given out again; hosts where ${name} exists refuse to renumber the account (its files keep UID ${oldUid}): renumber it there by hand (usermod -u), or set --uid ${oldUid} back`,
+      );
+    } else if (changed.includes("GID")) {
+      this.log.warn(`hosts where ${name} exists refuse to change its primary GID (its files keep the old group): change it there by hand (usermod -g), or set the old --gid back`);
     }
     return EXIT.ok;
   }
@@ -531,7 +542,7 @@ export class Admin {
       if (newGid !== undefined) await this.store.release("gid", newGid, name);
       throw e;
     }
-    if (newGid !== undefined && oldGid !== undefined && newGid !== oldGid) await this.store.release("gid", oldGid, name);
+    if (newGid !== undefined && oldGid !== undefined && newGid !== oldGid) await this.store.retire("gid", oldGid, name);
     return EXIT.ok;
   }
 

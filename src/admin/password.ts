@@ -52,10 +52,11 @@ export function passwordFromTty(prompt: string): Buffer {
     throw new DdumError("no terminal to read a password from; pipe it on stdin (--password-stdin)", EXIT.usage);
   }
   const tio = process.stdin.isTTY ? process.stdin : null;
+  // Echo is off before the prompt appears: whatever is typed once the prompt shows is never echoed.
   const ask = (text: string) => {
-    writeSync(tty, text);
     tio?.setRawMode(true);
     try {
+      writeSync(tty, text);
       return readLineFromFd(tty, tio !== null);
     } finally {
       tio?.setRawMode(false);

@@ -12,7 +12,7 @@ import {
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
 import { RESERVATION_RE, reservationName } from "../model.ts";
-import type { RawItem } from "../source/dynamo.ts";
+import { awsFailure, type RawItem, whereOf } from "../source/dynamo.ts";
 import { diffUpdate, numAttr, strAttr } from "./records.ts";
 
 export type IdKind = "uid" | "gid";
@@ -22,6 +22,8 @@ export interface IdUse {
   held: Map<number, string[]>;
   /** ID → owner named by its reservation item. */
   reserved: Map<number, string>;
+  /** IDs whose reservation is marked retired: used once, never given out again. */
+  retired: Set<number>;
 }
 
 export interface Ids {
@@ -58,11 +60,8 @@ const UPDATE_ATTEMPTS = 10;
 
 const conditionFailed = (e: unknown) => (e as Error).name === "ConditionalCheckFailedException";
 
-function fail(what: string, e: unknown): never {
-  if (e instanceof DdumError) throw e;
-  const err = e as Error & { $metadata?: { attempts?: number } };
-  const attempts = err.$metadata?.attempts ? ` after ${err.$metadata.attempts} attempts` : "";
-  throw new DdumError(`${what} failed${attempts}: ${err.name}: ${err.message}`);
+function fail(what: string, e: unknown, client: DynamoDBClient, table: string): never {
+  throw awsFailure(what, e, whereOf(client), table);
 }
 
 export class Store {
@@ -80,7 +79,7 @@ export class Store {
       const r = await this.client.send(new GetItemCommand({ TableName: table, Key: { Name: { S: name } }, ConsistentRead: true }));
       return r.Item;
     } catch (e) {
-      fail(`reading record ${name} from table ${table}`, e);
+      fail(`reading record ${name} from table ${table}`, e, this.client, table);
     }
   }
 
@@ -103,7 +102,7 @@ export class Store {
         start = r.LastEvaluatedKey;
       } while (start);
     } catch (e) {
-      fail(`scan of table ${table}`, e);
+      fail(`scan of table ${table}`, e, this.client, table);
     }
     return out;
   }
@@ -111,12 +110,12 @@ export class Store {
   /** Which IDs and names are taken, in both tables, with consistent reads. */
   async ids(): Promise<Ids> {
     const [users, groups] = await Promise.all([
-      this.scan(this.config.user_table_name, ["Name", "UID", "GID", "Owner"]),
-      this.scan(this.config.group_table_name, ["Name", "GID", "Owner"]),
+      this.scan(this.config.user_table_name, ["Name", "UID", "GID", "Owner", "Retired"]),
+      this.scan(this.config.group_table_name, ["Name", "GID", "Owner", "Retired"]),
     ]);
     const ids: Ids = {
-      uid: { held: new Map(), reserved: new Map() },
-      gid: { held: new Map(), reserved: new Map() },
+      uid: { held: new Map(), reserved: new Map(), retired: new Set() },
+      gid: { held: new Map(), reserved: new Map(), retired: new Set() },
       primary: new Map(),
       userNames: new Set(),
       groupNames: new Set(),
@@ -136,6 +135,7 @@ export class Store {
         const r = RESERVATION_RE.exec(name);
         if (r) {
           ids[r[1] as IdKind].reserved.set(Number(r[2]), strAttr(item, "Owner") ?? "");
+          if (item.Retired !== undefined) ids[r[1] as IdKind].retired.add(Number(r[2]));
           continue;
         }
         names.add(name);
@@ -168,11 +168,33 @@ export class Store {
       return true;
     } catch (e) {
       if (conditionFailed(e)) return false;
-      fail(`reserving ${kind.toUpperCase()} ${id} in table ${table}`, e);
+      fail(`reserving ${kind.toUpperCase()} ${id} in table ${table}`, e, this.client, table);
     }
   }
 
-  /** Drop owner's reservation of an ID (no-op if it is someone else's or gone). */
+  /**
+   * Mark owner's reservation of an ID it no longer uses as retired. The reservation stays: files
+   * on hosts may still carry the ID, and a new name given it would own them.
+   */
+  async retire(kind: IdKind, id: number, owner: string): Promise<void> {
+    const table = this.tableFor(kind);
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { Name: { S: reservationName(kind, id) } },
+          UpdateExpression: "SET #r = :r",
+          ConditionExpression: "#o = :o",
+          ExpressionAttributeNames: { "#o": "Owner", "#r": "Retired" },
+          ExpressionAttributeValues: { ":o": { S: owner }, ":r": { S: new Date().toISOString() } },
+        }),
+      );
+    } catch (e) {
+      if (!conditionFailed(e)) fail(`retiring ${kind.toUpperCase()} ${id} in table ${table}`, e, this.client, table);
+    }
+  }
+
+  /** Drop owner's reservation of an ID that was never used (no-op if it is someone else's or gone). */
   async release(kind: IdKind, id: number, owner: string): Promise<void> {
     const table = this.tableFor(kind);
     try {
@@ -186,7 +208,7 @@ export class Store {
         }),
       );
     } catch (e) {
-      if (!conditionFailed(e)) fail(`releasing ${kind.toUpperCase()} ${id} in table ${table}`, e);
+      if (!conditionFailed(e)) fail(`releasing ${kind.toUpperCase()} ${id} in table ${table}`, e, this.client, table);
     }
   }
 
@@ -204,7 +226,7 @@ export class Store {
       return true;
     } catch (e) {
       if (conditionFailed(e)) return false;
-      fail(`writing record ${strAttr(item, "Name")} to table ${table}`, e);
+      fail(`writing record ${strAttr(item, "Name")} to table ${table}`, e, this.client, table);
     }
   }
 
@@ -232,7 +254,7 @@ export class Store {
       } catch (e) {
         if (!conditionFailed(e) || attempt >= UPDATE_ATTEMPTS) {
           if (conditionFailed(e)) throw new DdumError(`${kind} ${name} in table ${table} kept changing while it was updated; try again`);
-          fail(`updating record ${name} in table ${table}`, e);
+          fail(`updating record ${name} in table ${table}`, e, this.client, table);
         }
         // Someone else wrote first: wait a random while (growing) so that writers racing for one
         // record spread out instead of colliding again in lockstep.

@@ -3,15 +3,19 @@
 import {
   type AttributeValue,
   CreateTableCommand,
+  type CreateTableCommandInput,
+  DescribeTableCommand,
   DynamoDBClient,
   type DynamoDBClientConfig,
   ScanCommand,
   type ScanCommandOutput,
   waitUntilTableExists,
+  waitUntilTableNotExists,
 } from "@aws-sdk/client-dynamodb";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
+import { notice } from "../notices.ts";
 
 export type RawItem = Record<string, AttributeValue>;
 
@@ -39,7 +43,86 @@ async function imdsRegion(env: NodeJS.ProcessEnv): Promise<string | undefined> {
 
 /** Region: the config, then AWS_REGION, AWS_DEFAULT_REGION, EC2 instance metadata, then us-east-1. */
 export async function resolveRegion(config: Config, env = process.env): Promise<string> {
-  return config.aws_region || env.AWS_REGION || env.AWS_DEFAULT_REGION || (await imdsRegion(env)) || "us-east-1";
+  return (await regionAndSource(config, env)).region;
+}
+
+/** The region and where it came from, for messages that say where a command looked. */
+export async function regionAndSource(config: Config, env = process.env): Promise<{ region: string; source: string }> {
+  if (config.aws_region) return { region: config.aws_region, source: "aws_region in the config" };
+  if (env.AWS_REGION) return { region: env.AWS_REGION, source: "AWS_REGION" };
+  if (env.AWS_DEFAULT_REGION) return { region: env.AWS_DEFAULT_REGION, source: "AWS_DEFAULT_REGION" };
+  const imds = await imdsRegion(env);
+  if (imds) return { region: imds, source: "EC2 instance metadata" };
+  return { region: "us-east-1", source: "the default: none of aws_region, AWS_REGION, AWS_DEFAULT_REGION or instance metadata named one" };
+}
+
+/** Where a client sends its requests, for error messages. */
+export interface Where {
+  region: string;
+  regionSource: string;
+  endpoint: string;
+  /** The credential sources in the order they are tried. */
+  credentials: string;
+  requestTimeoutS: number;
+}
+
+const WHERE = Symbol.for("ddum.where");
+
+export function whereOf(client: DynamoDBClient): Where | undefined {
+  return (client as unknown as Record<symbol, Where | undefined>)[WHERE];
+}
+
+function credentialSources(config: Config): string {
+  if (config.aws_access_key) return "aws_access_key and aws_secret_key in the config";
+  const profile = config.aws_profile || process.env.AWS_PROFILE || "default";
+  const files = `the profile "${profile}" in ~/.aws/credentials and ~/.aws/config (of the user running ddum)`;
+  if (config.aws_profile) return files;
+  return [
+    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment",
+    files,
+    "a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)",
+    "ECS container credentials",
+    "EC2 instance metadata (an instance role)",
+  ].join(", then ");
+}
+
+/**
+ * What went wrong with a call to DynamoDB, in an operator's terms: what failed (what), after how
+ * many attempts, the cause, where (endpoint, region), and a one-line hint.
+ */
+export function awsFailure(what: string, e: unknown, where: Where | undefined, table?: string): DdumError {
+  if (e instanceof DdumError) return e;
+  const err = e as Error & { $metadata?: { attempts?: number; httpStatusCode?: number }; code?: string; cause?: { code?: string } };
+  const n = err.$metadata?.attempts;
+  const attempts = n ? ` after ${n} ${n === 1 ? "attempt" : "attempts"}` : "";
+  const text = `${err.name ?? ""} ${err.message ?? ""} ${err.code ?? ""} ${err.cause?.code ?? ""}`;
+  const status = err.$metadata?.httpStatusCode;
+  let cause = `${err.name}: ${err.message}`;
+  let hint = "";
+  if (err.name === "ResourceNotFoundException") {
+    cause = `${table ? `table ${table}` : "the table"} does not exist there`;
+    hint = 'check user_table_name, group_table_name and the region, or create the tables with "ddum tables create"';
+  } else if (err.name === "CredentialsProviderError" || /Could not load credentials/.test(text)) {
+    cause = "no AWS credentials found";
+    hint = `tried, in order: ${where?.credentials ?? "the SDK's default sources"}`;
+  } else if (/UnrecognizedClient|InvalidSignature|AccessDenied|ExpiredToken|InvalidClientTokenId|security token/.test(text)) {
+    cause = `the credentials were refused (${err.name}: ${err.message})`;
+    hint = `check the credentials (${where?.credentials ?? "the SDK's default sources"}) and their IAM policy (see iam-policy.json)`;
+  } else if (/TimeoutError|AbortError|RequestTimeout|timed? ?out/i.test(text)) {
+    cause = `no answer within request_timeout (${where?.requestTimeoutS ?? "?"} s)`;
+    hint = "the endpoint took the connection but did not answer: check endpoint_url, a proxy (HTTPS_PROXY) and the network";
+  } else if (/ECONNREFUSED|ConnectionRefused/.test(text)) {
+    cause = "connection refused";
+    hint = "nothing listens at the endpoint: check endpoint_url and aws_region";
+  } else if (/ENOTFOUND|EAI_AGAIN|getaddrinfo|DNS lookup|Unable to connect/.test(text)) {
+    cause = `cannot reach the endpoint (${err.message})`;
+    hint = "check the host name in endpoint_url or the region, DNS, and the network";
+  } else if (err.name === "UnknownError" || err.name === "Unknown" || (status !== undefined && status !== 400 && !/Exception$/.test(err.name ?? ""))) {
+    cause = `the endpoint answered HTTP ${status ?? "?"} without a DynamoDB error`;
+    hint = "endpoint_url does not point at DynamoDB";
+  }
+  const at = where ? ` (endpoint ${where.endpoint}, region ${where.region})` : "";
+  return new DdumError(`${what} failed${attempts}${at}: ${cause}${hint ? `; hint: ${hint}` : ""}`);
 }
 
 /**
@@ -47,13 +130,21 @@ export async function resolveRegion(config: Config, env = process.env): Promise<
  * else the SDK's default chain (environment, shared files, EC2 instance metadata).
  */
 export async function makeClient(config: Config): Promise<DynamoDBClient> {
+  const { region, source } = await regionAndSource(config);
   const opts: DynamoDBClientConfig = {
-    region: await resolveRegion(config),
+    region,
     maxAttempts: config.max_attempts,
     retryMode: "standard",
     // Bun's own fetch (native HTTP, pooled connections) instead of the node:http emulation: a
     // third of the client's CPU in a scan at 100,000 users.
-    requestHandler: new FetchHttpHandler({ requestTimeout: config.request_timeout * 1000, keepAlive: true }),
+    // The handler's own requestTimeout only stops waiting: the fetch would go on, holding its
+    // socket and keeping the process alive for minutes after the pass has failed. The signal
+    // ends the request itself at the same moment.
+    requestHandler: new FetchHttpHandler({
+      requestTimeout: config.request_timeout * 1000,
+      keepAlive: true,
+      requestInit: () => ({ signal: AbortSignal.timeout(config.request_timeout * 1000) }),
+    }),
   };
   if (config.endpoint_url) opts.endpoint = config.endpoint_url;
   if (config.aws_access_key) {
@@ -66,8 +157,46 @@ export async function makeClient(config: Config): Promise<DynamoDBClient> {
     opts.profile = config.aws_profile;
   }
   const client = new DynamoDBClient(opts);
+  const where: Where = {
+    region,
+    regionSource: source,
+    endpoint: config.endpoint_url || `https://dynamodb.${region}.amazonaws.com`,
+    credentials: credentialSources(config),
+    requestTimeoutS: config.request_timeout,
+  };
+  (client as unknown as Record<symbol, Where>)[WHERE] = where;
+  reportFirstRetry(client, where);
   parseScanPagesDirectly(client);
   return client;
+}
+
+/**
+ * The first retry of each request is reported (operation, table, endpoint, and why), so that a
+ * slow or failing endpoint shows on stderr at once, not only when every attempt has failed.
+ */
+function reportFirstRetry(client: DynamoDBClient, where: Where): void {
+  client.middlewareStack.add(
+    (next, context) => {
+      let attempt = 0;
+      let last = "";
+      return async (args) => {
+        attempt++;
+        if (attempt === 2) {
+          const table = (args.input as { TableName?: string }).TableName;
+          const op = (context.commandName ?? "request").replace(/Command$/, "");
+          notice(`${op}${table ? ` of table ${table}` : ""} at ${where.endpoint}: trying again (${last})`);
+        }
+        try {
+          return await next(args);
+        } catch (e) {
+          last = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 200);
+          throw e;
+        }
+      };
+    },
+    // Inside the retry loop: once per attempt.
+    { step: "finalizeRequest", priority: "low", name: "ddumReportFirstRetry" },
+  );
 }
 
 async function bodyText(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): Promise<string> {
@@ -160,9 +289,7 @@ export async function scanTable<T = RawItem>(
           }),
         );
       } catch (e) {
-        const err = e as Error & { $metadata?: { attempts?: number } };
-        const attempts = err.$metadata?.attempts ? ` after ${err.$metadata.attempts} attempts` : "";
-        throw new DdumError(`scan of table ${table} failed${attempts}: ${err.name}: ${err.message}`);
+        throw awsFailure(`scan of table ${table}`, e, whereOf(client), table);
       }
       opts.pages?.begin((page as { [PAGE_DIGEST]?: () => string })[PAGE_DIGEST]?.());
       for (const item of page.Items ?? []) items.push(convert(item));
@@ -202,7 +329,10 @@ export type Billing = "on-demand" | "provisioned";
 
 /**
  * Create the Users and Groups tables (key: Name, a string) when they do not exist, and wait until
- * they are active. Idempotent: an existing table is left as it is and reported.
+ * they are active. Idempotent: an existing table is left as it is and reported. A table that is
+ * being deleted is not an existing one: DynamoDB answers ResourceInUseException to a create while
+ * a delete is still under way, and waiting for such a table to become active would wait for
+ * nothing. It is waited out (within the same time budget) and then created.
  */
 export async function createTables(
   client: DynamoDBClient,
@@ -212,29 +342,51 @@ export async function createTables(
 ): Promise<{ created: string[]; existed: string[] }> {
   const created: string[] = [];
   const existed: string[] = [];
+  const deadline = Date.now() + waitSeconds * 1000;
+  const spec: Omit<CreateTableCommandInput, "TableName"> = {
+    KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
+    AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
+    ...(billing === "on-demand"
+      ? { BillingMode: "PAY_PER_REQUEST" }
+      : { BillingMode: "PROVISIONED", ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
+  };
   for (const name of names) {
-    try {
-      await client.send(
-        new CreateTableCommand({
-          TableName: name,
-          KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
-          AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
-          ...(billing === "on-demand"
-            ? { BillingMode: "PAY_PER_REQUEST" }
-            : { BillingMode: "PROVISIONED", ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
-        }),
-      );
-      created.push(name);
-    } catch (e) {
-      if ((e as Error).name !== "ResourceInUseException") {
-        throw new DdumError(`cannot create table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
+    for (;;) {
+      try {
+        await client.send(new CreateTableCommand({ ...spec, TableName: name }));
+        created.push(name);
+        break;
+      } catch (e) {
+        if ((e as Error).name !== "ResourceInUseException") {
+          throw new DdumError(`cannot create table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
+        }
       }
-      existed.push(name);
+      if ((await tableStatus(client, name)) !== "DELETING") {
+        existed.push(name);
+        break;
+      }
+      const left = Math.ceil((deadline - Date.now()) / 1000);
+      const gone = left > 0 ? await waitUntilTableNotExists({ client, maxWaitTime: left, minDelay: 1, maxDelay: 5 }, { TableName: name }) : null;
+      if (gone?.state !== "SUCCESS") {
+        throw new DdumError(`table ${name} is being deleted and was still there after ${waitSeconds} s; create it again once it is gone`);
+      }
     }
   }
   for (const name of names) {
-    const r = await waitUntilTableExists({ client, maxWaitTime: waitSeconds, minDelay: 1 }, { TableName: name });
+    const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const r = await waitUntilTableExists({ client, maxWaitTime: left, minDelay: 1, maxDelay: 5 }, { TableName: name });
     if (r.state !== "SUCCESS") throw new DdumError(`table ${name} did not become active within ${waitSeconds} s`);
   }
   return { created, existed };
+}
+
+/** A table's status (ACTIVE, CREATING, UPDATING, DELETING, ...), or null when there is none. */
+async function tableStatus(client: DynamoDBClient, name: string): Promise<string | null> {
+  try {
+    const r = await client.send(new DescribeTableCommand({ TableName: name }));
+    return r.Table?.TableStatus ?? null;
+  } catch (e) {
+    if ((e as Error).name === "ResourceNotFoundException") return null;
+    throw new DdumError(`cannot describe table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
+  }
 }

@@ -25,7 +25,7 @@ export function testConfig(d: Dynamo, extra: Record<string, unknown> = {}) {
 export async function pass(
   d: Dynamo,
   root: string,
-  opts: { dryRun?: boolean; force?: boolean; today?: number; config?: Record<string, unknown> } = {},
+  opts: { dryRun?: boolean; force?: boolean; today?: number; clock?: () => number; config?: Record<string, unknown> } = {},
 ): Promise<SyncResult> {
   const { config } = parseConfig(testConfig(d, opts.config));
   return runPass(config, {
@@ -33,6 +33,7 @@ export async function pass(
     dryRun: opts.dryRun ?? false,
     force: opts.force ?? false,
     ...(opts.today !== undefined ? { today: opts.today } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
 }
 

@@ -3,6 +3,7 @@ import {
   BatchWriteItemCommand,
   DeleteItemCommand,
   DeleteTableCommand,
+  DescribeTableCommand,
   DynamoDBClient,
   PutItemCommand,
 } from "@aws-sdk/client-dynamodb";
@@ -24,24 +25,67 @@ export interface Dynamo {
   close(): Promise<void>;
 }
 
-/** A real DynamoDB-compatible server (dynalite, in memory) on 127.0.0.1. */
-export async function startDynalite(port = 0): Promise<Dynamo> {
-  const server: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", () => resolve()));
-  const actual = (server.address() as AddressInfo).port;
-  const endpoint = `http://127.0.0.1:${actual}`;
+/** How long one request of a test client may take before it fails, naming the call. */
+export const TEST_REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * An SDK client for tests: every request is bounded (connect and answer), tried twice at most,
+ * and an error names the operation, the table and the endpoint, so a lost request fails the test
+ * in seconds with a message that says what was lost instead of hanging a hook until its timeout.
+ */
+export function testClient(endpoint: string, timeoutMs = TEST_REQUEST_TIMEOUT_MS): DynamoDBClient {
   const client = new DynamoDBClient({
     endpoint,
     region: "us-east-1",
     credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    maxAttempts: 2,
+    requestHandler: { requestTimeout: timeoutMs, connectionTimeout: timeoutMs, throwOnRequestTimeout: true },
   });
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      try {
+        return await next(args);
+      } catch (e) {
+        const table = (args.input as { TableName?: string }).TableName;
+        const what = `${context.commandName ?? "request"}${table ? ` on table ${table}` : ""} at ${endpoint}`;
+        if (e instanceof Error && !e.message.startsWith(what)) e.message = `${what}: ${e.name}: ${e.message}`;
+        throw e;
+      }
+    },
+    { step: "initialize", name: "nameTheCall" },
+  );
+  return client;
+}
+
+/** Wait until a deleted table is really gone (DeleteTable answers while it is still DELETING). */
+async function untilGone(client: DynamoDBClient, table: string): Promise<void> {
+  const deadline = Date.now() + TEST_REQUEST_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await client.send(new DescribeTableCommand({ TableName: table }));
+    } catch (e) {
+      if ((e as Error).name === "ResourceNotFoundException") return;
+      throw e;
+    }
+    if (Date.now() > deadline) throw new Error(`table ${table} was still being deleted after ${TEST_REQUEST_TIMEOUT_MS} ms`);
+    await Bun.sleep(5);
+  }
+}
+
+/** A real DynamoDB-compatible server (dynalite, in memory) on 127.0.0.1. */
+export async function startDynalite(port = 0, opts: { deleteTableMs?: number } = {}): Promise<Dynamo> {
+  const server: Server = dynalite({ createTableMs: 0, deleteTableMs: opts.deleteTableMs ?? 0, updateTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", () => resolve()));
+  const actual = (server.address() as AddressInfo).port;
+  const endpoint = `http://127.0.0.1:${actual}`;
+  const client = testClient(endpoint);
   const tables = new Set<string>();
   const d: Dynamo = {
     endpoint,
     port: actual,
     client,
     async createTables(users = "Users", groups = "Groups") {
-      await createTables(client, [users, groups]);
+      await createTables(client, [users, groups], "on-demand", TEST_REQUEST_TIMEOUT_MS / 1000);
       tables.add(users);
       tables.add(groups);
     },
@@ -60,7 +104,12 @@ export async function startDynalite(port = 0): Promise<Dynamo> {
       await client.send(new DeleteItemCommand({ TableName: table, Key: { Name: { S: name } } }));
     },
     async reset() {
-      for (const t of tables) await client.send(new DeleteTableCommand({ TableName: t }));
+      // Each table is gone before the next test creates it again: a create that meets a table
+      // still DELETING would otherwise find it "existing" and wait for it to become active.
+      for (const t of tables) {
+        await client.send(new DeleteTableCommand({ TableName: t }));
+        await untilGone(client, t);
+      }
       tables.clear();
     },
     async close() {

@@ -5,6 +5,8 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Dynamo, startDynalite, userItem, groupItem } from "../helpers/dynalite.ts";
+import { PAM_CASES, pamCaseFields } from "../helpers/pam-cases.ts";
+import { pamAccepts } from "../../src/plan.ts";
 
 // Refuse to run anywhere but in the namespace run.sh sets up: this suite rewrites /etc.
 const hostNs = process.env.DDUM_HOST_MNTNS;
@@ -51,6 +53,7 @@ function config(name: string, extra: Record<string, unknown> = {}): string {
       aws_secret_key: "test",
       state_dir: join(WORK, "state"),
       create_homes: true,
+      merge_groups: ["sudo"],
       ...extra,
     }),
     { mode: 0o600 },
@@ -382,6 +385,19 @@ describe("disk full", () => {
     } finally {
       sh("umount", ["/etc"]);
     }
+  });
+});
+
+describe("the safety brake's view of PAM", () => {
+  test.each(PAM_CASES)("agrees with pam_unix's acct_mgmt (pamtester): %s", async (_what, fields, accepted) => {
+    if (!sh("getent", ["passwd", "pamprobe"]).stdout) expect(sh("useradd", ["-M", "pamprobe"]).code).toBe(0);
+    const T = Math.floor(Date.now() / 86_400_000);
+    const entry = pamCaseFields("pamprobe", fields(T));
+    const shadow = readFileSync("/etc/shadow", "utf8");
+    writeFileSync("/etc/shadow", shadow.replace(/^pamprobe:.*$/m, entry.join(":")));
+    const r = sh("pamtester", ["login", "pamprobe", "acct_mgmt"]);
+    expect(`${r.code === 0} ${r.out}`).toStartWith(String(accepted));
+    expect(pamAccepts(entry, T)).toBe(accepted);
   });
 });
 
