@@ -118,9 +118,11 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
     // SIGTERM (systemd stopping the unit, a shutdown) or SIGINT: before the account files are
     // locked the pass stops; while homes are being made it finishes the one in hand and stops.
     const { stopSignal } = await import("./stop.ts");
-    for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    // A second signal ends the process at once, as the first would have without this handler.
+    for (const [sig, no] of [["SIGTERM", 15], ["SIGINT", 2]] as const) {
       process.on(sig, () => {
-        stopSignal.requested ??= sig;
+        if (stopSignal.requested) process.exit(128 + no);
+        stopSignal.requested = sig;
       });
     }
     const r = await recordedPass(config, base);
