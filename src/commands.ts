@@ -1,7 +1,8 @@
 // What each command does. Heavy modules (the AWS SDK above all) are imported inside the
 // commands that need them, so `ddum authorized-keys` and `ddum status` start fast.
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 import { type LoadedConfig, loadConfig } from "./config.ts";
 import { DdumError, EXIT, errorMessage } from "./errors.ts";
 import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
@@ -114,6 +115,16 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   if (opts.dryRun) {
     result = await runPass(config, { ...base, dryRun: true });
   } else {
+    // SIGTERM (systemd stopping the unit, a shutdown) or SIGINT: before the account files are
+    // locked the pass stops; while homes are being made it finishes the one in hand and stops.
+    const { stopSignal } = await import("./stop.ts");
+    // A second signal ends the process at once, as the first would have without this handler.
+    for (const [sig, no] of [["SIGTERM", 15], ["SIGINT", 2]] as const) {
+      process.on(sig, () => {
+        if (stopSignal.requested) process.exit(128 + no);
+        stopSignal.requested = sig;
+      });
+    }
     const r = await recordedPass(config, base);
     endProgress();
     if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`${Math.round(performance.now())} ms, pass recorded\n`);
@@ -229,7 +240,14 @@ export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger)
   }
   const { config } = setupConfig(opts.config, log, false);
   const { authorizedKeys } = await import("./sshkeys.ts");
-  const keys = authorizedKeys(new Root(opts.root ?? "/"), config.ssh_key_location, name);
+  let keys: string[];
+  try {
+    keys = authorizedKeys(new Root(opts.root ?? "/"), config.ssh_key_location, name);
+  } catch (e) {
+    // Refused (a key file not root's, a link, over the size limit): no key, and a message.
+    log.error(`user ${name}: ${(e as Error).message}`);
+    return EXIT.failed;
+  }
   if (keys.length > 0) process.stdout.write(`${keys.join("\n")}\n`);
   return EXIT.ok;
 }
@@ -294,7 +312,10 @@ const DEFAULT_DETACHED_LOG = "/var/log/ddum.log";
 
 export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): Promise<number> {
   const { DEFAULT_PIDFILE, Loop, PidFile, realSleep } = await import("./daemon.ts");
-  const pidfile = opts.pidfile ?? DEFAULT_PIDFILE;
+  // The default pidfile is under --root like every other path ddum uses.
+  const pidRoot = new Root(opts.root ?? "/");
+  const pidfile = opts.pidfile ?? pidRoot.path(DEFAULT_PIDFILE);
+  if (opts.pidfile === undefined && !pidRoot.isHost && existsSync(pidRoot.etc("passwd"))) mkdirSync(dirname(pidfile), { recursive: true, mode: 0o755 });
   const detached = process.env.DDUM_DETACHED === "1";
   let loaded = setupConfig(opts.config, log, detached);
   if (!opts.foreground) return detach(argv, pidfile, loaded, log);

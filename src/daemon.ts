@@ -1,8 +1,9 @@
 // `ddum daemon`: the same pass in a loop, with jitter, that survives outages and stops cleanly.
-import { closeSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync, constants as C } from "node:fs";
+import { closeSync, ftruncateSync, readFileSync, unlinkSync, writeSync, constants as C } from "node:fs";
 import { DdumError } from "./errors.ts";
-import { EACCES, EAGAIN, O_CLOEXEC, tryWriteLock } from "./localdb/libc.ts";
+import { EACCES, EAGAIN, tryWriteLock } from "./localdb/libc.ts";
 import type { Logger } from "./log.ts";
+import { openRegular } from "./safefile.ts";
 
 export const DEFAULT_PIDFILE = "/var/run/dynamodb-user-manager.pid";
 
@@ -102,7 +103,9 @@ export class PidFile {
   static acquire(path: string): PidFile {
     let fd: number;
     try {
-      fd = openSync(path, C.O_RDWR | C.O_CREAT | O_CLOEXEC, 0o644);
+      // No-follow, a single-link regular file only: a pidfile path that is a link (or a hard link)
+      // to /etc/shadow must never be truncated to a PID.
+      fd = openRegular(path, C.O_RDWR, 0o644);
     } catch (e) {
       throw new DdumError(`cannot open pidfile ${path}: ${(e as Error).message}`);
     }

@@ -12,7 +12,6 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
-  realpathSync,
   rmSync,
   type Stats,
   statSync,
@@ -20,11 +19,14 @@ import {
   writeSync,
   constants as C,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { defsNumber } from "./localdb/logindefs.ts";
 import type { Root } from "./paths.ts";
-import { syncFs } from "./fsat.ts";
-import { keyFileContent, syncHomeKeys, syncRootKeys, templatePath } from "./sshkeys.ts";
+import { AT_FDCWD, lstatAt, openDirNoFollow, syncFs } from "./fsat.ts";
+import { renameNoReplace, TEMP_MARK } from "./safefile.ts";
+import { normalPath, overlaps, PathResolver, within } from "./safepath.ts";
+import { stopSignal } from "./stop.ts";
+import { KeyDirRules, keyFileContent, syncHomeKeys, syncRootKeys } from "./sshkeys.ts";
 
 /** Directories no home may be, or be inside of (for the first group). */
 const SYSTEM_TREES = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc", "/sys", "/run", "/root"];
@@ -33,8 +35,8 @@ const SYSTEM_DIRS = new Set(["/", "/home", "/var", "/tmp", "/opt", "/srv", "/mnt
 const SYSTEM_TREE_PREFIXES = SYSTEM_TREES.map((t) => `${t}/`);
 
 export function systemDirProblem(home: string): string | null {
-  // Called for every user of every pass: no allocation unless the path ends in a slash.
-  const p = home.charCodeAt(home.length - 1) === 47 /* / */ ? home.replace(/\/+$/, "") || "/" : home;
+  // Called for every user of every pass: no allocation unless the path is not in normal form.
+  const p = normalPath(home);
   if (SYSTEM_DIRS.has(p)) return `${p} is a system directory`;
   for (let i = 0; i < SYSTEM_TREES.length; i++) {
     const t = SYSTEM_TREES[i]!;
@@ -45,84 +47,125 @@ export function systemDirProblem(home: string): string | null {
 }
 
 export type HomeState =
-  | { ok: true; exists: true; stat: Stats }
-  | { ok: true; exists: false }
+  | { ok: true; exists: true; stat: Stats; path: string }
+  | { ok: true; exists: false; path: string }
   | { ok: false; reason: string };
 
 /**
- * Whether ddum may work in this home: the path is not a system directory, every directory above
- * it (below the root prefix) is root's and writable by root only, and the home itself, if it
- * exists, is a real directory (not a link) owned by the user.
+ * The directories that are ddum's own (the fixed part of a %u key template, the state directory,
+ * the metrics file's directory): no home may be one of them, hold one, or lie inside one.
  */
-export function inspectHome(root: Root, home: string, uid: number, ancestors = new Map<string, string | null>()): HomeState {
-  const sys = systemDirProblem(home);
-  if (sys) return { ok: false, reason: `${sys}; refused` };
-  const path = root.path(home);
-  const parent = dirname(path);
-  let parentProblem = ancestors.get(parent);
-  if (parentProblem === undefined) {
-    parentProblem = checkAncestors(root, parent);
-    ancestors.set(parent, parentProblem);
+export function ownDirs(keyLocation: string, stateDir: string, metricsFile: string): string[] {
+  const out: string[] = [];
+  const kd = keyDirOf(keyLocation);
+  if (kd !== null) out.push(kd);
+  out.push(normalPath(stateDir));
+  if (metricsFile !== "") out.push(dirname(normalPath(metricsFile)));
+  return out;
+}
+
+/** The directory a %u template's files all lie in: its path up to the first part holding %u. */
+export function keyDirOf(template: string): string | null {
+  if (template === "home") return null;
+  const parts = normalPath(template).split("/");
+  const at = parts.findIndex((x) => x.includes("%u"));
+  return normalPath(parts.slice(0, at).join("/") || "/");
+}
+
+/**
+ * Where homes may be, for one pass: every home is judged in its normal spelling and again where
+ * its links lead (inside the root), against the system directories and ddum's own; every
+ * existing directory above it must be root's and not writable by others. Cached per directory.
+ */
+export class HomeRules {
+  private readonly resolver: PathResolver;
+  private readonly own: string[];
+  private readonly parents = new Map<string, { problem: string | null; path: string }>();
+
+  constructor(
+    private readonly root: Root,
+    own: readonly string[] = [],
+    /** Every home of this pass (normal form): none is ever made as another home's parent. */
+    readonly homes: ReadonlySet<string> = new Set(),
+  ) {
+    this.resolver = new PathResolver(root, true);
+    const plain = new PathResolver(root, false);
+    this.own = [...new Set(own.flatMap((d) => [normalPath(d), plain.resolve(d).path]))];
   }
-  if (parentProblem) return { ok: false, reason: parentProblem };
+
+  private placeProblem(home: string, n: string): string | null {
+    const sys = systemDirProblem(n);
+    if (sys) return n === home ? sys : `${home} is ${n}: ${sys}`;
+    for (const d of this.own) {
+      if (overlaps(n, d)) return `${home}${n === home ? "" : ` (${n})`} is, holds or lies inside ddum's own directory ${d}`;
+    }
+    return null;
+  }
+
+  /** The home's path on this machine (links resolved) when it may be used; else why not. */
+  place(home: string): { problem: string | null; path: string } {
+    const n = normalPath(home);
+    const base = n.slice(n.lastIndexOf("/") + 1);
+    let problem = this.placeProblem(home, n);
+    if (!problem && base.startsWith(TEMP_MARK)) problem = `${home}: names starting with ${TEMP_MARK} are ddum's homes under construction`;
+    if (problem) return { problem: `${problem}; refused`, path: "" };
+    const parentPath = dirname(n);
+    let parent = this.parents.get(parentPath);
+    if (parent === undefined) {
+      parent = this.parent(parentPath);
+      this.parents.set(parentPath, parent);
+    }
+    if (parent.problem) return { problem: `${parent.problem}; refused`, path: "" };
+    const resolved = parent.path === "/" ? `/${base}` : `${parent.path}/${base}`;
+    if (resolved !== n) {
+      problem = this.placeProblem(home, resolved);
+      if (problem) return { problem: `${problem}; refused`, path: "" };
+    }
+    return { problem: null, path: this.root.path(resolved) };
+  }
+
+  private parent(dir: string): { problem: string | null; path: string } {
+    const r = this.resolver.resolve(dir);
+    if (r.problem) return { problem: `${r.problem} (above the home)`, path: r.path };
+    if (r.kind !== "dir" && r.kind !== "missing") return { problem: `${dir} above the home is not a directory`, path: r.path };
+    if (r.dangling) return { problem: `${dir} above the home leads through a symbolic link to ${r.path}, which does not exist`, path: r.path };
+    // Directories ddum would make above the home: never another user's home (it would be root's).
+    for (let d = dir, i = 0; i < r.missing && d !== "/"; i++, d = dirname(d)) {
+      // (A home in a system directory or ddum's own is never made: it stops no one else.)
+      if (this.homes.has(d) && this.placeProblem(d, d) === null) return { problem: `${d}, above the home, is another user's home and is not made by ddum as a parent`, path: r.path };
+    }
+    return { problem: null, path: r.path };
+  }
+}
+
+/**
+ * Whether ddum may work in this home: the place is allowed (HomeRules), and the home itself, if
+ * it exists, is a real directory (not a link) owned by the user.
+ */
+export function inspectHome(root: Root, home: string, uid: number, rules: HomeRules = new HomeRules(root)): HomeState {
+  const place = rules.place(home);
+  if (place.problem) return { ok: false, reason: place.problem };
+  const path = place.path;
   let st: Stats;
   try {
     st = lstatSync(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { ok: true, exists: false };
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { ok: true, exists: false, path };
     return { ok: false, reason: `cannot inspect ${home}: ${(e as Error).message}` };
   }
   if (st.isSymbolicLink()) return { ok: false, reason: `${home} is a symbolic link; refused (root never follows links in homes)` };
   if (!st.isDirectory()) return { ok: false, reason: `${home} exists and is not a directory; refused` };
   if (st.uid !== uid) return { ok: false, reason: `${home} belongs to UID ${st.uid}, not to the user (UID ${uid}); refused` };
-  return { ok: true, exists: true, stat: st };
+  return { ok: true, exists: true, stat: st, path };
 }
 
 /**
- * The checks of inspectHome that do not look at the home itself: not a system directory, and
- * every directory above it root's and not writable by others (cached per parent directory).
+ * The checks of inspectHome that do not look at the home itself (see HomeRules): the home's
+ * path on this machine, or null when it may not be used.
  */
-export function homeMayBeUsed(root: Root, home: string, ancestors: Map<string, string | null>): boolean {
-  if (systemDirProblem(home)) return false;
-  const parent = dirname(root.path(home));
-  let problem = ancestors.get(parent);
-  if (problem === undefined) {
-    problem = checkAncestors(root, parent);
-    ancestors.set(parent, problem);
-  }
-  return problem === null;
-}
-
-/** Every existing directory from the root prefix down to dir must be root's and not group/other-writable. */
-function checkAncestors(root: Root, dir: string): string | null {
-  // The nearest existing directory: missing ones will be made by root, mode 0755.
-  let real: string;
-  let d = dir;
-  for (;;) {
-    try {
-      real = realpathSync(d);
-      break;
-    } catch {
-      const up = dirname(d);
-      if (up === d) return `cannot resolve ${dir}`;
-      d = up;
-    }
-  }
-  const base = realpathSync(root.dir);
-  if (real !== base && !real.startsWith(base === "/" ? "/" : `${base}/`)) {
-    return `the directory above the home resolves to ${real}, outside the root ${root.dir}; refused`;
-  }
-  const parts = real.slice(base.length).split("/").filter(Boolean);
-  let cur = base;
-  for (const part of ["", ...parts]) {
-    cur = part === "" ? cur : join(cur, part);
-    if (cur === base) continue;
-    const st = lstatSync(cur);
-    if (st.uid !== 0 || st.mode & 0o022) {
-      return `${cur.slice(base === "/" ? 0 : base.length)} above the home is not owned by root or is writable by others; refused`;
-    }
-  }
-  return null;
+export function homeMayBeUsed(home: string, rules: HomeRules): string | null {
+  const p = rules.place(home);
+  return p.problem ? null : p.path;
 }
 
 export function homeMode(defs: Map<string, string>): number {
@@ -166,9 +209,11 @@ export function readSkel(root: Root): SkelEntry[] {
 }
 
 /**
- * Create a home from the skeleton, with the user's keys already in it. It is built as root's,
- * mode 0700, so nobody can get in while it is being filled (plain paths are safe inside it); the
- * user gets it (chown, then the final mode) only at the end.
+ * Create a home from the skeleton, with the user's keys already in it. It is built under a
+ * temporary name (TEMP_MARK, which no home may use) in its parent, as root's, mode 0700, so
+ * nobody can get in while it is being filled (plain paths are safe inside it); it gets its owner
+ * and mode, and only then is renamed into place, never over anything. A pass stopped or killed
+ * half way leaves only the temporary directory, which the next pass removes and builds again.
  */
 export function createHome(path: string, uid: number, gid: number, mode: number, skel: SkelEntry[], keys: string | null, parentsMade?: Set<string>, umaskIsZero = false): void {
   const parent = dirname(path);
@@ -176,44 +221,59 @@ export function createHome(path: string, uid: number, gid: number, mode: number,
     mkdirSync(parent, { recursive: true, mode: 0o755 });
     parentsMade?.add(parent);
   }
-  mkdirSync(path, { mode: 0o700 });
-  // The umask is the process's, shared by its threads: a caller creating homes on two threads
-  // sets it to 0 once around both, and says so.
-  const oldMask = umaskIsZero ? 0 : process.umask(0);
+  const name = basename(path);
+  const tmpName = `${TEMP_MARK}home~${name}`;
+  const tmp = join(parent, tmpName);
+  const dirfd = openDirNoFollow(AT_FDCWD, parent);
   try {
-    const file = (p: string, m: number, data: Buffer | string) => {
-      const fd = openSync(p, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, m);
-      try {
-        writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
-        fchownSync(fd, uid, gid);
-      } finally {
-        closeSync(fd);
-      }
-    };
-    for (const e of skel) {
-      const p = join(path, e.rel);
-      if (e.kind === "file") file(p, e.mode, e.data);
-      else if (e.kind === "dir") {
-        mkdirSync(p, { mode: e.mode });
-        lchownSync(p, uid, gid);
-      } else {
-        symlinkSync(e.data as string, p);
-        lchownSync(p, uid, gid);
-      }
+    // A temporary home of an earlier pass that was stopped: root's, as only ddum makes them.
+    const stale = lstatAt(dirfd, tmpName);
+    if (stale) {
+      if (!stale.isDirectory() || stale.uid !== 0) throw new Error(`${tmp} is in the way and is not ddum's; remove it`);
+      rmSync(tmp, { recursive: true, force: true });
     }
-    if (keys !== null) {
-      const ssh = join(path, ".ssh");
-      if (!skel.some((e) => e.rel === ".ssh")) mkdirSync(ssh, { mode: 0o700 });
-      lchownSync(ssh, uid, gid);
-      file(join(ssh, "authorized_keys"), 0o600, keys);
+    mkdirSync(tmp, { mode: 0o700 });
+    // The umask is the process's, shared by its threads: a caller creating homes on two threads
+    // sets it to 0 once around both, and says so.
+    const oldMask = umaskIsZero ? 0 : process.umask(0);
+    try {
+      const file = (p: string, m: number, data: Buffer | string) => {
+        const fd = openSync(p, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, m);
+        try {
+          writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+          fchownSync(fd, uid, gid);
+        } finally {
+          closeSync(fd);
+        }
+      };
+      for (const e of skel) {
+        const p = join(tmp, e.rel);
+        if (e.kind === "file") file(p, e.mode, e.data);
+        else if (e.kind === "dir") {
+          mkdirSync(p, { mode: e.mode });
+          lchownSync(p, uid, gid);
+        } else {
+          symlinkSync(e.data as string, p);
+          lchownSync(p, uid, gid);
+        }
+      }
+      if (keys !== null) {
+        const ssh = join(tmp, ".ssh");
+        if (!skel.some((e) => e.rel === ".ssh")) mkdirSync(ssh, { mode: 0o700 });
+        lchownSync(ssh, uid, gid);
+        file(join(ssh, "authorized_keys"), 0o600, keys);
+      }
+      chownSync(tmp, uid, gid);
+      chmodSync(tmp, mode);
+      renameNoReplace(dirfd, tmpName, name);
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    } finally {
+      if (!umaskIsZero) process.umask(oldMask);
     }
-    chownSync(path, uid, gid);
-    chmodSync(path, mode);
-  } catch (e) {
-    rmSync(path, { recursive: true, force: true });
-    throw e;
   } finally {
-    if (!umaskIsZero) process.umask(oldMask);
+    closeSync(dirfd);
   }
 }
 
@@ -229,6 +289,7 @@ export interface HomeJob {
 /** Create homes one after the other (umask already 0): null for each one made, else why not. */
 export function createHomes(jobs: readonly HomeJob[], mode: number, skel: SkelEntry[], parentsMade = new Set<string>()): (string | null)[] {
   return jobs.map((j) => {
+    if (stopSignal.requested) return `not made: the pass was stopped by ${stopSignal.requested}`;
     try {
       createHome(j.path, j.uid, j.gid, mode, skel, j.keys === null ? null : keyFileContent(j.keys), parentsMade, true);
       return null;
@@ -271,7 +332,7 @@ export async function createHomesInParallel(jobs: readonly HomeJob[], mode: numb
     stopped();
   };
   const feed = (first: boolean) => {
-    while (worker && held.length < 2 && next < jobs.length) {
+    while (worker && held.length < 2 && next < jobs.length && !stopSignal.requested) {
       const batch = { from: next, to: Math.min(jobs.length, next + BATCH) };
       next = batch.to;
       held.push(batch);
@@ -356,6 +417,26 @@ export interface HomesOptions {
   keysInPlace?: ReadonlySet<string>;
   /** Users whose root-owned key file did not exist while the scan ran: created without another look. */
   keysMissing?: ReadonlySet<string>;
+  /** Where homes and key files may be (the same rules the scan-time check used). */
+  homeRules?: HomeRules;
+  keyDirRules?: KeyDirRules;
+}
+
+/**
+ * Key directories for a pass: ddum never makes a user's home as one (see KeyDirRules). A home in
+ * a system directory, or one that is or holds the template's fixed directory, is never made as
+ * a home and must not stop every user's key file.
+ */
+export function keyRulesFor(root: Root, rules: HomeRules, keyLocation: string): KeyDirRules {
+  const kd = keyDirOf(keyLocation);
+  return new KeyDirRules(root, (p) => rules.homes.has(p) && systemDirProblem(p) === null && !(kd !== null && within(kd, p)));
+}
+
+/** Every home of a pass, in normal form. */
+export function homesOf(users: readonly { home: string }[]): Set<string> {
+  const out = new Set<string>();
+  for (const u of users) out.add(normalPath(u.home));
+  return out;
 }
 
 /** Homes and keys for the managed users; a problem with one user's home never stops the others. */
@@ -363,7 +444,8 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
   const out: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], refusals: [], notices: [] };
   const mode = homeMode(opts.loginDefs);
   const inHomes = opts.keyLocation === "home";
-  const ancestors = new Map<string, string | null>();
+  const rules = opts.homeRules ?? new HomeRules(opts.root, [], homesOf(users));
+  const keyRules = opts.keyDirRules ?? keyRulesFor(opts.root, rules, opts.keyLocation);
   const touched = new Set<string>();
   const parentsMade = new Set<string>();
   const toCreate: { user: HomeUser; job: HomeJob }[] = [];
@@ -371,7 +453,7 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
   const rootKeys = (u: HomeUser) => {
     if (opts.keysInPlace?.has(u.name)) return;
     try {
-      const path = templatePath(opts.root, opts.keyLocation, u.name);
+      const path = keyRules.path(opts.keyLocation, u.name);
       const r = syncRootKeys(path, u.sshKeys, opts.dryRun, opts.keysMissing?.has(u.name));
       if (r === "written") out.keysWritten.push(u.name);
       if (r === "removed") out.keysRemoved.push(u.name);
@@ -403,7 +485,11 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
       continue;
     }
     if (inHomes && opts.keysInPlace?.has(u.name)) continue; // the home exists, its keys are right
-    const state = inspectHome(opts.root, u.home, u.uid, ancestors);
+    if (stopSignal.requested) {
+      out.refusals.push({ name: u.name, field: "Home", reason: `not looked at: the pass was stopped by ${stopSignal.requested}` });
+      continue;
+    }
+    const state = inspectHome(opts.root, u.home, u.uid, rules);
     let homeReady = false;
     if (!state.ok) {
       out.refusals.push({ name: u.name, field: "Home", reason: state.reason });
@@ -412,19 +498,19 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
     } else if (opts.createHomes) {
       // Made after this loop, all together (on two threads when there are many).
       const keys = inHomes && u.sshKeys.length > 0 ? u.sshKeys : null;
-      toCreate.push({ user: u, job: { path: opts.root.path(u.home), uid: u.uid, gid: u.gid, keys } });
+      toCreate.push({ user: u, job: { path: state.path, uid: u.uid, gid: u.gid, keys } });
       if (inHomes) continue; // its keys go in with the skeleton
     }
     if (!inHomes) {
       rootKeys(u);
       continue;
     }
-    if (!homeReady) {
+    if (!homeReady || !state.ok) {
       if (state.ok && u.sshKeys.length > 0) out.notices.push(`user ${u.name}: ${u.home} does not exist, so its SSH keys were not written`);
       continue;
     }
     try {
-      const path = opts.root.path(u.home);
+      const path = state.path;
       if (syncHomeKeys(path, u.uid, u.gid, u.sshKeys, opts.dryRun) === "written") {
         out.keysWritten.push(u.name);
         touched.add(path);
@@ -438,20 +524,36 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
     if (opts.dryRun) outcomes = toCreate.map(() => null);
     else {
       const skel = readSkel(opts.root);
-      const jobs = toCreate.map((c) => c.job);
-      for (const j of jobs) {
+      // A parent that cannot be made fails its own users' homes, and no one else's.
+      const parentFailed = new Map<string, string>();
+      const jobs: HomeJob[] = [];
+      const jobAt: number[] = [];
+      toCreate.forEach(({ job: j }, i) => {
         const parent = dirname(j.path);
-        if (!parentsMade.has(parent)) {
-          mkdirSync(parent, { recursive: true, mode: 0o755 });
-          parentsMade.add(parent);
+        if (!parentsMade.has(parent) && !parentFailed.has(parent)) {
+          try {
+            mkdirSync(parent, { recursive: true, mode: 0o755 });
+            parentsMade.add(parent);
+          } catch (e) {
+            parentFailed.set(parent, `cannot make ${parent}: ${(e as Error).message}`);
+          }
         }
-      }
+        if (!parentFailed.has(parent)) {
+          jobs.push(j);
+          jobAt.push(i);
+        }
+      });
       const oldMask = process.umask(0);
+      let made: (string | null)[];
       try {
-        outcomes = jobs.length >= PARALLEL_HOMES ? await createHomesInParallel(jobs, mode, skel) : createHomes(jobs, mode, skel, parentsMade);
+        made = jobs.length >= PARALLEL_HOMES ? await createHomesInParallel(jobs, mode, skel) : createHomes(jobs, mode, skel, parentsMade);
       } finally {
         process.umask(oldMask);
       }
+      outcomes = toCreate.map(({ job: j }) => parentFailed.get(dirname(j.path)) ?? null);
+      jobAt.forEach((i, k) => {
+        outcomes[i] = made[k]!;
+      });
     }
     toCreate.forEach(({ user: u, job }, i) => {
       const failed = outcomes[i];

@@ -1,6 +1,6 @@
-import { appendFileSync } from "node:fs";
 import { createConsola, type ConsolaInstance, type LogObject, LogLevels } from "consola/core";
 import { format } from "node:util";
+import { appendSafely } from "./safefile.ts";
 
 export type Logger = ConsolaInstance;
 export type LogFormat = "plain" | "json";
@@ -39,7 +39,13 @@ const TYPE_LABEL: Record<string, string> = { fatal: "error", error: "error", war
 export function makeLogger(opts: LogOptions = {}): Logger {
   const fmt = opts.format ?? "plain";
   const write = (line: string) => {
-    if (opts.file) appendFileSync(opts.file, `${line}\n`);
+    if (opts.file) {
+      try {
+        appendSafely(opts.file, `${line}\n`);
+      } catch (e) {
+        process.stderr.write(`cannot write to ${opts.file} (${(e as Error).message}): ${line}\n`);
+      }
+    }
     else process.stderr.write(`${line}\n`);
   };
   return createConsola({

@@ -84,6 +84,14 @@ export const pathSchema = v.pipe(
   v.check((s) => !s.split("/").includes(".."), "must not contain '..' segments"),
 );
 
+/** Directories others can write (see shells.ts): a shell there runs whoever writes it. */
+const OPEN_SHELL_DIR = /^\/+(?:\.\/+)*(tmp|var\/+(?:\.\/+)*tmp|dev\/+(?:\.\/+)*shm|run\/+(?:\.\/+)*user|home|var\/+(?:\.\/+)*(mail|crash|spool\/+(?:\.\/+)*mail))(\/|$)/;
+
+export const shellSchema = v.pipe(
+  pathSchema,
+  v.check((s) => !OPEN_SHELL_DIR.test(s), "must not be in a directory others can write (/tmp, /var/tmp, /dev/shm, /home, ...)"),
+);
+
 /**
  * Crypt hashes, as this host's libcrypt (libxcrypt) writes and checks them, or lock markers ("!",
  * "*", "!" before a hash). Each scheme's shape follows libxcrypt: the characters it allows in a
@@ -329,6 +337,7 @@ export const FAST = new Map<unknown, (s: string) => boolean>([
   [nameSchema, (s) => NAME_RE.test(s) && s !== "." && s !== ".." && !ALL_DIGITS.test(s)],
   [gecosSchema, (s) => s.length <= 256 && !GECOS_BAD.test(s)],
   [pathSchema, (s) => s.length >= 1 && s.length <= 4096 && s[0] === "/" && !PATH_BAD.test(s)],
+  [shellSchema, (s) => s.length >= 1 && s.length <= 4096 && s[0] === "/" && !PATH_BAD.test(s) && !OPEN_SHELL_DIR.test(s)],
   [passwordSchema, isPasswordField],
   [dateSchema, (s) => (isoDateToDays(s) ?? -1) >= 0],
 ]);
@@ -536,7 +545,7 @@ function decodeUser(item: RawItem, known = false, notes: Note[] = []): User {
       gid: num(item, "GID", MAX_ID, true),
       realName: defaulted(item, "RealName", gecosSchema, known, notes),
       home: defaulted(item, "Home", pathSchema, known, notes),
-      shell: defaulted(item, "Shell", pathSchema, known, notes),
+      shell: defaulted(item, "Shell", shellSchema, known, notes),
       password: password(item, notes),
       lastChange: dateDays(S(item, "LastPasswordChangeDate", dateSchema, false)),
       minDays: num(item, "PasswordAgeMinDays", DAYS_MAX, false),
@@ -561,7 +570,7 @@ function decodeUserCollecting(item: RawItem, notes: Note[]): User {
     gid: get(() => num(item, "GID", MAX_ID, true), 0),
     realName: get(() => defaulted(item, "RealName", gecosSchema, false, notes), ""),
     home: get(() => defaulted(item, "Home", pathSchema, false, notes), ""),
-    shell: get(() => defaulted(item, "Shell", pathSchema, false, notes), ""),
+    shell: get(() => defaulted(item, "Shell", shellSchema, false, notes), ""),
     password: get(() => password(item, notes), null),
     lastChange: get(() => dateDays(str(item, "LastPasswordChangeDate", dateSchema, false)), null),
     minDays: get(() => num(item, "PasswordAgeMinDays", DAYS_MAX, false), null),

@@ -1,7 +1,7 @@
 // SSH keys: exactly the table's keys, in the user's home (~/.ssh/authorized_keys, written through
 // no-follow directory descriptors) or in root-owned files outside homes (a %u path template).
-import { constants as C, closeSync, fchmodSync, fchownSync, fstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { constants as C, closeSync, fchmodSync, fchownSync, fstatSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import {
   AT_FDCWD,
   closeFast,
@@ -27,6 +27,8 @@ import {
 } from "./fsat.ts";
 import { KeyLedger } from "./keyledger.ts";
 import type { Root } from "./paths.ts";
+import { readWhole, writeFileSafely } from "./safefile.ts";
+import { normalPath, PathResolver } from "./safepath.ts";
 
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
 
@@ -294,24 +296,8 @@ export function syncRootKeys(path: string, keys: readonly string[], dryRun: bool
   if (state === "same") return "unchanged";
   if (dryRun) return "written";
   if (state === "missing" && createRootKeyFile(path, want)) return "written";
-  const tmp = `${path}.ddum-new`;
-  rmSync(tmp, { force: true });
-  let out: number;
-  try {
-    out = openAt(AT_FDCWD, tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o644);
-  } catch (e) {
-    if (!(e instanceof SysError) || e.errno !== ENOENT) throw e;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-    out = openAt(AT_FDCWD, tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o644);
-  }
-  try {
-    fchownSync(out, 0, 0);
-    fchmodSync(out, 0o644);
-    writeAll(out, want);
-  } finally {
-    closeSync(out);
-  }
-  renameSync(tmp, path);
+  // A random temporary name (no account name can produce one), O_EXCL|O_NOFOLLOW, renamed over.
+  writeFileSafely(path, want, { mode: 0o644, uid: 0, gid: 0, makeDir: 0o755 });
   return "written";
 }
 
@@ -320,18 +306,95 @@ export function templatePath(root: Root, template: string, name: string): string
   return root.path(template.replaceAll("%u", name));
 }
 
-/** Read the keys of a user from a key file (header and blank lines dropped). */
-export function readKeyFile(path: string): string[] | null {
-  try {
-    return readFileSync(path, "utf8")
-      .split("\n")
-      .filter((l) => l !== "" && !l.startsWith("#"));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw e;
+/** The most ddum reads of any file a user controls (authorized_keys in a home) or serves to sshd. */
+export const MAX_READ = 1024 * 1024;
+
+function keyLines(text: string): string[] {
+  return text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+}
+
+/**
+ * Where root-owned key files may be: in directories that only root can write (every existing
+ * directory on the way root's and not writable by others, links resolved inside the root), and
+ * never where a home is or would be: ddum does not make a user's home, or anything in it, for a
+ * key file. Cached per directory.
+ */
+export class KeyDirRules {
+  private readonly resolver: PathResolver;
+  private readonly dirs = new Map<string, { problem: string | null; path: string }>();
+
+  constructor(
+    private readonly root: Root,
+    /** Whether a path (normal form) is a user's home that ddum could make (see keyRulesFor). */
+    private readonly isHome: (p: string) => boolean = () => false,
+  ) {
+    this.resolver = new PathResolver(root, true);
+  }
+
+  /** The key file's path on this machine; throws a KeyRefusal saying why it may not be used. */
+  path(template: string, name: string): string {
+    const file = normalPath(template.replaceAll("%u", name));
+    const dir = dirname(file);
+    let d = this.dirs.get(dir);
+    if (d === undefined) {
+      d = this.judge(dir);
+      this.dirs.set(dir, d);
+    }
+    if (d.problem) throw new KeyRefusal(`key directory ${dir}: ${d.problem}; refused (root-owned key files are kept only in directories that only root can write, outside homes)`);
+    return this.root.path(d.path === "/" ? `/${basename(file)}` : `${d.path}/${basename(file)}`);
+  }
+
+  /** path, or null when it may not be used. */
+  pathOrNull(template: string, name: string): string | null {
+    try {
+      return this.path(template, name);
+    } catch {
+      return null;
+    }
+  }
+
+  private judge(dir: string): { problem: string | null; path: string } {
+    const r = this.resolver.resolve(dir);
+    if (r.problem) return { problem: r.problem, path: r.path };
+    if (r.kind !== "dir" && r.kind !== "missing") return { problem: `${r.path} is not a directory`, path: r.path };
+    if (r.dangling) return { problem: `it leads through a symbolic link to ${r.path}, which does not exist`, path: r.path };
+    // The directories ddum would make for the file: never a user's home (it would be root's, and
+    // the user's home refused from then on). An existing one is root's already (checked above).
+    for (const p of [dir, r.path]) {
+      for (let a = p, i = 0; i < r.missing && a !== "/"; i++, a = dirname(a)) {
+        if (this.isHome(a)) return { problem: `it would make ${a}, the home of a user, as root's`, path: r.path };
+      }
+    }
+    return { problem: null, path: r.path };
   }
 }
 
+/**
+ * The root-owned key file a %u template names, as sshd should trust it: a regular file of root's,
+ * writable by root only, in a directory only root can write, opened without following a link,
+ * at most MAX_READ bytes. Null when there is none; a KeyRefusal for anything else.
+ */
+export function readRootKeyFile(root: Root, template: string, name: string): string[] | null {
+  const path = new KeyDirRules(root).path(template, name);
+  let fd: number;
+  try {
+    fd = openAt(AT_FDCWD, path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  } catch (e) {
+    if (e instanceof SysError && e.errno === ENOENT) return null;
+    throw new KeyRefusal(`cannot open ${path}: ${e instanceof SysError && e.errno === ELOOP ? "a symbolic link; refused" : (e as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new KeyRefusal(`${path} is not a regular file; refused`);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) throw new KeyRefusal(`${path} is not owned by root or is writable by others; refused`);
+    if (st.size > MAX_READ) throw new KeyRefusal(`${path} is larger than ${MAX_READ} bytes; refused`);
+    const buf = readWhole(fd, st.size, MAX_READ);
+    if (buf.length > MAX_READ) throw new KeyRefusal(`${path} is larger than ${MAX_READ} bytes; refused`);
+    return keyLines(buf.toString("utf8"));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** A passwd entry's home, read line by line without parsing the whole file. */
 function homeOf(root: Root, name: string): { uid: number; home: string } | null {
@@ -350,7 +413,7 @@ function homeOf(root: Root, name: string): { uid: number; home: string } | null 
  * template, or ~/.ssh/authorized_keys read through no-follow descriptors.
  */
 export function authorizedKeys(root: Root, location: string, name: string): string[] {
-  if (location !== "home") return readKeyFile(templatePath(root, location, name)) ?? [];
+  if (location !== "home") return readRootKeyFile(root, location, name) ?? [];
   const pw = homeOf(root, name);
   // No home (an empty field) or a relative one: no key file in any home.
   if (!pw?.home.startsWith("/")) return [];
@@ -360,6 +423,7 @@ export function authorizedKeys(root: Root, location: string, name: string): stri
   } catch {
     return [];
   }
+  let text: string;
   try {
     const ssh = openDirNoFollow(home, ".ssh");
     try {
@@ -367,18 +431,22 @@ export function authorizedKeys(root: Root, location: string, name: string): stri
       try {
         const st = fstatSync(fd);
         if (!st.isFile() || st.uid !== pw.uid) return [];
-        return readFileSync(fd, "utf8")
-          .split("\n")
-          .filter((l) => l !== "" && !l.startsWith("#"));
+        // A user's file: read only up to the limit (a sparse 1 GiB file costs nothing to make).
+        if (st.size > MAX_READ) throw new KeyRefusal(`${pw.home}/.ssh/authorized_keys is larger than ${MAX_READ} bytes; refused`);
+        const buf = readWhole(fd, st.size, MAX_READ);
+        if (buf.length > MAX_READ) throw new KeyRefusal(`${pw.home}/.ssh/authorized_keys is larger than ${MAX_READ} bytes; refused`);
+        text = buf.toString("utf8");
       } finally {
         closeSync(fd);
       }
     } finally {
       closeSync(ssh);
     }
-  } catch {
+  } catch (e) {
+    if (e instanceof KeyRefusal) throw e;
     return [];
   } finally {
     closeSync(home);
   }
+  return keyLines(text);
 }

@@ -1,10 +1,10 @@
 // ROOT/<state_dir>/state.json: which users and groups ddum owns, and how the last passes went.
-import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, constants as C } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, mkdirSync, readFileSync } from "node:fs";
 import * as v from "valibot";
 import { DdumError } from "./errors.ts";
 import { fcntlLock } from "./localdb/lock.ts";
 import type { Root } from "./paths.ts";
+import { writeFileSafely } from "./safefile.ts";
 import { EMPTY_OWNERSHIP, type Ownership } from "./plan.ts";
 
 export interface Counts {
@@ -128,24 +128,9 @@ export function readState(dir: string): State {
   return { version: 1, ownership: json.ownership, ...status };
 }
 
-/** Atomic replace: temp file, fsync, a copy of the previous one as FILE-, rename. */
+/** Atomic replace: temp file, fsync, a copy of the previous one as FILE-, rename (see safefile.ts). */
 function writeJson(path: string, value: unknown): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(value)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    copyFileSync(path, `${tmp}-`);
-    renameSync(`${tmp}-`, `${path}-`);
-  } catch {
-    // first write: no previous version to keep
-  }
-  renameSync(tmp, path);
+  writeFileSafely(path, `${JSON.stringify(value)}\n`, { mode: 0o600, backup: true, makeDir: 0o755, sync: true });
 }
 
 /** Write the state: state.json only when the ownership changed, status.json only when the status did. */
@@ -222,14 +207,5 @@ export function metricsText(s: Pick<State, "lastPass" | "lastSuccess">): string 
 
 /** Atomic write of the textfile (temp in the same directory, rename), world-readable. */
 export function writeMetrics(path: string, s: Pick<State, "lastPass" | "lastSuccess">): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o644);
-  try {
-    writeSync(fd, metricsText(s));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileSafely(path, metricsText(s), { mode: 0o644, makeDir: 0o755, sync: true });
 }

@@ -1,18 +1,21 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
+import { closeSync, mkdirSync } from "node:fs";
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
-import { type HomesResult, type HomeUser, homeMayBeUsed, parallelHomes, syncHomes } from "./homes.ts";
+import { HomeRules, type HomesResult, type HomeUser, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
 import { KeyLedger } from "./keyledger.ts";
 import { memoEnvironment, PageMemo } from "./pagememo.ts";
 import { removeStaleTemps } from "./localdb/commit.ts";
 import { identityOf, LocalDb, lockAccountFiles, type ParseIssue, readAccountText } from "./localdb/index.ts";
-import { LOCKED_FILES } from "./localdb/lock.ts";
+import { fcntlLock, LOCKED_FILES } from "./localdb/lock.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
 import type { Root } from "./paths.ts";
 import { type Action, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
-import { homeKeysInPlace, rootKeysPrecheck, templatePath } from "./sshkeys.ts";
+import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
 import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
+import { ShellRules } from "./shells.ts";
+import { stopSignal } from "./stop.ts";
 import { type Progress, readTables } from "./tables.ts";
 
 export interface SyncOptions {
@@ -122,16 +125,18 @@ function traceMemory(phase: string): void {
  * only, through no-follow descriptors). The names found in place are not looked at again after
  * the plan; the plan still decides whose keys a pass may write at all.
  */
-function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u: User) => void; inPlace: Set<string>; missing: Set<string> } {
+function keyPrecheck(config: Config, ledger: KeyLedger, homeRules: HomeRules, keyRules: KeyDirRules): { check: (u: User) => void; inPlace: Set<string>; missing: Set<string> } {
   const inPlace = new Set<string>();
   const missing = new Set<string>();
   if (config.ssh_key_location === "home") {
-    const ancestors = new Map<string, string | null>();
+    // The same rules as syncHomes: a home that may not be used is never "in place".
     return {
       inPlace,
       missing,
       check: (u) => {
-        if (u.home !== "" && homeMayBeUsed(root, u.home, ancestors) && homeKeysInPlace(root.path(u.home), u.uid, u.gid, u.sshKeys, ledger)) inPlace.add(u.name);
+        // A user without a Home has no key file in a home: never "in place", never written.
+        const path = u.home === "" ? null : homeMayBeUsed(u.home, homeRules);
+        if (path !== null && homeKeysInPlace(path, u.uid, u.gid, u.sshKeys, ledger)) inPlace.add(u.name);
       },
     };
   }
@@ -139,7 +144,10 @@ function keyPrecheck(config: Config, root: Root, ledger: KeyLedger): { check: (u
     inPlace,
     missing,
     check: (u) => {
-      const seen = rootKeysPrecheck(templatePath(root, config.ssh_key_location, u.name), u.sshKeys, ledger);
+      // A key directory that may not be used: the same, refused after the plan.
+      const path = keyRules.pathOrNull(config.ssh_key_location, u.name);
+      if (path === null) return;
+      const seen = rootKeysPrecheck(path, u.sshKeys, ledger);
       if (seen === "in place") inPlace.add(u.name);
       else if (seen === "missing") missing.add(u.name);
     },
@@ -188,7 +196,8 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   // Key files whose signature (one statx) matches the one they had when a pass last read them
   // are not read again: see keyledger.ts.
   const ledger = KeyLedger.load(stateFile, opts.clock);
-  const keys = keyPrecheck(config, opts.root, ledger);
+  const own = ownDirs(config.ssh_key_location, config.state_dir, config.metrics_file);
+  const keys = keyPrecheck(config, ledger, new HomeRules(opts.root, own), new KeyDirRules(opts.root));
   // Pages of users a pass found valid and in place throughout, under the same files, ownership,
   // policy and build: their users are taken as such without working it out again (pagememo.ts).
   const memo = PageMemo.load(stateFile);
@@ -231,8 +240,12 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   );
   traceMemory("scan");
   let userNames: Set<string> | undefined;
+  // Shells are judged here, after the scan, for every user (in place or not): the same rule on
+  // every path, once per distinct shell.
+  const shellRules = new ShellRules(opts.root, homesOf(tables.users.records));
+  const shells = shellRules.filter(tables.users.records, config.user_table_name);
   const desired = {
-    users: tables.users.records,
+    users: shells.users,
     groups: tables.groups.records,
     // Only a pass that disables missing users asks (a set of 100,000 names is not free).
     get userNames() {
@@ -244,12 +257,15 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     groupTable: config.group_table_name,
   };
   traceMemory("desired");
-  const rejections = [...tables.users.rejections, ...tables.groups.rejections];
+  const rejections = [...tables.users.rejections, ...shells.rejections, ...tables.groups.rejections];
   const warnings = [...tables.users.warnings, ...tables.groups.warnings];
-  const rejected = tables.users.rejected + tables.groups.rejected;
+  const rejected = tables.users.rejected + shells.rejections.length + tables.groups.rejected;
   const homesFor = async (p: Plan, db: LocalDb): Promise<HomesResult> => {
     const t = performance.now();
+    const homeRules = new HomeRules(opts.root, own, homesOf(p.accepted));
     const homesOpts = {
+      homeRules,
+      keyDirRules: keyRulesFor(opts.root, homeRules, config.ssh_key_location),
       root: opts.root,
       createHomes: config.create_homes,
       keyLocation: config.ssh_key_location,
@@ -278,7 +294,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   const result = (p: Plan, db: LocalDb, written: string[], homes: HomesResult): SyncResult => {
     const homeRefusals = homes.refusals.map((r) => ({ table: config.user_table_name, ...r, name: printable(r.name) }));
     p.refusals.push(...homeRefusals);
-    p.notices.push(...homes.notices);
+    p.notices.push(...homes.notices, ...shellRules.unlisted(desired.users));
     return {
       dryRun: opts.dryRun,
       plan: p,
@@ -301,6 +317,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     return result(p, db, [], await homesFor(p, db));
   }
 
+  if (stopSignal.requested) throw new DdumError(`stopped by ${stopSignal.requested} before anything was applied`);
   const tLock = performance.now();
   const locks = await lockAccountFiles(opts.root, config.lock_timeout * 1000);
   let p: Plan;
@@ -368,8 +385,21 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   } finally {
     locks.release();
   }
-  // Homes and keys after the account files, outside their locks: the accounts exist by now.
-  const homes = await homesFor(p, db);
+  // Homes and keys after the account files, outside their locks: the accounts exist by now. Two
+  // passes on one root never work on homes at the same time (homes.lock in the state directory).
+  // Whatever goes wrong here, the account files are written: it is reported, not a failed pass.
+  let homes: HomesResult;
+  try {
+    mkdirSync(stateFile, { recursive: true, mode: 0o755 });
+    const homesLock = await fcntlLock(`${stateFile}/homes.lock`, config.lock_timeout * 1000, "another ddum pass is making homes");
+    try {
+      homes = await homesFor(p, db);
+    } finally {
+      closeSync(homesLock);
+    }
+  } catch (e) {
+    homes = { ...noHomes, refusals: [{ name: "(every user)", field: "Home", reason: `homes and keys were not made: ${(e as Error).message}` }] };
+  }
   traceMemory("homes");
   try {
     ledger.save(stateFile);

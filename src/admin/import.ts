@@ -70,7 +70,12 @@ export function localCandidates(admin: Admin, root: Root): { candidates: Candida
       if (sp[1] === "") problems.push(`${at}: Password: the local account has an empty password (no password needed); lock it or set one first`);
       shadowAttrs(item, sp);
     }
-    const keys = authorizedKeys(root, admin.config.ssh_key_location, name!);
+    let keys: string[] = [];
+    try {
+      keys = authorizedKeys(root, admin.config.ssh_key_location, name!);
+    } catch (e) {
+      problems.push(`${at}: SSHPublicKeys: ${(e as Error).message}`);
+    }
     const bad = keys.map((k) => [k, sshKeyProblem(k)] as const).filter(([, why]) => why !== null);
     for (const [k, why] of bad) problems.push(`${at}: SSHPublicKeys: local key ${printable(k)} ${why}`);
     if (bad.length === 0) setAttr(item, "SSHPublicKeys", normalizeKeys(keys));

@@ -1,0 +1,203 @@
+// Homes under construction and homes that fail, and login shells, against the compiled binary:
+// one user's broken home fails only that user; a pass killed or stopped while it builds homes
+// leaves nothing a later pass refuses; two passes never race on homes.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DDUM, ddum, writeConfig } from "./helpers/ddum.ts";
+import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
+import { KEY_ALICE } from "./helpers/keys.ts";
+import { cleanupRoots, makeRoot } from "./helpers/root.ts";
+
+let d: Dynamo;
+beforeAll(async () => {
+  d = await startDynalite();
+});
+afterAll(async () => {
+  await d.close();
+  cleanupRoots();
+});
+beforeEach(() => d.createTables());
+afterEach(() => d.reset());
+
+const keysOf = (...k: string[]) => ({ SSHPublicKeys: { SS: k } });
+const HOMES = { create_homes: true };
+
+interface Report {
+  homes: { homesCreated: string[]; keysWritten: string[] };
+  refusals: { name: string; field: string; reason: string }[];
+  rejections: { name: string; field: string; reason: string }[];
+  notices: string[];
+}
+
+async function sync(root: string, extra: Record<string, unknown> = HOMES): Promise<{ code: number; r: Report }> {
+  const out = await ddum(["sync", "--json", "--root", root, "-c", writeConfig(d, extra)]);
+  try {
+    return { code: out.code, r: JSON.parse(out.stdout) };
+  } catch {
+    throw new Error(`no JSON report (exit ${out.code}): ${out.stderr}`);
+  }
+}
+const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === JSON.stringify(name));
+const rejectionOf = (r: Report, name: string) => r.rejections.filter((x) => x.name === JSON.stringify(name));
+
+async function until(cond: () => boolean): Promise<void> {
+  const end = Date.now() + 60_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not reached in 60 s");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Every entry of ROOT/home: complete homes owned by their users, and no temporary one left. */
+function checkHomes(root: string, uidOf: (name: string) => number, allowTemps: boolean): number {
+  let homes = 0;
+  for (const name of readdirSync(join(root, "home"))) {
+    if (name.startsWith(".ddum~")) {
+      expect(allowTemps).toBe(true);
+      expect(lstatSync(join(root, "home", name)).uid).toBe(0);
+      continue;
+    }
+    const st = lstatSync(join(root, "home", name));
+    expect([name, st.isDirectory(), st.uid, st.mode & 0o7777]).toEqual([name, true, uidOf(name), 0o755]);
+    expect([name, lstatSync(join(root, "home", name, ".bashrc")).uid]).toEqual([name, uidOf(name)]);
+    homes++;
+  }
+  return homes;
+}
+
+describe("one user's home fails alone", () => {
+  test("a parent that is a dangling link or a file fails only its user; status says partial; the others get homes and keys", async () => {
+    const root = makeRoot();
+    mkdirSync(join(root, "srv"));
+    symlinkSync("../nonexistent/x", join(root, "srv", "broken"));
+    writeFileSync(join(root, "srv", "file"), "");
+    await d.put("Users", [
+      userItem("alice", 2001, keysOf(KEY_ALICE)),
+      userItem("bob", 2002, { Home: { S: "/srv/broken/bob" }, ...keysOf(KEY_ALICE) }),
+      userItem("carol", 2003, { Home: { S: "/srv/file/carol" } }),
+      userItem("dave", 2004, keysOf(KEY_ALICE)),
+    ]);
+    const cfg = writeConfig(d, HOMES);
+    for (let pass = 0; pass < 2; pass++) {
+      const { code, r } = await sync(root);
+      expect(code).toBe(3);
+      expect(r.homes.homesCreated).toEqual(pass === 0 ? ["alice", "dave"] : []);
+      expect(refusalOf(r, "bob").map((x) => x.reason)).toEqual([expect.stringContaining("symbolic link to /nonexistent/x, which does not exist")]);
+      expect(refusalOf(r, "carol").map((x) => x.reason)).toEqual([expect.stringContaining("not a directory")]);
+      const status = await ddum(["status", "--root", root, "-c", cfg]);
+      expect([status.code, status.stdout]).toEqual([0, expect.stringContaining("OK: last pass partial")]);
+    }
+    expect(readFileSync(join(root, "home", "dave", ".ssh", "authorized_keys"), "utf8")).toContain(KEY_ALICE);
+    expect(existsSync(join(root, "nonexistent"))).toBe(false);
+  });
+
+  test("a home under another new user's home: that user's home is made and stays theirs; the nested one is refused", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002, { Home: { S: "/home/alice/x" } })]);
+    for (let pass = 0; pass < 2; pass++) {
+      const { code, r } = await sync(root);
+      expect(code).toBe(3);
+      expect(refusalOf(r, "alice")).toEqual([]);
+      expect(refusalOf(r, "bob").map((x) => x.field)).toEqual(["Home"]);
+      expect(lstatSync(join(root, "home", "alice")).uid).toBe(2001);
+      expect(existsSync(join(root, "home", "alice", "x"))).toBe(false);
+    }
+  });
+
+  test("a directory named like a home under construction is refused as a home", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("eve", 2001, { Home: { S: "/home/.ddum~home~alice" } })]);
+    const { r } = await sync(root);
+    expect(refusalOf(r, "eve").map((x) => x.field)).toEqual(["Home"]);
+  });
+});
+
+describe("a pass interrupted while it makes homes", () => {
+  const N = 2300;
+  const users = () => Array.from({ length: N }, (_, i) => userItem(`h${i}`, 10000 + i, i % 2 ? keysOf(KEY_ALICE) : {}));
+  const uidOf = (name: string) => 10000 + Number(name.slice(1));
+  const started = (root: string) => () => existsSync(join(root, "home")) && readdirSync(join(root, "home")).length > 0;
+
+  test("SIGKILL: the next pass finishes every home, and refuses none", async () => {
+    const root = makeRoot();
+    await d.put("Users", users());
+    const p = Bun.spawn([DDUM, "sync", "--root", root, "-c", writeConfig(d, HOMES)], { stdout: "ignore", stderr: "ignore" });
+    await until(started(root));
+    p.kill("SIGKILL");
+    expect(await p.exited).not.toBe(0);
+    const made = checkHomes(root, uidOf, true);
+    expect(made).toBeLessThan(N);
+    const { code, r } = await sync(root);
+    expect(r.refusals).toEqual([]);
+    expect(code).toBe(0);
+    expect(checkHomes(root, uidOf, false)).toBe(N);
+  });
+
+  test("SIGTERM: the pass finishes the home in hand, makes no more, says so and exits 3; the next pass makes the rest", async () => {
+    const root = makeRoot();
+    await d.put("Users", users());
+    const p = Bun.spawn([DDUM, "sync", "--root", root, "-c", writeConfig(d, HOMES)], { stdout: "pipe", stderr: "pipe" });
+    await until(started(root));
+    p.kill("SIGTERM");
+    const [code, out] = await Promise.all([p.exited, new Response(p.stdout).text()]);
+    expect(code).toBe(3);
+    expect(out).toContain("stopped by SIGTERM");
+    const made = checkHomes(root, uidOf, false);
+    expect(made).toBeLessThan(N);
+    const again = await sync(root);
+    expect([again.code, again.r.refusals]).toEqual([0, []]);
+    expect(again.r.homes.homesCreated.length).toBe(N - made);
+    expect(checkHomes(root, uidOf, false)).toBe(N);
+  });
+
+  test("two passes at once on one root: the homes phase is taken in turn, nothing is refused", async () => {
+    const root = makeRoot();
+    await d.put("Users", Array.from({ length: 400 }, (_, i) => userItem(`t${i}`, 20000 + i)));
+    const cfg = writeConfig(d, HOMES);
+    const [a, b] = await Promise.all([ddum(["sync", "--root", root, "-c", cfg]), ddum(["sync", "--root", root, "-c", cfg])]);
+    expect([a.code, b.code, `${a.stdout}${b.stdout}`.split("\n").filter((l) => l.startsWith("refused"))]).toEqual([0, 0, []]);
+    expect(checkHomes(root, (n) => 20000 + Number(n.slice(1)), false)).toBe(400);
+  });
+});
+
+describe("login shells", () => {
+  test.each(["/tmp/sh", "/var//tmp/sh", "/./dev/shm/sh", "/home/bob/bin/sh", "/var/tmp/../tmp/sh"])("shell %p is rejected", async (shell) => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001, { Shell: { S: shell } }), userItem("bob", 2002)]);
+    const { code, r } = await sync(root, {});
+    expect(code).toBe(3);
+    expect(rejectionOf(r, "alice").map((x) => x.field)).toEqual(["Shell"]);
+    expect(readFileSync(join(root, "etc", "passwd"), "utf8")).not.toContain("alice:");
+  });
+
+  test("a shell in a directory others can write, or in a user's home: refused the first time and for a user already in place", async () => {
+    const root = makeRoot();
+    mkdirSync(join(root, "opt", "tools"), { recursive: true, mode: 0o755 });
+    await d.put("Users", [
+      userItem("alice", 2001, { Shell: { S: "/opt/tools/sh" } }),
+      userItem("bob", 2002, { Home: { S: "/srv/u/bob" } }),
+      userItem("carol", 2003, { Shell: { S: "/srv/u/bob/sh" } }),
+    ]);
+    const first = await sync(root, {});
+    expect(first.code).toBe(3);
+    expect(rejectionOf(first.r, "alice")).toEqual([]);
+    expect(rejectionOf(first.r, "carol").map((x) => x.reason)).toEqual([expect.stringContaining("in the home /srv/u/bob")]);
+    expect((await sync(root, {})).r.rejections.length).toBe(1); // alice in place, carol still refused
+    chmodSync(join(root, "opt", "tools"), 0o777);
+    const passwd = readFileSync(join(root, "etc", "passwd"), "utf8");
+    const { code, r } = await sync(root, {});
+    expect(code).toBe(3);
+    expect(rejectionOf(r, "alice").map((x) => x.reason)).toEqual([expect.stringContaining("/opt/tools is not owned by root or is writable by others")]);
+    expect(readFileSync(join(root, "etc", "passwd"), "utf8")).toBe(passwd);
+  });
+
+  test("a shell missing from the root's /etc/shells is noticed, not refused", async () => {
+    const root = makeRoot();
+    writeFileSync(join(root, "etc", "shells"), "# /etc/shells\n/bin/sh\n/bin/bash\n");
+    await d.put("Users", [userItem("alice", 2001, { Shell: { S: "/bin/zsh" } }), userItem("bob", 2002)]);
+    const { code, r } = await sync(root, {});
+    expect(code).toBe(0);
+    expect(r.notices).toEqual(['Shell "/bin/zsh" of 1 user is not listed in /etc/shells']);
+  });
+});
