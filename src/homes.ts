@@ -435,7 +435,8 @@ export function keyRulesFor(root: Root, rules: HomeRules, keyLocation: string): 
 /** Every home of a pass, in normal form. */
 export function homesOf(users: readonly { home: string }[]): Set<string> {
   const out = new Set<string>();
-  for (const u of users) out.add(normalPath(u.home));
+  // A record without Home has no home: it contains nothing.
+  for (const u of users) if (u.home !== "") out.add(normalPath(u.home));
   return out;
 }
 

@@ -42,6 +42,8 @@ export class ShellRules {
   }
 
   problem(shell: string): string | null {
+    // An empty shell (a record without Shell) is the system's default, /bin/sh.
+    if (shell === "") return null;
     let v = this.verdicts.get(shell);
     if (v === undefined) {
       v = this.judge(shell);
@@ -82,7 +84,7 @@ export class ShellRules {
   unlisted(users: readonly User[]): string[] {
     if (this.listed === null) return [];
     const count = new Map<string, number>();
-    for (const u of users) if (!this.listed.has(u.shell)) count.set(u.shell, (count.get(u.shell) ?? 0) + 1);
+    for (const u of users) if (u.shell !== "" && !this.listed.has(u.shell)) count.set(u.shell, (count.get(u.shell) ?? 0) + 1);
     return [...count].map(([s, n]) => `Shell ${printable(s)} of ${n} user${n === 1 ? "" : "s"} is not listed in /etc/shells`);
   }
 }
