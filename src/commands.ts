@@ -123,6 +123,7 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
       process.on(sig, () => {
         if (stopSignal.requested) process.exit(128 + no);
         stopSignal.requested = sig;
+        log.warn(`${sig} received: stopping; nothing more is applied (a second ${sig} ends ddum at once)`);
       });
     }
     const r = await recordedPass(config, base);

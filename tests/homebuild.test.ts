@@ -3,6 +3,8 @@
 // leaves nothing a later pass refuses; two passes never race on homes.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { DDUM, ddum, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
@@ -158,6 +160,63 @@ describe("a pass interrupted while it makes homes", () => {
     const [a, b] = await Promise.all([ddum(["sync", "--root", root, "-c", cfg]), ddum(["sync", "--root", root, "-c", cfg])]);
     expect([a.code, b.code, `${a.stdout}${b.stdout}`.split("\n").filter((l) => l.startsWith("refused"))]).toEqual([0, 0, []]);
     expect(checkHomes(root, (n) => 20000 + Number(n.slice(1)), false)).toBe(400);
+  });
+});
+
+describe("SIGTERM before anything is applied", () => {
+  test("a pass told to stop while it scans applies nothing, records the stop, and exits 1", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001)]);
+    // A proxy that holds every Scan until the test lets it through.
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let scans = 0;
+    const target = new URL(d.endpoint);
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", async () => {
+        if (String(req.headers["x-amz-target"]).endsWith(".Scan")) {
+          scans++;
+          await held;
+        }
+        const out = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode ?? 500, r.headers);
+          r.pipe(res);
+        });
+        out.end(Buffer.concat(chunks));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const cfg = writeConfig(d, { endpoint_url: `http://127.0.0.1:${port}`, request_timeout: 60 });
+      const passwd = readFileSync(join(root, "etc", "passwd"), "utf8");
+      const p = Bun.spawn([DDUM, "sync", "--root", root, "-c", cfg], { stdout: "pipe", stderr: "pipe" });
+      await until(() => scans > 0);
+      p.kill("SIGTERM");
+      // The signal is taken (ddum says so) before the scan's answer is let through.
+      const reader = p.stderr.getReader();
+      let err = "";
+      while (!err.includes("SIGTERM received")) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        err += new TextDecoder().decode(chunk.value);
+      }
+      release();
+      for (let c = await reader.read(); !c.done; c = await reader.read()) err += new TextDecoder().decode(c.value);
+      const code = await p.exited;
+      expect(code).toBe(1);
+      expect(err).toContain("stopped by SIGTERM before anything was applied");
+      expect(readFileSync(join(root, "etc", "passwd"), "utf8")).toBe(passwd);
+      const status = JSON.parse(readFileSync(join(root, "var", "lib", "ddum", "status.json"), "utf8"));
+      expect([status.lastPass.result, status.lastPass.error]).toEqual(["failed", expect.stringContaining("SIGTERM")]);
+    } finally {
+      release();
+      server.close();
+    }
   });
 });
 
