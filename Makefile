@@ -7,7 +7,7 @@ VERSION := $(shell node -p "require('./package.json').version")
 BUN_ARM64_DIR := .tmp/bun-linux-aarch64-$(BUN_VERSION)
 BUN_ARM64 := $(BUN_ARM64_DIR)/package/bin/bun
 
-.PHONY: all build build-arm64 deb test typecheck lint unit demo bench clean
+.PHONY: all build build-arm64 deb rpm test typecheck lint unit demo bench clean
 
 all: build
 
@@ -31,6 +31,10 @@ build-arm64: node_modules $(BUN_ARM64)
 deb: build
 	bash packaging/build-deb.sh amd64 dist/ddum
 	bash packaging/build-deb.sh arm64 dist/ddum-arm64
+
+rpm: build
+	bash packaging/build-rpm.sh x86_64 dist/ddum
+	bash packaging/build-rpm.sh aarch64 dist/ddum-arm64
 
 typecheck: node_modules
 	npm run --silent typecheck
