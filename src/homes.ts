@@ -24,6 +24,7 @@ import { dirname, join } from "node:path";
 import { defsNumber } from "./localdb/logindefs.ts";
 import type { Root } from "./paths.ts";
 import { syncFs } from "./fsat.ts";
+import { getLabelRoot, labelNewTree } from "./selinux.ts";
 import { keyFileContent, syncHomeKeys, syncRootKeys, templatePath } from "./sshkeys.ts";
 
 /** Directories no home may be, or be inside of (for the first group). */
@@ -207,6 +208,8 @@ export function createHome(path: string, uid: number, gid: number, mode: number,
       lchownSync(ssh, uid, gid);
       file(join(ssh, "authorized_keys"), 0o600, keys);
     }
+    // Still root's and closed to others: the policy's labels go on by path, nothing can move.
+    labelNewTree(path);
     chownSync(path, uid, gid);
     chmodSync(path, mode);
   } catch (e) {
@@ -275,7 +278,7 @@ export async function createHomesInParallel(jobs: readonly HomeJob[], mode: numb
       const batch = { from: next, to: Math.min(jobs.length, next + BATCH) };
       next = batch.to;
       held.push(batch);
-      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel } : {}) });
+      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel, labelRoot: getLabelRoot() } : {}) });
       first = false;
     }
     if (held.length === 0) stop();
