@@ -22,6 +22,8 @@ make_sysroot() {
   (cd "$dl" && apt-get download -qq "${arm64_libs[@]}" >/dev/null 2>&1) || { rm -rf "$dl"; return 1; }
   rm -rf "$sysroot.new" && mkdir -p "$sysroot.new" || return 1
   for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$sysroot.new" || return 1; done
+  # Only the libraries are wanted (the docs hold dangling links).
+  rm -rf "$sysroot.new/usr/share"
   rm -rf "$dl" "$sysroot" && mv "$sysroot.new" "$sysroot"
 }
 [ -e "$sysroot/lib/ld-linux-aarch64.so.1" ] || need_sysroot=1
