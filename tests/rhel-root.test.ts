@@ -2,11 +2,12 @@
 // root:root with no shadow group, ec2-user at UID 1000 inside the managed range, wheel at GID 10.
 // (Every other end-to-end test also runs against this root: al2023.test.ts.)
 import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
-import { readFileSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pass } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
-import { ACCOUNT_FILES, AL2023_ROOT, checkAccounts, cleanupRoots, makeRoot, snapshot } from "./helpers/root.ts";
+import { ACCOUNT_FILES, AL2023_ROOT, checkAccounts, cleanupRoots, makeRoot, REPO, run, snapshot } from "./helpers/root.ts";
 
 let d: Dynamo;
 beforeAll(async () => {
@@ -107,4 +108,46 @@ test("wheel (GID 10) takes the table's members beside ec2-user, and gives back o
   expect(line(root, "group", "wheel")).toBe("wheel:x:10:ec2-user,bob");
   expect(line(root, "gshadow", "wheel")).toBe("wheel:::ec2-user,bob");
   expectClean(root);
+});
+
+/**
+ * sshd's effective settings (sshd -T) with one of ddum's snippets in sshd_config.d, and EC2
+ * Instance Connect's AuthorizedKeysCommand given on sshd's command line (where a config file
+ * cannot override it). In a private mount namespace, for sshd's /run/sshd.
+ */
+function sshdWith(snippet: string): Record<string, string> {
+  if (process.getuid?.() !== 0) throw new Error("this test needs root (unshare --mount)");
+  const dir = mkdtempSync(join(tmpdir(), "ddum-sshd-"));
+  try {
+    mkdirSync(join(dir, "sshd_config.d"));
+    copyFileSync(join(REPO, "packaging", "sshd_config.d", snippet), join(dir, "sshd_config.d", "40-ddum.conf"));
+    expect(run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "hostkey")]).code).toBe(0);
+    // As AL2023's sshd_config: the drop-ins first, then the stock AuthorizedKeysFile.
+    writeFileSync(join(dir, "sshd_config"), `Include ${dir}/sshd_config.d/*.conf\nHostKey ${dir}/hostkey\nAuthorizedKeysFile .ssh/authorized_keys\n`);
+    const eic = ["-o", "AuthorizedKeysCommand /usr/share/ec2-instance-connect/eic_run_authorized_keys %u %f", "-o", "AuthorizedKeysCommandUser ec2-instance-connect"];
+    const r = run("unshare", ["--mount", "sh", "-c", 'mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec /usr/sbin/sshd -T -f "$@"', "sh", join(dir, "sshd_config"), ...eic]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    return Object.fromEntries(
+      r.stdout
+        .split("\n")
+        .filter((l) => l.startsWith("authorizedkeys"))
+        .map((l) => [l.slice(0, l.indexOf(" ")), l.slice(l.indexOf(" ") + 1)]),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("beside EC2 Instance Connect, the file snippet keeps both; the AuthorizedKeysCommand one would lose ddum's keys", () => {
+  expect(sshdWith("ddum-keys-file-instance-connect.conf")).toEqual({
+    authorizedkeyscommand: "/usr/share/ec2-instance-connect/eic_run_authorized_keys %u %f",
+    authorizedkeyscommanduser: "ec2-instance-connect",
+    authorizedkeysfile: ".ssh/authorized_keys /etc/ssh/authorized_keys/%u",
+  });
+  // sshd runs one command, Instance Connect's; and that snippet turned the key files off.
+  expect(sshdWith("ddum-keys-command.conf")).toMatchObject({
+    authorizedkeyscommand: "/usr/share/ec2-instance-connect/eic_run_authorized_keys %u %f",
+    authorizedkeysfile: "none",
+  });
 });

@@ -61,6 +61,7 @@ describe.each(ARCHES)("the $arch RPM", ({ arch, loader }) => {
         "drwxr-xr-x root:root /usr/share/doc/ddum/sshd_config.d",
         "-rw-r--r-- root:root /usr/share/doc/ddum/sshd_config.d/ddum-keys-command.conf",
         "-rw-r--r-- root:root /usr/share/doc/ddum/sshd_config.d/ddum-keys-file.conf",
+        "-rw-r--r-- root:root /usr/share/doc/ddum/sshd_config.d/ddum-keys-file-instance-connect.conf",
         "drwxr-xr-x root:root /var/lib/ddum",
       ].sort(),
     );
