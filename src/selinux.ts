@@ -40,6 +40,7 @@ function openSelinux() {
     freecon: { args: [FFIType.ptr], returns: FFIType.void },
     selinux_restorecon: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     selinux_restorecon_set_alt_rootpath: { args: [FFIType.ptr], returns: FFIType.i32 },
+    selinux_restorecon_set_sehandle: { args: [FFIType.ptr], returns: FFIType.void },
   });
 }
 
@@ -81,6 +82,25 @@ function loadPolicy(): Policy | null {
   if (!handle && !restorecon) return policy;
   policy = { lib, handle, restorecon };
   return policy;
+}
+
+/**
+ * For tests: a policy read from a file_contexts file (libselinux's SELABEL_OPT_PATH), used as if
+ * SELinux were enabled; null goes back to the host's own.
+ */
+export function useFileContexts(specFile: string | null): void {
+  policy = undefined;
+  if (specFile === null) return;
+  const lib = openSelinux().symbols;
+  const path = cstr(specFile);
+  // struct selinux_opt { int type; const char *value; }, SELABEL_OPT_PATH = 3.
+  const opt = new BigUint64Array(2);
+  new DataView(opt.buffer).setInt32(0, 3, true);
+  opt[1] = BigInt(ptr(path));
+  const handle = lib.selabel_open(0, ptr(opt), 1);
+  if (!handle) throw new Error(`libselinux could not read ${specFile}`);
+  lib.selinux_restorecon_set_sehandle(handle);
+  policy = { lib, handle, restorecon: null };
 }
 
 /** The label stored on a file (no link followed), or null when it has none or the file system keeps none. */
@@ -174,9 +194,11 @@ export function labelNewTree(path: string): void {
   const p = loadPolicy();
   if (!p) return;
   if (p.lib) {
-    if (labelRoot !== "/") p.lib.selinux_restorecon_set_alt_rootpath(cstr(labelRoot));
-    // RECURSE (0x8): the whole tree; no link is followed.
-    if (p.lib.selinux_restorecon(cstr(path), 0x8) !== 0) throw new Error(`restoring the SELinux labels of ${path}: errno ${errno()}`);
+    // Process-wide in libselinux: set for every call ("/" is no prefix).
+    p.lib.selinux_restorecon_set_alt_rootpath(cstr(labelRoot));
+    // RECURSE (0x8): the whole tree, no link followed; SKIP_DIGEST (0x8000): no security.sehash
+    // attribute left on the home.
+    if (p.lib.selinux_restorecon(cstr(path), 0x8 | 0x8000) !== 0) throw new Error(`restoring the SELinux labels of ${path}: errno ${errno()}`);
     return;
   }
   if (p.restorecon && labelRoot === "/") {

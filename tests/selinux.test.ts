@@ -1,9 +1,10 @@
 // SELinux labels of the files ddum writes, on a file system that stores security.selinux (the
 // disk or tmpfs, as root; the kernel here has no SELinux, so setfattr stores the label as is).
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fdLabel, fileLabel, labelNewFile, replacementLabel, selinuxEnabled, setFdLabel } from "../src/selinux.ts";
+import { fdLabel, fileLabel, labelNewFile, replacementLabel, selinuxEnabled, setFdLabel, useFileContexts } from "../src/selinux.ts";
 import { ddum, pass, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE } from "./helpers/keys.ts";
@@ -143,4 +144,65 @@ test("setting a label on an open file, and the policy's label, which nobody can 
   expect(replacementLabel(p, 0o100000)).toBe(LABELS.shadow);
   expect(replacementLabel(etc(root, "passwd"), 0o100000)).toBeNull();
   expect(replacementLabel(join(root, "etc", "missing"), 0o100000)).toBeNull();
+});
+
+describe("with a policy (a file_contexts file given to libselinux, as where SELinux is enabled)", () => {
+  const spec = join(mkdtempSync(join(tmpdir(), "ddum-fc-")), "file_contexts");
+  writeFileSync(
+    spec,
+    [
+      "/etc/(passwd|group)-?\t--\tsystem_u:object_r:passwd_file_t:s0",
+      "/etc/g?shadow-?\t--\tsystem_u:object_r:shadow_t:s0",
+      "/etc/ssh/authorized_keys(/.*)?\tsystem_u:object_r:sshd_keys_t:s0",
+      "/home/[^/]+\t-d\tunconfined_u:object_r:user_home_dir_t:s0",
+      "/home/[^/]+/.+\tunconfined_u:object_r:user_home_t:s0",
+      "/home/[^/]+/\\.ssh(/.*)?\tunconfined_u:object_r:ssh_home_t:s0",
+      "",
+    ].join("\n"),
+  );
+  beforeAll(() => useFileContexts(spec));
+  afterAll(() => useFileContexts(null));
+
+  test("a file with no label gets the policy's; one with a label keeps its own; paths are the root's", async () => {
+    expect(selinuxEnabled()).toBe(true);
+    const root = makeRoot(FLAVOURS.al2023.root);
+    const custom = "system_u:object_r:shadow_local_t:s0";
+    setLabel(etc(root, "shadow"), custom);
+    await d.put("Users", [userItem("alice", 2001)]);
+    await d.put("Groups", [groupItem("devs", 3000, { Members: { SS: ["alice"] } })]);
+    expect((await pass(d, root)).exitCode).toBe(0);
+    expect(label(etc(root, "shadow"))).toBe(hex(custom));
+    expect(label(etc(root, "gshadow"))).toBe(hex("system_u:object_r:shadow_t:s0\0"));
+    expect(label(etc(root, "passwd"))).toBe(hex("system_u:object_r:passwd_file_t:s0\0"));
+    expect(label(etc(root, "group"))).toBe(hex("system_u:object_r:passwd_file_t:s0\0"));
+  });
+
+  test("new homes, ~/.ssh and key files get the policy's labels; root-owned key files too", async () => {
+    const root = makeRoot(FLAVOURS.al2023.root);
+    await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } }), userItem("bob", 2002)]);
+    expect((await pass(d, root, { config: { create_homes: true } })).exitCode).toBe(0);
+    const home = join(root, "home", "alice");
+    const typeOf = (p: string) => Buffer.from(label(p) ?? "", "hex").toString("latin1").split(":")[2];
+    expect(typeOf(home)).toBe("user_home_dir_t");
+    expect(typeOf(join(home, ".bashrc"))).toBe("user_home_t");
+    expect(typeOf(join(home, ".ssh"))).toBe("ssh_home_t");
+    expect(typeOf(join(home, ".ssh", "authorized_keys"))).toBe("ssh_home_t");
+    // No restorecon digest left behind.
+    expect(run("getfattr", ["--absolute-names", "-n", "security.sehash", home]).code).not.toBe(0);
+    // bob's home exists without ~/.ssh; keys arrive later: the new .ssh and key file are labelled.
+    const bobSsh = join(root, "home", "bob", ".ssh");
+    await d.put("Users", [userItem("bob", 2002, { SSHPublicKeys: { SS: [KEY_ALICE] } })]);
+    expect((await pass(d, root, { config: { create_homes: true } })).exitCode).toBe(0);
+    expect(typeOf(bobSsh)).toBe("ssh_home_t");
+    expect(typeOf(join(bobSsh, "authorized_keys"))).toBe("ssh_home_t");
+    // Root-owned key files under a %u template: created, then replaced.
+    const config = { ssh_key_location: "/etc/ssh/authorized_keys/%u" };
+    expect((await pass(d, root, { config })).exitCode).toBe(0);
+    expect(typeOf(join(root, "etc", "ssh", "authorized_keys", "alice"))).toBe("sshd_keys_t");
+    await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL1qfzByYcxhQpUKCXg+OLEFxu9aRYYARCr5sQuJOV3j x"] } })]);
+    const ino = statSync(join(root, "etc", "ssh", "authorized_keys", "alice")).ino;
+    expect((await pass(d, root, { config })).exitCode).toBe(0);
+    expect(statSync(join(root, "etc", "ssh", "authorized_keys", "alice")).ino).not.toBe(ino);
+    expect(typeOf(join(root, "etc", "ssh", "authorized_keys", "alice"))).toBe("sshd_keys_t");
+  });
 });
