@@ -14,7 +14,6 @@ import { errno } from "./localdb/libc.ts";
 
 const NAME = Buffer.from("security.selinux\0");
 const ENOENT = 2;
-const ERANGE = 34;
 const ENODATA = 61;
 const ENOTSUP = 95;
 const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
@@ -106,19 +105,21 @@ export function useFileContexts(specFile: string | null): void {
 /** The label stored on a file (no link followed), or null when it has none or the file system keeps none. */
 export function fileLabel(path: string): string | null {
   const p = cstr(path);
-  for (;;) {
+  let e = 0;
+  // Size, then value; if it changed in between (ERANGE, or gone), ask again.
+  for (let tries = 0; tries < 3; tries++) {
     const size = Number(xattr().lgetxattr(p, NAME, null, 0));
     if (size < 0) {
-      const e = errno();
+      e = errno();
       if (e === ENODATA || e === ENOTSUP || e === ENOENT) return null;
-      throw new Error(`reading the SELinux label of ${path}: errno ${e}`);
+      break;
     }
     const buf = Buffer.alloc(size + 1);
     const n = Number(xattr().lgetxattr(p, NAME, buf, buf.length));
     if (n >= 0) return labelText(buf.subarray(0, n));
-    // ERANGE: it grew in between; ask its size again.
-    if (errno() !== ERANGE) return fileLabel(path);
+    e = errno();
   }
+  throw new Error(`reading the SELinux label of ${path}: errno ${e}`);
 }
 
 /** The label on an open file, or null. */
