@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:te
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pass } from "./helpers/ddum.ts";
+import { ddum, pass, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { ACCOUNT_FILES, AL2023_ROOT, checkAccounts, cleanupRoots, makeRoot, REPO, run, snapshot } from "./helpers/root.ts";
 
@@ -93,6 +93,19 @@ test("with uid_min and gid_min at 2000, table IDs never meet ec2-user's: 1000 is
   expect(line(root, "passwd", "bob")).toBe("bob:x:2000:2000:bob user:/home/bob:/bin/bash");
   expect(line(root, "passwd", "ec2-user")).toBe("ec2-user:x:1000:1000:EC2 Default User:/home/ec2-user:/bin/bash");
   expectClean(root);
+});
+
+test("import --from-local on an AL2023 host takes ec2-user into the tables, unless uid_min and gid_min are 2000", async () => {
+  const src = makeRoot(AL2023_ROOT);
+  const dry = (extra: Record<string, unknown>) => ddum(["import", "--from-local", "--root", src, "--dry-run", "-c", writeConfig(d, extra)]);
+  const stock = await dry({});
+  expect(stock.code).toBe(0);
+  expect(stock.stdout).toContain("would import user ec2-user (UID 1000)");
+  expect(stock.stdout).toContain("would import group ec2-user (GID 1000)");
+  const clear = await dry({ uid_min: 2000, gid_min: 2000 });
+  expect(clear.code).toBe(0);
+  expect(clear.stdout).not.toContain("ec2-user");
+  expect(clear.stdout).toContain("would import 0 users into Users and 0 groups into Groups");
 });
 
 test("wheel (GID 10) takes the table's members beside ec2-user, and gives back only those", async () => {
