@@ -78,7 +78,12 @@ export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: r
       mkdirAt(home, ".ssh", 0o700);
       ssh = tryOpen(home, ".ssh", DIR_FLAGS);
       if (ssh instanceof SysError) throw new KeyRefusal(`cannot open ~/.ssh: ${ssh.message}`);
-      labelNewFile(ssh, `${homePath}/.ssh`, C.S_IFDIR | 0o700);
+      try {
+        labelNewFile(ssh, `${homePath}/.ssh`, C.S_IFDIR | 0o700);
+      } catch (e) {
+        closeSync(ssh);
+        throw e;
+      }
     }
     try {
       const st = fstatSync(ssh);
