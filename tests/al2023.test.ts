@@ -1,5 +1,5 @@
 // The end-to-end tests against a second stock root: Amazon Linux 2023 (the RHEL family). Every
-// test file that makes a scratch root from the stock one runs again here with
+// test file that makes its scratch roots from the stock one runs again here with
 // DDUM_TEST_ROOT=al2023, so each of its tests also runs against AL2023's account files. The
 // tests that concern AL2023 itself (modes, ec2-user, wheel) are in rhel-root.test.ts.
 //
@@ -13,7 +13,8 @@ import { REPO } from "./helpers/root.ts";
 const HERE = join(REPO, "tests");
 const files = readdirSync(HERE)
   .filter((f) => f.endsWith(".test.ts") && !["al2023.test.ts", "rhel-root.test.ts", "admin.test.ts"].includes(f))
-  .filter((f) => /\bmakeRoot\(/.test(readFileSync(join(HERE, f), "utf8")))
+  // makeRoot() with no argument: the stock root of the run (files that name theirs run once).
+  .filter((f) => /\bmakeRoot\(\)/.test(readFileSync(join(HERE, f), "utf8")))
   .sort();
 
 test("the end-to-end files are found", () => {
