@@ -28,7 +28,13 @@ beforeAll(() => {
   }
 }, 600_000);
 
-describe.each(ARCHES)("the $arch RPM", ({ arch, loader }) => {
+describe.each(ARCHES)("the $arch RPM", ({ arch, binary, loader }) => {
+  test("its /usr/bin/ddum is the built binary byte for byte (SHA-256 in the header): not stripped", () => {
+    const digests = run("rpm", ["-qp", "--qf", "%{FILEDIGESTALGO}\\n[%{FILEDIGESTS} %{FILENAMES}\\n]", rpmOf(arch)]).stdout.split("\n");
+    expect(digests[0]).toBe("8"); // SHA-256
+    expect(digests).toContain(`${sha256(binary())} /usr/bin/ddum`);
+  });
+
   test("rpm -qpi: name, version, release, architecture, license", () => {
     const info = run("rpm", ["-qpi", rpmOf(arch)]);
     expect(info.code).toBe(0);
@@ -77,7 +83,7 @@ describe.each(ARCHES)("the $arch RPM", ({ arch, loader }) => {
     expect(req).toContain("libc.so.6()(64bit)");
     expect(req).toContain(loader);
     expect(run("rpm", ["-qp", "--recommends", rpmOf(arch)]).stdout.trim()).toBe("openssh-server");
-    expect(run("rpm", ["-qp", "--provides", rpmOf(arch)]).stdout).toContain(`dynamodb-user-manager = ${VERSION}-1`);
+    expect(run("rpm", ["-qp", "--provides", rpmOf(arch)]).stdout).toContain(`ddum = ${VERSION}-1`);
   });
 
   test("scriptlets: daemon-reload; the timer enabled on first install only with a config; disabled on erase", () => {
