@@ -7,7 +7,7 @@ VERSION := $(shell node -p "require('./package.json').version")
 BUN_ARM64_DIR := .tmp/bun-linux-aarch64-$(BUN_VERSION)
 BUN_ARM64 := $(BUN_ARM64_DIR)/package/bin/bun
 
-.PHONY: all build build-arm64 deb test typecheck lint unit demo bench clean
+.PHONY: all build build-arm64 deb rpm test typecheck lint unit demo bench clean
 
 all: build
 
@@ -24,13 +24,19 @@ $(BUN_ARM64):
 	rm -rf $(BUN_ARM64_DIR) && mkdir -p $(BUN_ARM64_DIR)
 	cd $(BUN_ARM64_DIR) && npm pack --silent @oven/bun-linux-aarch64@$(BUN_VERSION) >/dev/null && tar xzf oven-bun-linux-aarch64-$(BUN_VERSION).tgz
 
+# With bytecode, as the x64 build: run under qemu-user (tests/arm64.test.ts), it starts faster
+# than the same build without, so the arm64 runtime takes the bytecode made here.
 build-arm64: node_modules $(BUN_ARM64)
-	$(BUN) build --compile --splitting --target=bun-linux-arm64 --compile-executable-path=$(BUN_ARM64) \
+	$(BUN) build --compile --bytecode --format=esm --splitting --target=bun-linux-arm64 --compile-executable-path=$(BUN_ARM64) \
 	  --no-compile-autoload-dotenv --no-compile-autoload-bunfig $$(sh packaging/build-info.sh) src/cli.ts src/homes-worker.ts --outfile dist/ddum-arm64
 
 deb: build
 	bash packaging/build-deb.sh amd64 dist/ddum
 	bash packaging/build-deb.sh arm64 dist/ddum-arm64
+
+rpm: build
+	bash packaging/build-rpm.sh x86_64 dist/ddum
+	bash packaging/build-rpm.sh aarch64 dist/ddum-arm64
 
 typecheck: node_modules
 	npm run --silent typecheck

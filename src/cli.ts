@@ -212,7 +212,9 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     const words = joinCommandWords(argv, cli.commands.map((c) => c.name));
     const parsed = cli.parse(["ddum", "ddum", ...protectValues(words, valueOptions(cli))], { run: false });
     unprotect(parsed.options);
-    if (parsed.options.version && !cli.matchedCommand) {
+    // Anywhere on the line, and before any command runs: `dynamodb-user-manager --version` (which
+    // is `ddum daemon --version`) prints the version and starts nothing.
+    if (parsed.options.version) {
       process.stdout.write(`${versionLine()}\n`);
       return EXIT.ok;
     }

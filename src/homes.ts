@@ -25,6 +25,7 @@ import type { Root } from "./paths.ts";
 import { AT_FDCWD, lstatAt, openDirNoFollow, syncFs } from "./fsat.ts";
 import { renameNoReplace, TEMP_MARK } from "./safefile.ts";
 import { normalPath, overlaps, PathResolver, within } from "./safepath.ts";
+import { getLabelRoot, labelNewTree } from "./selinux.ts";
 import { stopSignal } from "./stop.ts";
 import { KeyDirRules, keyFileContent, syncHomeKeys, syncRootKeys } from "./sshkeys.ts";
 
@@ -263,6 +264,10 @@ export function createHome(path: string, uid: number, gid: number, mode: number,
         lchownSync(ssh, uid, gid);
         file(join(ssh, "authorized_keys"), 0o600, keys);
       }
+      // Still root's and closed to others: the policy's labels go on by path and nothing can be
+      // moved under them (the home's temporary name sits beside its real one, so the policy's
+      // rules for the parent's children give the same labels).
+      labelNewTree(tmp);
       chownSync(tmp, uid, gid);
       chmodSync(tmp, mode);
       renameNoReplace(dirfd, tmpName, name);
@@ -336,7 +341,7 @@ export async function createHomesInParallel(jobs: readonly HomeJob[], mode: numb
       const batch = { from: next, to: Math.min(jobs.length, next + BATCH) };
       next = batch.to;
       held.push(batch);
-      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel } : {}) });
+      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel, labelRoot: getLabelRoot() } : {}) });
       first = false;
     }
     if (held.length === 0) stop();

@@ -28,6 +28,8 @@ export interface WriteOptions {
   makeDir?: number;
   /** fsync the file before the rename (state); caches and metrics need not. */
   sync?: boolean;
+  /** Called with the new file's descriptor before anything is written (an SELinux label). */
+  label?: (fd: number) => void;
 }
 
 function writeAllFd(fd: number, data: Uint8Array): void {
@@ -49,6 +51,7 @@ function createTemp(dirfd: number, name: string, data: Uint8Array, o: WriteOptio
     try {
       if (o.uid !== undefined) fchownSync(fd, o.uid, o.gid ?? o.uid);
       fchmodSync(fd, o.mode);
+      o.label?.(fd);
       writeAllFd(fd, data);
       if (o.sync) fsyncSync(fd);
     } catch (e) {

@@ -28,6 +28,7 @@ import {
 import { KeyLedger } from "./keyledger.ts";
 import type { Root } from "./paths.ts";
 import { readWhole, writeFileSafely } from "./safefile.ts";
+import { labelNewFile } from "./selinux.ts";
 import { normalPath, PathResolver } from "./safepath.ts";
 
 export const KEY_HEADER = "# Managed by ddum from the Users table: local edits are overwritten on the next pass.";
@@ -79,6 +80,12 @@ export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: r
       mkdirAt(home, ".ssh", 0o700);
       ssh = tryOpen(home, ".ssh", DIR_FLAGS);
       if (ssh instanceof SysError) throw new KeyRefusal(`cannot open ~/.ssh: ${ssh.message}`);
+      try {
+        labelNewFile(ssh, `${homePath}/.ssh`, C.S_IFDIR | 0o700);
+      } catch (e) {
+        closeSync(ssh);
+        throw e;
+      }
     }
     try {
       const st = fstatSync(ssh);
@@ -87,7 +94,7 @@ export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: r
         if (st.uid !== uid || st.gid !== gid) fchownSync(ssh, uid, gid);
         if ((st.mode & 0o7777) !== 0o700) fchmodSync(ssh, 0o700);
       }
-      return writeKeyFileAt(ssh, uid, gid, keys, dryRun);
+      return writeKeyFileAt(ssh, uid, gid, keys, dryRun, `${homePath}/.ssh/authorized_keys`);
     } finally {
       closeSync(ssh);
     }
@@ -153,7 +160,7 @@ function homeDirsInPlace(homePath: string, uid: number, gid: number): boolean {
   return sig[SIG.uid] === uid && sig[SIG.gid] === gid && (sig[SIG.mode]! & 0o7777) === 0o700;
 }
 
-function writeKeyFileAt(ssh: number, uid: number, gid: number, keys: readonly string[], dryRun: boolean): KeyOutcome {
+function writeKeyFileAt(ssh: number, uid: number, gid: number, keys: readonly string[], dryRun: boolean, path: string): KeyOutcome {
   const name = "authorized_keys";
   const want = keyFileContent(keys);
   const fd = tryOpen(ssh, name, C.O_RDONLY | C.O_NONBLOCK);
@@ -179,6 +186,7 @@ function writeKeyFileAt(ssh: number, uid: number, gid: number, keys: readonly st
   try {
     fchownSync(out, uid, gid);
     fchmodSync(out, 0o600);
+    labelNewFile(out, path, C.S_IFREG | 0o600);
     writeAll(out, want);
   } catch (e) {
     closeSync(out);
@@ -259,6 +267,7 @@ function createRootKeyFile(path: string, want: string): boolean {
     fchownSync(out, 0, 0);
     // The mode given to open passed through the umask: set it only when the umask took bits away.
     if ((currentUmask() & 0o644) !== 0) fchmodSync(out, 0o644);
+    labelNewFile(out, path, C.S_IFREG | 0o644);
     writeAll(out, want);
   } catch (e) {
     closeSync(out);
@@ -297,7 +306,7 @@ export function syncRootKeys(path: string, keys: readonly string[], dryRun: bool
   if (dryRun) return "written";
   if (state === "missing" && createRootKeyFile(path, want)) return "written";
   // A random temporary name (no account name can produce one), O_EXCL|O_NOFOLLOW, renamed over.
-  writeFileSafely(path, want, { mode: 0o644, uid: 0, gid: 0, makeDir: 0o755 });
+  writeFileSafely(path, want, { mode: 0o644, uid: 0, gid: 0, makeDir: 0o755, label: (fd) => labelNewFile(fd, path, C.S_IFREG | 0o644) });
   return "written";
 }
 

@@ -13,6 +13,7 @@ import { printable, type Rejection, type User } from "./model.ts";
 import type { Root } from "./paths.ts";
 import { type Action, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
 import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
+import { setLabelRoot } from "./selinux.ts";
 import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { ShellRules } from "./shells.ts";
 import { stopSignal } from "./stop.ts";
@@ -178,6 +179,7 @@ export function keysOnlyUsers(list: readonly { name: string; keys: string[] }[],
 export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
   const t0 = performance.now();
   const today = opts.today ?? todayDays();
+  setLabelRoot(opts.root.dir);
   const stateFile = stateDir(opts.root, config.state_dir);
   // The local side is read while the scan runs (when its first page is in), without locks: a real
   // pass takes the locks after the scan and reads again whatever changed in between.

@@ -9,7 +9,7 @@ import { ddum, pass, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { HOME_CASES, makeRightHome } from "./helpers/homes.ts";
 import { KEY_ALICE, KEY_BOB } from "./helpers/keys.ts";
-import { checkAccounts, cleanupRoots, makeRoot } from "./helpers/root.ts";
+import { checkAccounts, cleanupRoots, FLAVOUR, makeRoot } from "./helpers/root.ts";
 
 let d: Dynamo;
 beforeAll(async () => {
@@ -35,8 +35,8 @@ describe("homes", () => {
     expect(r.homes.homesCreated).toEqual(["alice"]);
     const home = join(root, "home", "alice");
     const st = statSync(home);
-    expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([2001, 2001, 0o755]); // UMASK 022 in the stock login.defs
-    for (const f of [".bashrc", ".profile", ".bash_logout"]) {
+    expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([2001, 2001, FLAVOUR.homeMode]); // Debian: UMASK 022; AL2023: HOME_MODE 0700
+    for (const f of FLAVOUR.skel) {
       expect(read(join(home, f))).toBe(read(join(root, "etc", "skel", f)));
       expect(statSync(join(home, f)).uid).toBe(2001);
     }
@@ -95,8 +95,8 @@ describe("many homes at once", () => {
     for (const i of [0, 1, Math.ceil(n / 2) - 1, Math.ceil(n / 2), n - 2, n - 1]) {
       const home = join(root, "home", `p${i}`);
       const st = statSync(home);
-      expect([i, st.uid, st.gid, st.mode & 0o7777]).toEqual([i, 5000 + i, 5000 + i, 0o755]);
-      for (const f of [".bashrc", ".profile", ".bash_logout"]) {
+      expect([i, st.uid, st.gid, st.mode & 0o7777]).toEqual([i, 5000 + i, 5000 + i, FLAVOUR.homeMode]);
+      for (const f of FLAVOUR.skel) {
         const fst = statSync(join(home, f));
         expect([i, f, fst.uid, fst.mode & 0o7777, read(join(home, f))]).toEqual([i, f, 5000 + i, skel(f).mode & 0o7777, read(join(root, "etc", "skel", f))]);
       }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AccountTable, type FileKind, LocalDb, withLockedDb } from "../src/localdb/index.ts";
 import { Root } from "../src/paths.ts";
-import { ACCOUNT_FILES, checkAccounts, cleanupRoots, makeRoot, run, snapshot } from "./helpers/root.ts";
+import { ACCOUNT_FILES, checkAccounts, cleanupRoots, makeRoot, run, snapshot, FLAVOUR } from "./helpers/root.ts";
 
 afterAll(cleanupRoots);
 
@@ -277,13 +277,13 @@ describe("real files", () => {
     const before = snapshot(root);
     const inodes = Object.fromEntries(ACCOUNT_FILES.map((f) => [f, statSync(join(root, "etc", f)).ino]));
     const { written } = await withLockedDb(new Root(root), 5000, (db) => {
-      db.group.add(["devs", "x", "1000", ""]);
+      db.group.add(["devs", "x", "2000", ""]);
       db.gshadow.add(["devs", "!", "", ""]);
-      db.passwd.add(["alice", "x", "1000", "1000", "Alice", "/home/alice", "/bin/bash"]);
+      db.passwd.add(["alice", "x", "2000", "2000", "Alice", "/home/alice", "/bin/bash"]);
       db.shadow.add(["alice", "!", "19000", "0", "99999", "7", "", "", ""]);
-      const sudo = [...db.group.get("sudo")!];
+      const sudo = [...db.group.get(FLAVOUR.admin.name)!];
       sudo[3] = "alice";
-      db.group.update("sudo", sudo);
+      db.group.update(FLAVOUR.admin.name, sudo);
     });
     expect(written.length).toBe(4);
     const { pwck, grpck } = checkAccounts(root);
@@ -292,8 +292,8 @@ describe("real files", () => {
     expect(grpck.code).toBe(0);
     for (const f of ["shadow", "gshadow"]) {
       const st = statSync(join(root, "etc", f));
-      expect(st.mode & 0o7777).toBe(0o640);
-      expect(st.gid).toBe(42);
+      expect(st.mode & 0o7777).toBe(FLAVOUR.shadowMode);
+      expect(st.gid).toBe(FLAVOUR.shadowGid);
     }
     expect(statSync(join(root, "etc", "passwd")).mode & 0o7777).toBe(0o644);
     for (const f of ACCOUNT_FILES) {
@@ -303,7 +303,7 @@ describe("real files", () => {
       expect(readFileSync(join(root, "etc", `${f}-`), "utf8")).toBe(before[f]!);
       expect(statSync(join(root, "etc", `${f}-`)).mode & 0o7777).toBe(statSync(join(root, "etc", f)).mode & 0o7777);
     }
-    expect(readFileSync(join(root, "etc", "group"), "utf8")).toContain("sudo:x:27:alice\n");
+    expect(readFileSync(join(root, "etc", "group"), "utf8")).toContain(`\n${FLAVOUR.admin.name}:x:${FLAVOUR.admin.gid}:alice\n`);
     // No locks or temps left behind.
     expect(readdirSync(join(root, "etc")).filter((n) => /lock|ddum|\.\d+$/.test(n) && n !== ".pwd.lock")).toEqual([]);
   });

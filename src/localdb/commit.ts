@@ -15,6 +15,7 @@ import {
 } from "node:fs";
 import { basename, dirname } from "node:path";
 import { DdumError } from "../errors.ts";
+import { labelReplacement, replacementLabel } from "../selinux.ts";
 import { O_CLOEXEC } from "./libc.ts";
 
 export interface FileWrite {
@@ -30,12 +31,14 @@ export interface FileWrite {
   defaults: { mode: number; uid: number; gid: number };
 }
 
-function writeFileFd(path: string, data: string, mode: number, uid: number, gid: number): void {
+function writeFileFd(path: string, data: string, mode: number, uid: number, gid: number, label: string | null = null): void {
   const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_CLOEXEC | C.O_NOFOLLOW, 0o600);
   try {
     // Owner first, then mode: fchown may clear set-id bits, and the file is 0600 until both are set.
     fchownSync(fd, uid, gid);
     fchmodSync(fd, mode);
+    // The SELinux label before the content: the hashes are never in a file labelled like /etc.
+    labelReplacement(fd, label, path);
     const buf = Buffer.from(data, "utf8");
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
@@ -87,8 +90,9 @@ export function commitFiles(writes: FileWrite[]): string[] {
       const tmp = `${dir}/.${basename(w.path)}.ddum-${tag}`;
       const content = w.render();
       if (content === null) continue;
+      const label = replacementLabel(w.path, C.S_IFREG | mode);
       temps.push(tmp);
-      writeFileFd(tmp, content, mode, uid, gid);
+      writeFileFd(tmp, content, mode, uid, gid, label);
       // Serializing a large file leaves its pieces behind; collect them before the next one.
       if (content.length > 4_000_000) Bun.gc(false);
       let backupTmp: string | null = null;
@@ -102,7 +106,7 @@ export function commitFiles(writes: FileWrite[]): string[] {
           if (!st) throw new Error("no original");
           linkSync(w.path, backupTmp);
         } catch {
-          writeFileFd(backupTmp, w.previous, mode, uid, gid);
+          writeFileFd(backupTmp, w.previous, mode, uid, gid, label);
         }
       }
       plans.push({ path: w.path, tmp, backupTmp, backup: `${w.path}-` });
