@@ -265,8 +265,9 @@ function createRootKeyFile(path: string, want: string): boolean {
   }
   try {
     fchownSync(out, 0, 0);
-    // The mode given to open passed through the umask: set it only when the umask took bits away.
-    if ((currentUmask() & 0o644) !== 0) fchmodSync(out, 0o644);
+    // The mode given to open passed through the umask, which another thread's home creation or
+    // a library may have changed since it was last read: always set it.
+    fchmodSync(out, 0o644);
     labelNewFile(out, path, C.S_IFREG | 0o644);
     writeAll(out, want);
   } catch (e) {
@@ -276,15 +277,6 @@ function createRootKeyFile(path: string, want: string): boolean {
   }
   closeSync(out);
   return true;
-}
-
-let umaskSeen: number | undefined;
-function currentUmask(): number {
-  if (umaskSeen === undefined) {
-    umaskSeen = process.umask(0o022);
-    process.umask(umaskSeen);
-  }
-  return umaskSeen;
 }
 
 /** Root-owned key files outside homes (directory 0755 root, files 0644 root); no file when no keys. */

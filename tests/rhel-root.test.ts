@@ -47,7 +47,7 @@ test("the stock files are as on AL2023: shadow and gshadow 0000 root:root, no sh
 test("a pass that changes all four files keeps 0000 root:root on shadow and gshadow, and pwck/grpck stay clean", async () => {
   const root = makeRoot(AL2023_ROOT);
   const before = modes(root);
-  await d.put("Users", [userItem("alice", 2001, { Password: { S: "$6$salt$hash" } }), userItem("bob", 2002)]);
+  await d.put("Users", [userItem("alice", 2001, { Password: { S: "$6$salt$CV0p.flyrqHlPZrvH5R0ARpT37cdpwwl7wdfCx2ee4eMmJedEM2cl9lbvvg5UJ1WQ2R3QT2C7yRfr/Co4Firs." } }), userItem("bob", 2002)]);
   await d.put("Groups", [groupItem("devs", 3000, { Members: { SS: ["alice", "bob"] }, Administrators: { SS: ["alice"] } })]);
   const r = await pass(d, root);
   expect(r.exitCode).toBe(0);
@@ -57,7 +57,7 @@ test("a pass that changes all four files keeps 0000 root:root on shadow and gsha
     const st = statSync(join(root, "etc", `${f}-`));
     expect([(st.mode & 0o7777).toString(8), st.uid, st.gid]).toEqual(before[f]!);
   }
-  expect(line(root, "shadow", "alice")).toBe("alice:$6$salt$hash:::::::");
+  expect(line(root, "shadow", "alice")).toBe("alice:$6$salt$CV0p.flyrqHlPZrvH5R0ARpT37cdpwwl7wdfCx2ee4eMmJedEM2cl9lbvvg5UJ1WQ2R3QT2C7yRfr/Co4Firs.:::::::");
   expect(line(root, "gshadow", "devs")).toBe("devs:!:alice:alice,bob");
   expectClean(root);
 });
@@ -78,7 +78,8 @@ test("ec2-user is a local account: records naming it or taking its UID or GID ar
     'Users "ec2-user"': 'Name: a local account "ec2-user" exists that ddum does not manage (list it in adopt_users to take it over)',
     'Users "alice"': 'UID: 1000 already belongs to the local account "ec2-user"',
     'Groups "admins"': expect.stringMatching(/^GID: 1000 already belongs to the local group "ec2-user"/),
-    'Groups "ec2-user"': 'GID: the local group "ec2-user" has GID 1000, the record 2600; refused (ddum merges only a group with the same name and GID)',
+    // ec2-user's group is its private group: a record cannot renumber it.
+    'Groups "ec2-user"': `GID: a group named after the user "ec2-user" is that user's private group, with the user's GID 1000; the record's 2600 is refused`,
   });
   expect(r.written).toEqual([]);
   expect(snapshot(root)).toEqual(before);

@@ -55,7 +55,7 @@ describe.each(Object.values(FLAVOURS))("on the $name root", (flavour) => {
       const st = statSync(etc(root, f));
       before[f] = { text: readFileSync(etc(root, f), "latin1"), ino: st.ino, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
     }
-    await d.put("Users", [userItem("alice", 2001, { Password: { S: "$6$salt$hash" } })]);
+    await d.put("Users", [userItem("alice", 2001, { Password: { S: "$6$salt$CV0p.flyrqHlPZrvH5R0ARpT37cdpwwl7wdfCx2ee4eMmJedEM2cl9lbvvg5UJ1WQ2R3QT2C7yRfr/Co4Firs." } })]);
     await d.put("Groups", [groupItem("devs", 3000, { Members: { SS: ["alice"] } })]);
     const r = await pass(d, root);
     expect(r.exitCode).toBe(0);
