@@ -450,3 +450,29 @@ test("a group's legacy hash applies with a warning; a group's '!' before a plain
   expect(r.warnings[0]!.reason).toContain("md5crypt");
   expect(r.rejections.map((w) => `${w.name} ${w.field}`)).toEqual(['"ops" Password']);
 });
+
+test("user show lists the warnings hosts apply a record with, and names a legacy hash's method", async () => {
+  await d.createTables();
+  const md5 = "$1$x-y$j8LHAoRdAcJL/Ds3JJurk1"; // openssl passwd -1 -salt x-y secret
+  await d.put("Users", [{ ...MINIMAL, Password: { S: md5 }, SSHPublicKeys: { SS: [KEY_ALICE, `command="x" ${KEY_BOB}`] } }]);
+  const { config } = parseConfig(testConfig(d));
+  const admin = await Admin.open(config, makeLogger({ level: "error" }), { root: makeRoot() });
+  const out: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((s: string) => out.push(s) > 0) as typeof process.stdout.write;
+  try {
+    expect(await admin.userShow("testscan3", {})).toBe(0);
+    await admin.userShow("testscan3", { json: true });
+  } finally {
+    process.stdout.write = write;
+    admin.close();
+  }
+  const text = out.slice(0, -1).join("");
+  expect(text).toContain("md5crypt hash");
+  expect(text).toContain("Valid: yes");
+  expect(text).toMatch(/Warnings \(hosts apply it anyway\):\n {2}RealName: is missing[\s\S]*\n {2}Password: uses md5crypt[\s\S]*\n {2}SSHPublicKeys: key [12] of 2/);
+  expect(text).not.toContain(md5);
+  const doc = JSON.parse(out.at(-1)!);
+  expect(doc.valid).toBe(true);
+  expect(doc.warnings.map((w: string) => w.split(":")[0])).toEqual(["RealName", "Home", "Shell", "Password", "SSHPublicKeys"]);
+});

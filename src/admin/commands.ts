@@ -424,7 +424,10 @@ export class Admin {
     if (!item || RESERVATION_RE.test(name)) throw new DdumError(`no user ${JSON.stringify(name)} in table ${this.users}`);
     const problems = userProblems(this.users, item, this.ranges);
     const keys = setAttrValues(item, "SSHPublicKeys");
-    if (o.json) return printRecordJson(item, problems);
+    // What hosts apply the record despite (a default, a key left out, a legacy hash).
+    const decoded = decodeUserItem(this.users)(item);
+    const warnings = (decoded.kind === "reserved" ? [] : (decoded.warnings ?? [])).map((w) => `${w.field}: ${w.reason}`);
+    if (o.json) return printRecordJson(item, problems, warnings);
     const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(24)}${v}`);
     row("Name", name);
     for (const f of ["UID", "GID", "RealName", "Home", "Shell"]) row(f, String(Object.values(item[f] ?? { S: "(missing)" })[0]));
@@ -437,7 +440,9 @@ export class Admin {
     row("AccountExpireDate", exp === undefined ? "(none): enabled" : `${exp}${expDays !== null && expDays <= this.today ? ": disabled" : ""}`);
     row("SSHPublicKeys", String(keys.length));
     for (const k of keys) this.out(`  ${k.split(" ")[0]} ${fingerprint(k)} ${k.split(" ").slice(2).join(" ")}`.trimEnd());
-    return this.validity(problems);
+    const code = this.validity(problems);
+    if (warnings.length > 0) this.out(`Warnings (hosts apply it anyway):\n  ${warnings.join("\n  ")}`);
+    return code;
   }
 
   async userList(o: UserOptions): Promise<number> {
@@ -601,10 +606,10 @@ export class Admin {
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** A record as JSON: attribute values unwrapped, the password hash replaced by its kind. */
-function printRecordJson(item: RawItem, problems: string[]): number {
+function printRecordJson(item: RawItem, problems: string[], warnings: string[] = []): number {
   const plain: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(item)) plain[k] = k === "Password" ? describePassword(strAttr(item, "Password")) : Object.values(v)[0];
-  process.stdout.write(`${JSON.stringify({ record: plain, valid: problems.length === 0, problems }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ record: plain, valid: problems.length === 0, problems, ...(warnings.length > 0 ? { warnings } : {}) }, null, 2)}\n`);
   return EXIT.ok;
 }
 

@@ -7,6 +7,7 @@ import {
   decodeGroupItem,
   decodeUserItem,
   type Group,
+  hashScheme,
   isoDateToDays,
   normalizeKey,
   printable,
@@ -207,6 +208,6 @@ export function describePassword(p: string | undefined): string {
   if (p === "*" || /^!+$/.test(p) || p === "!*") return `locked (${p})`;
   const locked = p.startsWith("!");
   const id = /^!*\$([^$]+)\$/.exec(p)?.[1];
-  const scheme = { y: "yescrypt", gy: "gost-yescrypt", "7": "scrypt", "6": "sha512crypt", "5": "sha256crypt", "2b": "bcrypt", "2y": "bcrypt", "2a": "bcrypt", "1": "md5crypt" }[id ?? ""] ?? "unknown";
+  const scheme = hashScheme(p.replace(/^!+/, ""))?.name ?? { y: "yescrypt", gy: "gost-yescrypt", "7": "scrypt", "6": "sha512crypt", "5": "sha256crypt", "2b": "bcrypt", "2y": "bcrypt", "2a": "bcrypt", "1": "md5crypt" }[id ?? ""] ?? "unknown";
   return `${scheme} hash${locked ? ", locked" : ""}`;
 }
