@@ -37,7 +37,8 @@ const TYPE_LABEL: Record<string, string> = { fatal: "error", error: "error", war
 export function makeLogger(opts: LogOptions = {}): Logger {
   const fmt = opts.format ?? "plain";
   const write = (line: string) => {
-    if (opts.file) appendFileSync(opts.file, `${line}\n`);
+    // Created 0600: a log line may name accounts, paths and what went wrong with them.
+    if (opts.file) appendFileSync(opts.file, `${line}\n`, { mode: 0o600 });
     else process.stderr.write(`${line}\n`);
   };
   return createConsola({
