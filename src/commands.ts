@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync, writeSync } from "node:fs";
 import { type LoadedConfig, loadConfig } from "./config.ts";
-import { EXIT } from "./errors.ts";
+import { EXIT, errorMessage } from "./errors.ts";
 import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
 import { Root } from "./paths.ts";
 
@@ -127,9 +127,23 @@ export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger)
 
 export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
   const { config } = setupConfig(opts.config, log, false);
-  const { readState, stateDir } = await import("./state.ts");
+  const { readState, readStatus, stateDir } = await import("./state.ts");
   const { summaryLine } = await import("./report.ts");
-  const s = readState(stateDir(new Root(opts.root ?? "/"), config.state_dir));
+  const dir = stateDir(new Root(opts.root ?? "/"), config.state_dir);
+  let s: Awaited<ReturnType<typeof readState>>;
+  try {
+    s = readState(dir);
+  } catch (e) {
+    // A lost state stops every pass: that is the news, whatever the last pass was.
+    if (opts.json) process.stdout.write(`${JSON.stringify({ stateError: errorMessage(e), exitCode: EXIT.failed }, null, 2)}\n`);
+    else process.stdout.write(`CRITICAL: ${errorMessage(e)}\n`);
+    return EXIT.failed;
+  }
+  const damaged = readStatus(dir).damaged;
+  if (!opts.json) {
+    if (s.recovered) process.stdout.write(`WARNING: ${s.recovered}; the next pass writes state.json again\n`);
+    if (damaged) process.stdout.write(`WARNING: ${damaged}; the next pass replaces it\n`);
+  }
   const last = s.lastPass ?? null;
   const windowS = 2 * (config.full_update_period + config.full_update_jitter);
   const ageS = last ? (Date.now() - Date.parse(last.end)) / 1000 : Number.POSITIVE_INFINITY;
