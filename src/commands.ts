@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeSync } from "node:fs";
 import { type LoadedConfig, loadConfig } from "./config.ts";
 import { EXIT, errorMessage } from "./errors.ts";
+import { escapeControls } from "./escape.ts";
 import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
 import { Root } from "./paths.ts";
 
@@ -105,7 +106,7 @@ export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): 
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ rejections, summary }, null, 2)}\n`);
   } else {
-    for (const r of rejections) process.stdout.write(`rejected: ${rejectionMessage(r)}\n`);
+    for (const r of rejections) process.stdout.write(`rejected: ${escapeControls(rejectionMessage(r))}\n`);
     process.stdout.write(`${summary.users} users and ${summary.groups} groups read: ${summary.valid} valid, ${summary.rejected} rejected\n`);
   }
   return rejected > 0 ? EXIT.partial : EXIT.ok;
@@ -162,7 +163,7 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
     process.stdout.write(`CRITICAL: no pass in the last ${windowS} s; the last one ended ${when}, ${last.result}${counts}\n`);
   } else if (code === EXIT.failed) {
     const ok = s.lastSuccess ? `; last success ${s.lastSuccess.end}` : "; never succeeded";
-    process.stdout.write(`WARNING: the last pass failed at ${when}: ${last.error}${ok}\n`);
+    process.stdout.write(`WARNING: the last pass failed at ${when}: ${escapeControls(String(last.error))}${ok}\n`);
   } else {
     process.stdout.write(`OK: last pass ${last.result} at ${when}, ${last.durationMs} ms${counts}\n`);
   }
