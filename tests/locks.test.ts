@@ -135,4 +135,29 @@ describe("a lock path that is not a lock file", () => {
       holder.kill();
     }
   });
+
+  test("FILE.PID temps a dead process left are removed under the locks; a live one's and an admin's copies stay", async () => {
+    const root = makeRoot();
+    const etc = join(root, "etc");
+    const live = Bun.spawn(["sleep", "600"]);
+    try {
+      // A PID that is not running: the highest pid_max allows, above any live one here.
+      const dead = 4194303;
+      writeFileSync(join(etc, `passwd.${dead}`), String(dead));
+      writeFileSync(join(etc, `gshadow.${dead}`), `${dead}\n`);
+      writeFileSync(join(etc, `shadow.${live.pid}`), String(live.pid));
+      writeFileSync(join(etc, "group.2024"), readFileSync(join(etc, "group"), "utf8"));
+      writeFileSync(join(etc, "passwd.1234567"), "1");
+      const r = await ddum(["sync", "--root", root, "-c", writeConfig(d)]);
+      expect(r.code).toBe(0);
+      const left = readdirSync(etc);
+      expect(left).not.toContain(`passwd.${dead}`);
+      expect(left).not.toContain(`gshadow.${dead}`);
+      expect(left).toContain(`shadow.${live.pid}`);
+      expect(left).toContain("group.2024");
+      expect(left).toContain("passwd.1234567");
+    } finally {
+      live.kill();
+    }
+  });
 });
