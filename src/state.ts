@@ -1,5 +1,5 @@
 // ROOT/<state_dir>/state.json: which users and groups ddum owns, and how the last passes went.
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, constants as C } from "node:fs";
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, constants as C } from "node:fs";
 import { dirname } from "node:path";
 import * as v from "valibot";
 import { DdumError } from "./errors.ts";
@@ -164,6 +164,16 @@ function readStateFile(path: string): { ownership: Ownership } | { absent: boole
 }
 
 /**
+ * Whether state.json- is missing or older than state.json (a write of the backup that failed, a
+ * state.json from before backups were kept): the next pass writes it again. Two stats, no read.
+ */
+function backupBehind(path: string): boolean {
+  const main = statSync(path, { throwIfNoEntry: false });
+  const backup = statSync(`${path}-`, { throwIfNoEntry: false });
+  return !main || !backup?.isFile() || backup.size !== main.size || backup.mtimeMs < main.mtimeMs;
+}
+
+/**
  * The state: state.json, else its backup state.json- (kept identical by every write). With
  * neither, a host where ddum kept state before (a backup that cannot be read, or status.json
  * saying so) is a lost state, and the pass stops: without it ddum would take its own accounts
@@ -175,7 +185,7 @@ export function readState(dir: string): State {
   const { damaged: _, stateKept, ...records } = status;
   const main = readStateFile(path);
   if ("ownership" in main) {
-    return { version: 1, ownership: main.ownership, ...records, ...(existsSync(`${path}-`) ? {} : { unsaved: true }) };
+    return { version: 1, ownership: main.ownership, ...records, ...(backupBehind(path) ? { unsaved: true } : {}) };
   }
   const backup = readStateFile(`${path}-`);
   if ("ownership" in backup) {

@@ -2,7 +2,7 @@
 // state, every pass stops loudly and `ddum status` says how to recover. A damaged status.json is
 // only replaced. All through the compiled binary, on real roots.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ddum, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, putOne, startDynalite, userItem } from "./helpers/dynalite.ts";
@@ -153,6 +153,15 @@ describe("neither state file readable, on a host where ddum kept state", () => {
     rmSync(join(stateDir(root), "state.json-"));
     expect((await sync(root)).code).toBe(0);
     expect(readFileSync(join(stateDir(root), "state.json-"), "utf8")).toBe(readFileSync(join(stateDir(root), "state.json"), "utf8"));
+  });
+
+  test("a backup behind state.json (its write failed) is written again at the next pass", async () => {
+    const root = await managedRoot();
+    const backup = join(stateDir(root), "state.json-");
+    writeFileSync(backup, JSON.stringify({ version: 1, ownership: { users: ["alice"], groups: ["alice"], members: {}, admins: {} } }));
+    utimesSync(backup, new Date(0), new Date(0));
+    expect((await sync(root)).code).toBe(0);
+    expect(readFileSync(backup, "utf8")).toBe(readFileSync(join(stateDir(root), "state.json"), "utf8"));
   });
 });
 
