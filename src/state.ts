@@ -203,10 +203,10 @@ export function readState(dir: string): State {
 }
 
 /** Atomic replace of path by text: temp file, fsync, rename; the temp is removed when any step fails. */
-function replaceFile(path: string, text: string): void {
+function replaceFile(path: string, text: string, mode = 0o600): void {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
+    const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, mode);
     try {
       const buf = Buffer.from(text, "utf8");
       let off = 0;
@@ -323,13 +323,5 @@ export function metricsText(s: Pick<State, "lastPass" | "lastSuccess">): string 
 /** Atomic write of the textfile (temp in the same directory, rename), world-readable. */
 export function writeMetrics(path: string, s: Pick<State, "lastPass" | "lastSuccess">): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o644);
-  try {
-    writeSync(fd, metricsText(s));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  replaceFile(path, metricsText(s), 0o644);
 }

@@ -100,6 +100,40 @@ pwck -qr -R "$R" >/dev/null 2>&1; echo "pwck=$?"`,
     expect([...outcomes].sort()).toEqual(["applied", "no space"]);
   });
 
+  test("with the state directory and the metrics file on the full disk too, no temp is left there either", async () => {
+    const outcomes = new Set<string>();
+    for (const free of [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24]) {
+      const { root, stdout, stderr } = await inFullEtc(
+        free,
+        `"$DDUM" sync --root "$R" -c "$CFG" >/dev/null 2>"$R/out/err1"; echo "rc1=$?"
+find "$R/etc" -name '*.tmp-*' > "$R/out/temps1"
+ls -A "$R/etc" > "$R/out/list1"
+rm "$R/etc/fill"
+"$DDUM" sync --root "$R" -c "$CFG" >/dev/null 2>"$R/out/err2"; echo "rc2=$?"
+find "$R/etc" -name '*.tmp-*' > "$R/out/temps2"
+"$DDUM" status --root "$R" -c "$CFG" > "$R/out/status"; echo "status=$?"
+mkdir "$R/out/after"; cp -a "$R/etc/." "$R/out/after/"`,
+        { state_dir: "/etc/ddum-state", metrics_file: "/etc/ddum-state/ddum.prom" },
+      );
+      const out = join(root, "out");
+      expect({ free, stderr }).toEqual({ free, stderr: "" });
+      const rc1 = /rc1=(\d+)/.exec(stdout)?.[1];
+      outcomes.add(rc1 === "0" ? "applied" : readFileSync(join(out, "err1"), "utf8").match(/ENOSPC|no space/i)?.[0] ? "no space" : `rc1=${rc1}`);
+      expect({ free, temps: readFileSync(join(out, "temps1"), "utf8") }).toEqual({ free, temps: "" });
+      const list1 = readFileSync(join(out, "list1"), "utf8").trim().split("\n");
+      expect({ free, extra: list1.filter((n) => !EXPECTED_AFTER.has(n) && n !== "ddum-state") }).toEqual({ free, extra: [] });
+      expect({ free, rc2: /rc2=(\d+)/.exec(stdout)?.[1], err2: readFileSync(join(out, "err2"), "utf8") }).toEqual({ free, rc2: "0", err2: "" });
+      expect(readFileSync(join(out, "temps2"), "utf8")).toBe("");
+      expect(stdout).toContain("status=0");
+      const state = join(out, "after", "ddum-state");
+      expect(readFileSync(join(state, "state.json-"), "utf8")).toBe(readFileSync(join(state, "state.json"), "utf8"));
+      expect(JSON.parse(readFileSync(join(state, "state.json"), "utf8")).ownership.users).toEqual(USERS);
+      expect(readFileSync(join(state, "ddum.prom"), "utf8")).toContain("ddum_last_pass_success 1");
+      rmSync(root, { recursive: true, force: true });
+    }
+    expect([...outcomes].sort()).toEqual(["applied", "no space"]);
+  });
+
   test("a daemon whose passes fail for want of space applies by itself once space returns", async () => {
     const { root, stdout } = await inFullEtc(
       3,
