@@ -141,16 +141,17 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
     return EXIT.failed;
   }
   const damaged = readStatus(dir).damaged;
-  if (!opts.json) {
-    if (s.recovered) process.stdout.write(`WARNING: ${s.recovered}; the next pass writes state.json again\n`);
-    if (damaged) process.stdout.write(`WARNING: ${damaged}; the next pass replaces it\n`);
-  }
+  const warnings = [
+    ...(s.recovered ? [`${s.recovered}; the next pass writes state.json again`] : []),
+    ...(damaged ? [`${damaged}; the next pass replaces it`] : []),
+  ];
+  if (!opts.json) for (const w of warnings) process.stdout.write(`WARNING: ${escapeControls(w)}\n`);
   const last = s.lastPass ?? null;
   const windowS = 2 * (config.full_update_period + config.full_update_jitter);
   const ageS = last ? (Date.now() - Date.parse(last.end)) / 1000 : Number.POSITIVE_INFINITY;
   const code = !last || ageS > windowS ? EXIT.usage : last.result === "failed" ? EXIT.failed : EXIT.ok;
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ lastPass: last, lastSuccess: s.lastSuccess ?? null, ageSeconds: last ? Math.round(ageS) : null, exitCode: code }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ lastPass: last, lastSuccess: s.lastSuccess ?? null, ageSeconds: last ? Math.round(ageS) : null, warnings, exitCode: code }, null, 2)}\n`);
     return code;
   }
   if (!last) {

@@ -51,6 +51,7 @@ describe("state.json lost or damaged, its backup readable", () => {
       // status warns before the next pass.
       const st = await status(root);
       expect(st.stdout).toContain("its backup");
+      expect(JSON.parse((await status(root, "--json")).stdout).warnings).toEqual([expect.stringContaining("its backup")]);
       // A change to a managed user is applied: alice is still ddum's.
       await putOne(d, "Users", userItem("alice", 2001, { RealName: { S: `Alice ${how}` } }));
       const r = await sync(root);
@@ -178,6 +179,7 @@ describe("status.json only reports", () => {
       const st = await status(root);
       expect(st.code).toBe(2);
       expect(st.stdout).toContain("the next pass replaces it");
+      expect(JSON.parse((await status(root, "--json")).stdout).warnings).toEqual([expect.stringContaining("the next pass replaces it")]);
       await putOne(d, "Users", userItem("bob", 2002, { RealName: { S: `Bob ${how}` } }));
       const r = await sync(root);
       expect(r.code).toBe(0);

@@ -17,6 +17,7 @@ import {
 import { basename, dirname } from "node:path";
 import { DdumError } from "../errors.ts";
 import { O_CLOEXEC } from "./libc.ts";
+import { processAlive } from "./lock.ts";
 
 export interface FileWrite {
   path: string;
@@ -151,15 +152,6 @@ function holdsOnly(path: string, text: string): boolean {
     return st.isFile() && st.size <= 32 && readFileSync(path, "latin1").trim() === text;
   } catch {
     return false;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
