@@ -49,7 +49,10 @@ beforeAll(async () => {
     }),
     userItem("carol", 2102),
   ]);
-  await d.put("Groups", [groupItem("crew", 2200, { Members: { SS: ["carol", `x${FORGED}`] }, Administrators: { SS: [`y${TITLE}`] } })]);
+  await d.put("Groups", [
+    groupItem("crew", 2200, { Members: { SS: ["carol", `x${FORGED}`] }, Administrators: { SS: [`y${TITLE}`] } }),
+    { Name: { S: "crew2" }, GID: { S: `2201${TITLE}` } },
+  ]);
   cfg = writeConfig(d);
 });
 afterAll(async () => {
@@ -77,6 +80,9 @@ describe("the compiled binary's reports", () => {
       expect(r.code).toBe(0);
       clean(r.stdout + r.stderr);
     }
+    const g2 = await ddum(["group", "show", "crew2", "-c", cfg]);
+    clean(g2.stdout + g2.stderr);
+    expect(g2.stdout).toContain('GID:            "2201\\u001b]0;owned\\u0007"');
     const g = await ddum(["group", "show", "crew", "-c", cfg]);
     expect(g.stdout).toContain('"x\\u001b[2K\\rPassword:"');
     expect(g.stdout).toContain('"y\\u001b]0;owned\\u0007"');

@@ -556,8 +556,8 @@ export class Admin {
     if (!item || RESERVATION_RE.test(name)) throw new DdumError(`no group ${JSON.stringify(name)} in table ${this.groups}`);
     const problems = groupProblems(this.groups, item, this.ranges);
     if (o.json) return printRecordJson(item, problems);
-    const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(16)}${v}`);
-    row("Name", terminalSafe(name));
+    const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(16)}${terminalSafe(v)}`);
+    row("Name", name);
     row("GID", String(Object.values(item.GID ?? { S: "(missing)" })[0]));
     if (item.Password) row("Password", describePassword(strAttr(item, "Password")));
     row("Administrators", setAttrValues(item, "Administrators").map(terminalSafe).join(", "));
