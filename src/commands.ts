@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeSync } from "node:f
 import { dirname } from "node:path";
 import { type LoadedConfig, loadConfig } from "./config.ts";
 import { DdumError, EXIT, errorMessage } from "./errors.ts";
+import { escapeControls } from "./escape.ts";
 import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
 import { Root } from "./paths.ts";
 
@@ -223,8 +224,8 @@ export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): 
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ rejections, warnings, summary }, null, 2)}\n`);
   } else {
-    for (const r of rejections) process.stdout.write(`rejected: ${rejectionMessage(r)}\n`);
-    for (const w of warnings) process.stdout.write(`warning: ${rejectionMessage(w)}\n`);
+    for (const r of rejections) process.stdout.write(`rejected: ${escapeControls(rejectionMessage(r))}\n`);
+    for (const w of warnings) process.stdout.write(`warning: ${escapeControls(rejectionMessage(w))}\n`);
     process.stdout.write(
       `${summary.users} users and ${summary.groups} groups read: ${summary.valid} valid, ${summary.rejected} rejected, ${summary.warnings} warnings (applied anyway)\n`,
     );
@@ -255,15 +256,30 @@ export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger)
 
 export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
   const { config } = setupConfig(opts.config, log, false);
-  const { readState, stateDir } = await import("./state.ts");
+  const { readState, readStatus, stateDir } = await import("./state.ts");
   const { summaryLine } = await import("./report.ts");
-  const s = readState(stateDir(new Root(opts.root ?? "/"), config.state_dir));
+  const dir = stateDir(new Root(opts.root ?? "/"), config.state_dir);
+  let s: Awaited<ReturnType<typeof readState>>;
+  try {
+    s = readState(dir);
+  } catch (e) {
+    // A lost state stops every pass: that is the news, whatever the last pass was.
+    if (opts.json) process.stdout.write(`${JSON.stringify({ stateError: errorMessage(e), exitCode: EXIT.failed }, null, 2)}\n`);
+    else process.stdout.write(`CRITICAL: ${errorMessage(e)}\n`);
+    return EXIT.failed;
+  }
+  const damaged = readStatus(dir).damaged;
+  const warnings = [
+    ...(s.recovered ? [`${s.recovered}; the next pass writes state.json again`] : []),
+    ...(damaged ? [`${damaged}; the next pass replaces it`] : []),
+  ];
+  if (!opts.json) for (const w of warnings) process.stdout.write(`WARNING: ${escapeControls(w)}\n`);
   const last = s.lastPass ?? null;
   const windowS = 2 * (config.full_update_period + config.full_update_jitter);
   const ageS = last ? (Date.now() - Date.parse(last.end)) / 1000 : Number.POSITIVE_INFINITY;
   const code = !last || ageS > windowS ? EXIT.usage : last.result === "failed" ? EXIT.failed : EXIT.ok;
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ lastPass: last, lastSuccess: s.lastSuccess ?? null, ageSeconds: last ? Math.round(ageS) : null, exitCode: code }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ lastPass: last, lastSuccess: s.lastSuccess ?? null, ageSeconds: last ? Math.round(ageS) : null, warnings, exitCode: code }, null, 2)}\n`);
     return code;
   }
   if (!last) {
@@ -276,7 +292,7 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
     process.stdout.write(`CRITICAL: no pass in the last ${windowS} s; the last one ended ${when}, ${last.result}${counts}\n`);
   } else if (code === EXIT.failed) {
     const ok = s.lastSuccess ? `; last success ${s.lastSuccess.end}` : "; never succeeded";
-    process.stdout.write(`WARNING: the last pass failed at ${when}: ${last.error}${ok}\n`);
+    process.stdout.write(`WARNING: the last pass failed at ${when}: ${escapeControls(String(last.error))}${ok}\n`);
   } else {
     process.stdout.write(`OK: last pass ${last.result} at ${when}, ${last.durationMs} ms${counts}\n`);
   }

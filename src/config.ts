@@ -75,10 +75,147 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
+/** Keys whose values are credentials: an error about them never shows the value. */
+const SECRET_KEYS = new Set(["aws_access_key", "aws_secret_key", "aws_session_token"]);
+
 function describe(issue: v.BaseIssue<unknown>): string {
   const key = v.getDotPath(issue) ?? "(top level)";
-  const got = issue.received ? ` (got ${issue.received})` : "";
+  const got = issue.received && !SECRET_KEYS.has(key.split(".")[0]!) ? ` (got ${issue.received})` : "";
   return `${key}: ${issue.message}${got}`;
+}
+
+export interface JsonFault {
+  /** From 1. */
+  line: number;
+  /** From 1, in characters. */
+  column: number;
+  /** The key whose value (or whose separator) holds the fault, as a dot path; null at the top level or when not nameable. */
+  key: string | null;
+  reason: string;
+}
+
+/**
+ * Where and why text is not JSON, in words that quote none of it: JSON.parse's own message
+ * quotes the text it stopped at, which in a config file with an unquoted aws_secret_key is the
+ * secret. Keys are named only when they cannot be a credential: a config key at the top level,
+ * or a lower-case word below it. Returns null when the text is JSON after all.
+ */
+export function jsonFault(text: string): JsonFault | null {
+  let i = 0;
+  const path: string[] = [];
+  class Fault {
+    constructor(
+      readonly at: number,
+      readonly reason: string,
+    ) {}
+  }
+  const fail = (reason: string, at = i): never => {
+    throw new Fault(at, reason);
+  };
+  const ws = () => {
+    while (i < text.length && (text[i] === " " || text[i] === "\t" || text[i] === "\n" || text[i] === "\r")) i++;
+  };
+  const str = (): string => {
+    const start = i++;
+    for (;;) {
+      const c = text[i];
+      if (c === undefined) return fail("a string is not closed", start);
+      if (c === '"') {
+        i++;
+        return JSON.parse(text.slice(start, i)) as string;
+      }
+      if (c === "\\") {
+        const e = text[i + 1];
+        if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else if (e === "u" && /^[0-9A-Fa-f]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
+        else fail("a string holds an invalid escape (a backslash must be followed by one of \" \\ / b f n r t u)");
+        continue;
+      }
+      if (c < " ") fail("a string holds a control character (a line break inside quotes?)");
+      i++;
+    }
+  };
+  const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === "{") {
+      object();
+      return;
+    }
+    if (c === "[") {
+      list();
+      return;
+    }
+    if (c === '"') {
+      str();
+      return;
+    }
+    NUMBER.lastIndex = i;
+    if (NUMBER.test(text)) {
+      i = NUMBER.lastIndex;
+      return;
+    }
+    for (const lit of ["true", "false", "null"]) {
+      if (text.startsWith(lit, i)) {
+        i += lit.length;
+        return;
+      }
+    }
+    fail(c === undefined ? "the text ends where a value was expected" : "expected a value: a string in double quotes, a number, true, false, null, an object or a list");
+  };
+  const object = (): void => {
+    i++;
+    ws();
+    if (text[i] === "}") {
+      i++;
+      return;
+    }
+    for (;;) {
+      ws();
+      if (text[i] !== '"') fail(text[i] === undefined ? "the text ends inside an object" : "expected a key in double quotes");
+      path.push(str());
+      ws();
+      if (text[i] !== ":") fail("expected ':' after the key");
+      i++;
+      value();
+      ws();
+      const sep = text[i];
+      if (sep !== "," && sep !== "}") fail(sep === undefined ? "the text ends inside an object" : "expected ',' or '}' after the value (a missing comma, or an unquoted string?)");
+      path.pop();
+      i++;
+      if (sep === "}") return;
+    }
+  };
+  const list = (): void => {
+    i++;
+    ws();
+    if (text[i] === "]") {
+      i++;
+      return;
+    }
+    for (;;) {
+      value();
+      ws();
+      const sep = text[i];
+      if (sep !== "," && sep !== "]") fail(sep === undefined ? "the text ends inside a list" : "expected ',' or ']' after a list item");
+      i++;
+      if (sep === "]") return;
+    }
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail("more text after the end of the top-level value");
+    return null;
+  } catch (e) {
+    if (!(e instanceof Fault)) throw e;
+    const before = text.slice(0, e.at);
+    const line = before.split("\n").length;
+    const column = e.at - (before.lastIndexOf("\n") + 1) + 1;
+    const named = path.map((k, depth) => ((depth === 0 ? CONFIG_KEYS.includes(k) : /^[a-z_]{1,32}$/.test(k)) ? k : "(a key)"));
+    return { line, column, key: named.length > 0 ? named.join(".") : null, reason: e.reason };
+  }
 }
 
 /** Validate a parsed config object. Throws ConfigError naming every bad key. */
@@ -130,8 +267,11 @@ export function loadConfig(path: string | undefined): LoadedConfig {
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${file}: not valid JSON: ${(e as Error).message}`);
+  } catch {
+    // Never JSON.parse's message: it quotes the text where it stopped, a secret perhaps.
+    const f = jsonFault(text);
+    const where = f ? ` at line ${f.line}, column ${f.column}${f.key ? `, in ${f.key}` : ""}: ${f.reason}` : "";
+    throw new ConfigError(`${file}: not valid JSON${where}`);
   }
   const { config, warnings } = parseConfig(json, file);
   if (config.aws_secret_key !== "" || config.aws_session_token !== "") {

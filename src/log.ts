@@ -1,6 +1,7 @@
 import { createConsola, type ConsolaInstance, type LogObject, LogLevels } from "consola/core";
 import { format } from "node:util";
 import { appendSafely } from "./safefile.ts";
+import { escapeControls } from "./escape.ts";
 
 export type Logger = ConsolaInstance;
 export type LogFormat = "plain" | "json";
@@ -53,7 +54,8 @@ export function makeLogger(opts: LogOptions = {}): Logger {
     reporters: [
       {
         log(obj: LogObject) {
-          const msg = redact(format(...obj.args));
+          // Control characters escaped as in every report; line breaks are kept only in plain form.
+          const msg = redact(format(...obj.args)).split("\n").map(escapeControls).join("\n");
           const level = TYPE_LABEL[obj.type] ?? "info";
           if (fmt === "json") write(JSON.stringify({ time: obj.date.toISOString(), level, msg }));
           else if (opts.file) write(`${obj.date.toISOString()} ${level}: ${msg}`);

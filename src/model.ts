@@ -2,6 +2,7 @@
 // record and the field. Nothing that fails here can reach a local file.
 import { createHash } from "node:crypto";
 import * as v from "valibot";
+import { quoted } from "./escape.ts";
 import type { RawItem } from "./source/dynamo.ts";
 
 export interface User {
@@ -47,8 +48,9 @@ export function rejectionMessage(r: Rejection): string {
 export function printable(value: unknown): string {
   const s = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
   const cut = s.length > 64 ? `${s.slice(0, 61)}...` : s;
-  return JSON.stringify(cut).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return quoted(cut);
 }
+
 
 // ---- field rules --------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 // What a pass tells the operator: the plan, grouped by user and group, and one summary line.
 import type { Counts } from "./state.ts";
+import { escapeControls, terminalSafe } from "./escape.ts";
 import { rejectionMessage } from "./model.ts";
 import type { SyncResult } from "./sync.ts";
 
@@ -19,7 +20,8 @@ export function summaryLine(c: Counts): string {
 export function* humanChunks(r: SyncResult): Generator<string> {
   let out: string[] = [];
   const flush = function* () {
-    if (out.length > 0) yield `${out.join("\n")}\n`;
+    // Values are escaped where they are printed (names, fields); any other control character too.
+    if (out.length > 0) yield `${out.map(escapeControls).join("\n")}\n`;
     out = [];
   };
   const would = r.dryRun ? "would " : "";
@@ -29,7 +31,7 @@ export function* humanChunks(r: SyncResult): Generator<string> {
     const extra = a.kind === "create-group" && a.privateGroup ? " (user private group)" : a.kind === "update-group" && a.local ? " (local group: membership merge)" : "";
     out.push(`${what} ${a.name}: ${would}${verb}${extra}`);
     for (const c of a.changes) {
-      out.push(c.field === "Password" ? "  password changed" : `  ${c.field}: ${c.from} → ${c.to}`);
+      out.push(c.field === "Password" ? "  password changed" : `  ${c.field}: ${terminalSafe(c.from)} → ${terminalSafe(c.to)}`);
     }
     if (++n % 1000 === 0) yield* flush();
   }

@@ -1,5 +1,5 @@
 // ROOT/<state_dir>/state.json: which users and groups ddum owns, and how the last passes went.
-import { closeSync, mkdirSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import * as v from "valibot";
 import { DdumError } from "./errors.ts";
 import { fcntlLock } from "./localdb/lock.ts";
@@ -42,6 +42,20 @@ export interface State {
   ownership: Ownership;
   lastPass?: PassRecord | null;
   lastSuccess?: PassRecord | null;
+  /** Set when state.json could not be read and its backup was used: why (the next write restores it). */
+  recovered?: string;
+  /** Set when there is no state.json yet, or its backup is missing: the next pass writes both. */
+  unsaved?: boolean;
+}
+
+/** What status.json holds: it only reports, and a damaged one is replaced, never fatal. */
+export interface Status {
+  lastPass?: PassRecord | null;
+  lastSuccess?: PassRecord | null;
+  /** A state.json has been written on this host: from then on, no state is a lost state. */
+  stateKept?: boolean;
+  /** Why status.json could not be read, when it could not. */
+  damaged?: string;
 }
 
 /** The state directory under the root: state.json (ownership) and status.json (the last passes). */
@@ -61,7 +75,7 @@ function readJson(path: string): unknown | undefined {
     return parseStateText(text) ?? JSON.parse(text);
   } catch (e) {
     // Without it ddum cannot tell its accounts from others; refusing is safe, guessing is not.
-    throw new DdumError(`${path} is corrupt (${(e as Error).message}); restore it from ${path}- or remove it to start over`);
+    throw new DdumError(`${path} is corrupt (${(e as Error).message})`);
   }
 }
 
@@ -111,31 +125,102 @@ function isState(json: unknown): json is Pick<State, "version" | "ownership"> {
   return j?.version === 1 && typeof o === "object" && o !== null && isNames(o.users) && isNames(o.groups) && isNameLists(o.members) && isNameLists(o.admins);
 }
 
-function readStatus(dir: string): Pick<State, "lastPass" | "lastSuccess"> {
-  const status = (readJson(`${dir}/status.json`) ?? {}) as Pick<State, "lastPass" | "lastSuccess">;
-  return { lastPass: status.lastPass ?? null, lastSuccess: status.lastSuccess ?? null };
+const isRecord = (x: unknown): x is PassRecord => {
+  const r = x as PassRecord | null;
+  return typeof r === "object" && r !== null && typeof r.end === "string" && ["ok", "partial", "failed"].includes(r.result);
+};
+
+/** status.json; a damaged one reads as empty, saying why, and the next pass replaces it. */
+export function readStatus(dir: string): Status {
+  const path = `${dir}/status.json`;
+  let json: unknown;
+  try {
+    json = readJson(path) ?? {};
+  } catch (e) {
+    return { lastPass: null, lastSuccess: null, damaged: (e as Error).message };
+  }
+  const j = json as Status;
+  const bad = (k: "lastPass" | "lastSuccess") => j[k] !== undefined && j[k] !== null && !isRecord(j[k]);
+  if (typeof json !== "object" || json === null || Array.isArray(json) || bad("lastPass") || bad("lastSuccess")) {
+    return { lastPass: null, lastSuccess: null, damaged: `${path} is not in the expected form` };
+  }
+  return { lastPass: j.lastPass ?? null, lastSuccess: j.lastSuccess ?? null, ...(j.stateKept === true ? { stateKept: true } : {}) };
 }
 
-export function readState(dir: string): State {
-  const path = `${dir}/state.json`;
-  const json = readJson(path);
-  const status = readStatus(dir);
-  if (json === undefined) return { version: 1, ownership: structuredClone(EMPTY_OWNERSHIP), ...status };
+/** One state file: its ownership, or why it cannot be used (absent: ENOENT). */
+function readStateFile(path: string): { ownership: Ownership } | { absent: boolean; why: string } {
+  let json: unknown;
+  try {
+    json = readJson(path);
+  } catch (e) {
+    return { absent: false, why: (e as Error).message };
+  }
+  if (json === undefined) return { absent: true, why: `${path} does not exist` };
   if (!isState(json)) {
     const r = v.safeParse(StateSchema, json);
-    throw new DdumError(`${path} is not in the expected form: ${r.success ? "unexpected structure" : r.issues[0]!.message}`);
+    return { absent: false, why: `${path} is not in the expected form: ${r.success ? "unexpected structure" : r.issues[0]!.message}` };
   }
-  return { version: 1, ownership: json.ownership, ...status };
+  return { ownership: json.ownership };
 }
 
-/** Atomic replace: temp file, fsync, a copy of the previous one as FILE-, rename (see safefile.ts). */
+/**
+ * Whether state.json- is missing or older than state.json (a write of the backup that failed, a
+ * state.json from before backups were kept): the next pass writes it again. Two stats, no read.
+ */
+function backupBehind(path: string): boolean {
+  const main = statSync(path, { throwIfNoEntry: false });
+  const backup = statSync(`${path}-`, { throwIfNoEntry: false });
+  return !main || !backup?.isFile() || backup.size !== main.size || backup.mtimeMs < main.mtimeMs;
+}
+
+/**
+ * The state: state.json, else its backup state.json- (kept identical by every write). With
+ * neither, a host where ddum kept state before (a backup that cannot be read, or status.json
+ * saying so) is a lost state, and the pass stops: without it ddum would take its own accounts
+ * for local ones, keep revoked keys and stop expiries. Only a host with no trace is new.
+ */
+export function readState(dir: string): State {
+  const path = `${dir}/state.json`;
+  const status = readStatus(dir);
+  const { damaged: _, stateKept, ...records } = status;
+  const main = readStateFile(path);
+  if ("ownership" in main) {
+    return { version: 1, ownership: main.ownership, ...records, ...(backupBehind(path) ? { unsaved: true } : {}) };
+  }
+  const backup = readStateFile(`${path}-`);
+  if ("ownership" in backup) {
+    return { version: 1, ownership: backup.ownership, ...records, recovered: `${main.why}; its backup ${path}- was used`, unsaved: true };
+  }
+  if (main.absent && backup.absent && !stateKept) {
+    return { version: 1, ownership: structuredClone(EMPTY_OWNERSHIP), ...records, unsaved: true };
+  }
+  throw new DdumError(
+    `ddum's state is lost: ${main.why}, and ${backup.why}${stateKept && backup.absent ? ` (${dir}/status.json says ddum has kept state on this host)` : ""}. ` +
+      `Without it ddum cannot tell its own accounts from local ones, so no pass runs. To recover, restore ${path} ` +
+      `(or ${path}-) from a backup of ${dir}. To start over as on a new host instead, remove ${path}, ${path}- and ${dir}/status.json, ` +
+      "and list the users and groups ddum made in adopt_users and adopt_groups so that the next pass takes them back.",
+  );
+}
+
+/**
+ * Atomic replace through the safe-write helper (random temp name, O_EXCL|O_NOFOLLOW, fsync,
+ * rename; the temp removed when any step fails). state.json gets a second copy of the same text
+ * as state.json-, so that either file alone holds the whole state; other files keep their
+ * previous version as FILE-.
+ */
 function writeJson(path: string, value: unknown): void {
-  writeFileSafely(path, `${JSON.stringify(value)}\n`, { mode: 0o600, backup: true, makeDir: 0o755, sync: true });
+  const text = `${JSON.stringify(value)}\n`;
+  if (path.endsWith("/state.json")) {
+    writeFileSafely(path, text, { mode: 0o600, makeDir: 0o755, sync: true });
+    writeFileSafely(`${path}-`, text, { mode: 0o600, makeDir: 0o755, sync: true });
+    return;
+  }
+  writeFileSafely(path, text, { mode: 0o600, backup: true, makeDir: 0o755, sync: true });
 }
 
 /** Write the state: state.json only when the ownership changed, status.json only when the status did. */
 export function writeState(dir: string, next: State, prev?: State): void {
-  if (!prev || (prev.ownership !== next.ownership && JSON.stringify(prev.ownership) !== JSON.stringify(next.ownership))) {
+  if (!prev || prev.unsaved || (prev.ownership !== next.ownership && JSON.stringify(prev.ownership) !== JSON.stringify(next.ownership))) {
     writeJson(`${dir}/state.json`, { version: 1, ownership: next.ownership });
   }
   if (!prev || prev.lastPass !== next.lastPass || prev.lastSuccess !== next.lastSuccess) {
@@ -170,8 +255,12 @@ export async function updateStatus(dir: string, edit: (s: Pick<State, "lastPass"
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const fd = await fcntlLock(`${dir}/state.lock`, 30_000, "another ddum process is writing its state");
   try {
-    const next = edit(readStatus(dir));
-    writeJson(`${dir}/status.json`, { lastPass: next.lastPass ?? null, lastSuccess: next.lastSuccess ?? null });
+    const { damaged: _, stateKept, ...prev } = readStatus(dir);
+    const next = edit(prev);
+    // Once a state.json exists, status.json says so for good: a later loss of both state files is
+    // then told from a new host.
+    const kept = stateKept === true || existsSync(`${dir}/state.json`) || existsSync(`${dir}/state.json-`);
+    writeJson(`${dir}/status.json`, { lastPass: next.lastPass ?? null, lastSuccess: next.lastSuccess ?? null, ...(kept ? { stateKept: true } : {}) });
     return next;
   } finally {
     closeSync(fd);

@@ -316,6 +316,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     // No locks, no state, no writes: read what is there and say what would change.
     const { db, state, seen } = snap.local ?? readLocal();
     const p = plan(desired, db, state.ownership, policy, today, seen);
+    if (state.recovered) p.notices.push(`state: ${state.recovered}; a real pass writes it back to state.json`);
     return result(p, db, [], await homesFor(p, db));
   }
 
@@ -351,9 +352,11 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     if (p.brake) return result(p, db, [], noHomes);
     applyPlan(db, p.actions);
     const writes = db.pendingWrites();
-    if (p.ownershipChanged) {
+    if (state.recovered) p.notices.push(`state: ${state.recovered}, and is written back to state.json`);
+    if (p.ownershipChanged || state.unsaved) {
       // Ownership is recorded before the account files change: after a crash between the two,
       // ddum may own a name that does not exist yet (harmless), never the other way round.
+      // A state recovered from its backup, or never written, is written now too.
       const ownership = p.ownership;
       await updateState(stateFile, (st) => ({ ...st, ownership }));
     }

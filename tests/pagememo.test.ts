@@ -88,7 +88,7 @@ describe("passes with the memo and without it end alike", () => {
     ["the managed UID range shrinks", () => configure({ ...config, uid_max: 20000 + N / 2 }), (r) => expect(r.plan.refusals.length).toBe(N / 2 - 1)],
     ["the managed UID range restored", () => configure({ scan_segments: 4 }), () => {}],
     ["ownership forgotten (state.json gone)", () => {
-      for (const root of [withMemo, without]) rmSync(join(root, "var", "lib", "ddum", "state.json"));
+      for (const root of [withMemo, without]) for (const f of ["state.json", "state.json-"]) rmSync(join(root, "var", "lib", "ddum", f));
     }, (r) => expect(r.plan.refusals.length).toBe(N)],
     ["the users adopted", () => configure({ scan_segments: 4, adopt_users: Array.from({ length: N }, (_, i) => name(i)) }), () => {}],
     ["a record removed, missing users disabled", () => {

@@ -5,6 +5,7 @@ import type { Config } from "../config.ts";
 import { type Scheme, hashPassword } from "../crypt.ts";
 import { DdumError, EXIT, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { escapeControls, terminalSafe } from "../escape.ts";
 import { daysToIsoDate, decodeGroupItem, decodeUserItem, isoDateToDays, printable, RESERVATION_RE } from "../model.ts";
 import { Root } from "../paths.ts";
 import type { RawItem } from "../source/dynamo.ts";
@@ -116,7 +117,8 @@ export class Admin {
   }
 
   private out(line: string): void {
-    process.stdout.write(`${line}\n`);
+    // Values are escaped where they are printed; this catches any other control character.
+    process.stdout.write(`${line.split("\n").map(escapeControls).join("\n")}\n`);
   }
 
   private refuseIf(problems: string[], what: string): void {
@@ -428,7 +430,7 @@ export class Admin {
     const decoded = decodeUserItem(this.users)(item);
     const warnings = (decoded.kind === "reserved" ? [] : (decoded.warnings ?? [])).map((w) => `${w.field}: ${w.reason}`);
     if (o.json) return printRecordJson(item, problems, warnings);
-    const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(24)}${v}`);
+    const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(24)}${terminalSafe(v)}`);
     row("Name", name);
     for (const f of ["UID", "GID", "RealName", "Home", "Shell"]) row(f, String(Object.values(item[f] ?? { S: "(missing)" })[0]));
     row("Password", describePassword(strAttr(item, "Password")));
@@ -439,9 +441,9 @@ export class Admin {
     const expDays = exp === undefined ? null : isoDateToDays(exp);
     row("AccountExpireDate", exp === undefined ? "(none): enabled" : `${exp}${expDays !== null && expDays <= this.today ? ": disabled" : ""}`);
     row("SSHPublicKeys", String(keys.length));
-    for (const k of keys) this.out(`  ${k.split(" ")[0]} ${fingerprint(k)} ${k.split(" ").slice(2).join(" ")}`.trimEnd());
+    for (const k of keys) this.out(`  ${terminalSafe(k.split(" ")[0]!)} ${fingerprint(k)} ${terminalSafe(k.split(" ").slice(2).join(" "))}`.trimEnd());
     const code = this.validity(problems);
-    if (warnings.length > 0) this.out(`Warnings (hosts apply it anyway):\n  ${warnings.join("\n  ")}`);
+    if (warnings.length > 0) this.out(`Warnings (hosts apply it anyway):\n  ${warnings.map(terminalSafe).join("\n  ")}`);
     return code;
   }
 
@@ -570,12 +572,12 @@ export class Admin {
     if (!item || RESERVATION_RE.test(name)) throw new DdumError(`no group ${JSON.stringify(name)} in table ${this.groups}`);
     const problems = groupProblems(this.groups, item, this.ranges);
     if (o.json) return printRecordJson(item, problems);
-    const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(16)}${v}`);
+    const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(16)}${terminalSafe(v)}`);
     row("Name", name);
     row("GID", String(Object.values(item.GID ?? { S: "(missing)" })[0]));
     if (item.Password) row("Password", describePassword(strAttr(item, "Password")));
-    row("Administrators", setAttrValues(item, "Administrators").join(", "));
-    row("Members", setAttrValues(item, "Members").join(", "));
+    row("Administrators", setAttrValues(item, "Administrators").map(terminalSafe).join(", "));
+    row("Members", setAttrValues(item, "Members").map(terminalSafe).join(", "));
     return this.validity(problems);
   }
 
@@ -615,7 +617,7 @@ function printRecordJson(item: RawItem, problems: string[], warnings: string[] =
 
 /** A cell for a terminal table: control characters escaped so no record can forge output. */
 function printableCell(s: string): string {
-  return /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s) ? printable(s) : s;
+  return terminalSafe(s);
 }
 
 function printTable(rows: string[][]): void {

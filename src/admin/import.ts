@@ -3,6 +3,7 @@
 // Each record is checked as every host will check it; one that would collide is refused alone.
 import { EXIT } from "../errors.ts";
 import { LocalDb } from "../localdb/index.ts";
+import { escapeControls } from "../escape.ts";
 import { isPasswordField, printable, sshKeyProblem } from "../model.ts";
 import type { Root } from "../paths.ts";
 import type { RawItem } from "../source/dynamo.ts";
@@ -89,7 +90,7 @@ export async function importLocal(admin: Admin, root: Root, dryRun: boolean): Pr
   const { candidates, skipped, warnings } = localCandidates(admin, root);
   for (const w of warnings) admin.log.warn(w);
   const ids = await admin.store.ids();
-  const say = (s: string) => process.stdout.write(`${s}\n`);
+  const say = (s: string) => process.stdout.write(`${s.split("\n").map(escapeControls).join("\n")}\n`);
   let refused = 0;
   const counts = { user: 0, group: 0 };
   for (const c of candidates) {

@@ -7,6 +7,7 @@ import {
   linkSync,
   lstatSync,
   openSync,
+  readFileSync,
   renameSync,
   unlinkSync,
   writeSync,
@@ -17,6 +18,7 @@ import { basename, dirname } from "node:path";
 import { DdumError } from "../errors.ts";
 import { labelReplacement, replacementLabel } from "../selinux.ts";
 import { O_CLOEXEC } from "./libc.ts";
+import { processAlive } from "./lock.ts";
 
 export interface FileWrite {
   path: string;
@@ -148,15 +150,32 @@ export function commitFiles(writes: FileWrite[]): string[] {
   return plans.map((p) => p.path);
 }
 
+function holdsOnly(path: string, text: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() && st.size <= 32 && readFileSync(path, "latin1").trim() === text;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Temp files a killed ddum left beside the account files (".passwd.ddum-PID.TIME"). Only called
+ * Temp files a killed ddum left beside the account files (".passwd.ddum-PID.TIME", and the lock
+ * protocol's "passwd.PID" of a dead process). Only called
  * with the account locks held, when no other ddum can be committing.
  */
 export function removeStaleTemps(dir: string, names: readonly string[]): string[] {
   const removed: string[] = [];
   const prefixes = names.flatMap((n) => [`.${n}.ddum-`, `.${n}-.ddum-`]);
+  // FILE.PID: the link-lock temp of the lock protocol (ddum's or shadow-utils'), left behind when
+  // its process died; a live process may still be trying its lock with one, so only the dead's.
+  const lockTemp = new RegExp(`^(?:${names.map((n) => n.replace(/[^a-z]/g, "")).join("|")})\\.([1-9][0-9]{0,9})$`);
   for (const entry of readdirSync(dir)) {
-    if (!prefixes.some((p) => entry.startsWith(p))) continue;
+    const pid = lockTemp.exec(entry)?.[1];
+    if (pid !== undefined) {
+      // Only a file holding just that PID: "passwd.2024", an admin's copy, is left alone.
+      if (pid === String(process.pid) || processAlive(Number(pid)) || !holdsOnly(`${dir}/${entry}`, pid)) continue;
+    } else if (!prefixes.some((p) => entry.startsWith(p))) continue;
     try {
       unlinkSync(`${dir}/${entry}`);
       removed.push(entry);

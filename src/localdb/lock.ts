@@ -1,13 +1,52 @@
-import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync, constants as C } from "node:fs";
+import { closeSync, fstatSync, linkSync, lstatSync, openSync, readSync, unlinkSync, writeSync, constants as C } from "node:fs";
 import { LockError } from "../errors.ts";
 import type { Root } from "../paths.ts";
 import { EACCES, EAGAIN, O_CLOEXEC, tryWriteLock } from "./libc.ts";
 
 export const LOCKED_FILES = ["passwd", "shadow", "group", "gshadow"] as const;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * The pause between two tries of a lock: resolves after ms, or at once with the signal's name
+ * when SIGTERM or SIGINT arrives meanwhile (systemd stop, Ctrl-C), so a wait ends when asked.
+ * Only while it waits does it listen, so a process that does not wait keeps the default action.
+ */
+function pause(ms: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const done = (sig: string | null) => {
+      clearTimeout(timer);
+      process.off("SIGTERM", term);
+      process.off("SIGINT", int);
+      resolve(sig);
+    };
+    const term = () => done("SIGTERM");
+    const int = () => done("SIGINT");
+    const timer = setTimeout(() => done(null), ms);
+    process.on("SIGTERM", term);
+    process.on("SIGINT", int);
+  });
+}
 
-function processAlive(pid: number): boolean {
+const TRY_EVERY_MS = 100;
+
+/** Wait before the next try; throws once the deadline is past or a stop signal came. */
+async function waitOrGiveUp(deadline: number, timeoutMs: number, blocker: () => string): Promise<void> {
+  if (Date.now() >= deadline) {
+    throw new LockError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${blocker()}; nothing was changed`);
+  }
+  const sig = await pause(Math.max(1, Math.min(TRY_EVERY_MS, deadline - Date.now())));
+  if (sig) throw new LockError(`${sig} received while waiting for ${blocker()}; nothing was changed`);
+}
+
+function kindOf(path: string): string {
+  try {
+    const st = lstatSync(path);
+    return st.isDirectory() ? "a directory" : st.isSymbolicLink() ? "a symbolic link" : st.isFile() ? "a file" : "a special file";
+  } catch {
+    return "gone";
+  }
+}
+
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -35,24 +74,37 @@ export interface Locks {
  */
 export async function fcntlLock(path: string, timeoutMs: number, holderHint: string): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  let fd: number;
-  try {
-    fd = openSync(path, C.O_WRONLY | C.O_CREAT | O_CLOEXEC, 0o600);
-  } catch (e) {
-    throw new LockError(`cannot open ${path}: ${(e as Error).message}`);
-  }
   for (;;) {
-    const err = tryWriteLock(fd);
-    if (err === 0) return fd;
-    if (err !== EAGAIN && err !== EACCES) {
-      closeSync(fd);
-      throw new LockError(`cannot lock ${path}: errno ${err}`);
+    let fd: number;
+    try {
+      // No link is followed and nothing but a regular file is locked: a FIFO or a directory
+      // there would otherwise hang the open or fail it forever.
+      fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW | C.O_NONBLOCK | O_CLOEXEC, 0o600);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "EISDIR" && code !== "ELOOP" && code !== "ENXIO") throw new LockError(`cannot open ${path}: ${(e as Error).message}`);
+      await waitOrGiveUp(deadline, timeoutMs, () => `${path}, which is ${kindOf(path)}, not a lock file: remove it`);
+      continue;
     }
-    if (Date.now() >= deadline) {
+    if (!fstatSync(fd).isFile()) {
       closeSync(fd);
-      throw new LockError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${path}: ${holderHint}; nothing was changed`);
+      await waitOrGiveUp(deadline, timeoutMs, () => `${path}, which is ${kindOf(path)}, not a lock file: remove it`);
+      continue;
     }
-    await sleep(100);
+    for (;;) {
+      const err = tryWriteLock(fd);
+      if (err === 0) return fd;
+      if (err !== EAGAIN && err !== EACCES) {
+        closeSync(fd);
+        throw new LockError(`cannot lock ${path}: errno ${err}`);
+      }
+      try {
+        await waitOrGiveUp(deadline, timeoutMs, () => `${path}: ${holderHint}`);
+      } catch (e) {
+        closeSync(fd);
+        throw e;
+      }
+    }
   }
 }
 
@@ -102,13 +154,20 @@ async function linkLock(file: string, deadline: number, timeoutMs: number): Prom
   const lock = `${file}.lock`;
   const tmp = `${file}.${process.pid}`;
   for (;;) {
-    const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_CLOEXEC, 0o600);
+    // FILE.PID is this process's own name (no other live process has the PID): one left by a
+    // failed try, or by a dead process that had the PID, is removed first.
     try {
-      writeSync(fd, String(process.pid));
-    } finally {
-      closeSync(fd);
+      unlinkSync(tmp);
+    } catch {
+      // not there
     }
     try {
+      const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW | O_CLOEXEC, 0o600);
+      try {
+        writeSync(fd, String(process.pid));
+      } finally {
+        closeSync(fd);
+      }
       linkSync(tmp, lock);
       return lock;
     } catch (e) {
@@ -116,30 +175,54 @@ async function linkLock(file: string, deadline: number, timeoutMs: number): Prom
         throw new LockError(`cannot create ${lock}: ${(e as Error).message}`);
       }
     } finally {
-      unlinkSync(tmp);
+      // On every path, a full disk included: a temp left here would block every later try.
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // never created
+      }
     }
-    let holder = "";
-    try {
-      holder = readFileSync(lock, "utf8").trim();
-    } catch {
-      continue; // vanished between link and read: try again at once
+    const holder = readLockHolder(lock);
+    if (holder === "gone") continue; // vanished between link and read: try again at once
+    if (holder === "not a file") {
+      await waitOrGiveUp(deadline, timeoutMs, () => `${lock}, which is ${kindOf(lock)}, not a lock file: remove it`);
+      continue;
     }
     const pid = Number(holder);
     if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) {
       // Stale: the holder died without cleaning up (shadow-utils treats it the same way).
       try {
-        if (readFileSync(lock, "utf8").trim() === holder) unlinkSync(lock);
+        if (readLockHolder(lock) === holder) {
+          unlinkSync(lock);
+          continue;
+        }
       } catch {
-        // someone else removed it first
+        // cannot be removed: wait for it like any other holder
       }
+      await waitOrGiveUp(deadline, timeoutMs, () => `${lock}, a stale lock (PID ${printablePid(holder)}) that cannot be removed`);
       continue;
     }
     if (pid === process.pid) throw new LockError(`${lock} is already held by this process`);
-    if (Date.now() >= deadline) {
-      throw new LockError(
-        `timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${lock}, held by PID ${pid}; nothing was changed`,
-      );
-    }
-    await sleep(100);
+    await waitOrGiveUp(deadline, timeoutMs, () => `${lock}, held by PID ${pid}`);
   }
 }
+
+/** The PID text in a lock file, "gone" when there is none, "not a file" when it is not a regular file. */
+function readLockHolder(lock: string): string {
+  let fd: number;
+  try {
+    fd = openSync(lock, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | O_CLOEXEC);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ENOENT" ? "gone" : "not a file";
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return "not a file";
+    const buf = Buffer.alloc(32);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf.toString("latin1", 0, n).trim();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const printablePid = (s: string) => JSON.stringify(s.slice(0, 20));
