@@ -1,7 +1,7 @@
 // Root-owned key files and every other file ddum writes outside /etc, attacked with links planted
 // at the names ddum uses, against the compiled binary and real files.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { keyFileContent } from "../src/sshkeys.ts";
 import { ddum, writeConfig } from "./helpers/ddum.ts";
@@ -202,7 +202,9 @@ describe("every file ddum writes outside /etc", () => {
     // and in the state directory: every name a pass writes there besides what it must read first.
     const state = join(root, "var", "lib", "ddum");
     mkdirSync(state, { recursive: true });
-    const stateNames = ["state.json-", "status.json-", "keyfiles.ledger", "scan-pages.memo"];
+    // (state.json- is read as the state's backup when state.json is missing: a link there is
+    // tried below, on its own.)
+    const stateNames = ["status.json-", "keyfiles.ledger", "scan-pages.memo"];
     for (const n of stateNames) symlinkSync("../../../etc/victim", join(state, n));
     await d.put("Users", [userItem("alice", 2001, keysOf(KEY_ALICE))]);
     for (let i = 0; i < 2; i++) {
@@ -215,12 +217,20 @@ describe("every file ddum writes outside /etc", () => {
     const prom = lstatSync(join(dir, "ddum.prom"));
     expect([prom.isFile(), prom.uid, prom.mode & 0o7777]).toEqual([true, 0, 0o644]);
     expect(read(join(dir, "ddum.prom"))).toContain("ddum_last_pass_success 1");
-    // state.json- is written only when state.json changes again: until then the link stays as it was.
-    expect(readlinkSync(join(state, "state.json-"))).toBe("../../../etc/victim");
-    for (const n of ["state.json", "status.json", "status.json-"]) {
+    for (const n of ["state.json", "state.json-", "status.json", "status.json-"]) {
       const st = lstatSync(join(state, n));
       expect([n, st.isFile(), st.mode & 0o7777]).toEqual([n, true, 0o600]);
     }
+    // A link at state.json- with state.json gone: read as a backup that cannot be used, so the
+    // state counts as lost and the pass stops; nothing is written through the link.
+    rmSync(join(state, "state.json"));
+    rmSync(join(state, "state.json-"));
+    symlinkSync("../../../etc/victim", join(state, "state.json-"));
+    const lost = await ddum(["sync", "--root", root, "-c", writeConfig(d, { metrics_file: "/var/lib/node_exporter/ddum.prom", ssh_key_location: "/srv/keys/%u" })]);
+    expect(lost.code).toBe(1);
+    expect(lost.stderr).toContain("ddum's state is lost");
+    expect(readlinkSync(join(state, "state.json-"))).toBe("../../../etc/victim");
+    v.check();
   });
 
   test("the daemon: a pidfile that is a link or a hard link to another file is refused; the default pidfile is under --root; the log never follows a link", async () => {
