@@ -1,12 +1,13 @@
 // The page memo (STATE_DIR/scan-pages.memo): the SHA-256 of each page of the Users table on which
 // a pass found every item a valid record whose account was already exactly right (the plan's
 // in-place check: ranges, ownership, parse state, UID holder, both lines), together with a digest
-// of everything else that check reads: this executable, the configuration, the policy, the texts
+// of everything else that check reads: this build, the configuration, the policy, the texts
 // of /etc/passwd and /etc/shadow, and the users ddum owns. A later pass that receives a page with
-// a recorded digest, under the same digest of everything else, knows the answer for each of its
-// users without working it out again: the records are decoded without their string rules (which
-// only ever refuse) and counted in place without the lookups. Everything else still runs for
-// them: key files are checked (one statx), duplicate IDs across the table are refused, homes.
+// a recorded digest, under the same digest of everything else, decodes its records without their
+// string rules (which only ever refuse): the memo vouches only that these bytes made valid
+// records in this very build. It decides nothing else: every user of a known page is judged by
+// the rule book (judge.ts) like any other, key files are checked (one statx), duplicate IDs
+// across the table are refused, homes.
 //
 // Why this is exact: the check is a pure function of the record, the two files' texts, the owned
 // users and the policy; the record is a pure function of the page's bytes and this build. A page
@@ -20,9 +21,6 @@
 // Scan pages end at 1 MB, so a record that changes size moves the boundaries of the pages after
 // it in its segment: those are checked in full once, then recorded again.
 //
-// One rule of the check reads /etc/group (a user's primary group must be ddum's or consented):
-// it is not in the digest, so it is applied again to every user of a known page (one lookup).
-//
 // The memo is a cache: missing, unreadable or foreign means empty, and a pass without it does
 // everything itself. It is written only when its content changes, root-only.
 import { readFileSync, statSync } from "node:fs";
@@ -34,10 +32,24 @@ const FORMAT = "ddum page memo 1";
 
 const sha256 = (s: string) => new Bun.CryptoHasher("sha256").update(s).digest("base64");
 
-/** This executable: a new build (or `bun` running other sources) never trusts an old memo. */
-function executableId(): string {
-  const st = statSync(process.execPath, { bigint: true, throwIfNoEntry: false });
-  return st ? `${process.execPath}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : `${process.execPath}:?`;
+let buildIdCache: string | undefined;
+
+/**
+ * This build: the compiled executable's identity, or, run from sources (`bun src/cli.ts`, where
+ * process.execPath is Bun itself), a digest of every source file: edited sources never trust an
+ * old memo.
+ */
+export function buildId(): string {
+  if (buildIdCache !== undefined) return buildIdCache;
+  if (import.meta.path.startsWith("/$bunfs/")) {
+    const st = statSync(process.execPath, { bigint: true, throwIfNoEntry: false });
+    buildIdCache = st ? `${process.execPath}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : `${process.execPath}:?`;
+  } else {
+    const h = new Bun.CryptoHasher("sha256");
+    for (const f of [...new Bun.Glob("**/*.ts").scanSync(import.meta.dir)].sort()) h.update(`${f}\0`).update(readFileSync(`${import.meta.dir}/${f}`)).update("\0");
+    buildIdCache = `sources:${h.digest("base64")}`;
+  }
+  return buildIdCache;
 }
 
 export interface MemoInputs {
@@ -56,7 +68,7 @@ export function memoEnvironment(m: MemoInputs): string {
   const parts = [
     FORMAT,
     VERSION,
-    executableId(),
+    buildId(),
     JSON.stringify(m.config),
     JSON.stringify(m.policy),
     m.passwd === null ? "absent" : `text:${m.passwd}`,

@@ -193,7 +193,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     const db = LocalDb.load(opts.root);
     const state = readState(stateFile);
     db.group.idOwners(2);
-    return { db, state, stateId, seen: new InPlaceUsers(db, state.ownership, policy), env: memoEnv(db.textOf("passwd"), db.textOf("shadow"), state.ownership.users) };
+    return { db, state, stateId, seen: new InPlaceUsers(db, state.ownership, policy, today), env: memoEnv(db.textOf("passwd"), db.textOf("shadow"), state.ownership.users) };
   };
   // Key files whose signature (one statx) matches the one they had when a pass last read them
   // are not read again: see keyledger.ts.
@@ -229,9 +229,9 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
           return;
         }
         keys.check(d.ok);
-        // Users whose lines are already right are recognised as they arrive (see InPlaceUsers).
-        const seen = snap.local!.seen;
-        if (!(page.known ? seen.add(d.ok) : seen.check(d.ok)) && page.valid) page.pending.push(d.ok.name);
+        // Users whose lines are already right are recognised as they arrive, by the same judge
+        // as the plan's (see InPlaceUsers), on a page the memo knows too.
+        if (!snap.local!.seen.check(d.ok) && page.valid) page.pending.push(d.ok.name);
       },
       end: () => {
         if (!page.valid) return;

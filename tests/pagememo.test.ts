@@ -4,7 +4,7 @@
 // step changes one thing (a record, a local line, ownership, the policy, a conflicting ID, a bad
 // record) and both roots must end byte for byte alike, with the same report.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MEMO_FILE, memoEnvironment, PageMemo } from "../src/pagememo.ts";
@@ -191,5 +191,25 @@ describe("the memo file", () => {
     const digests = new Set([memoEnvironment(base), ...variants.map((v) => memoEnvironment(v))]);
     expect(digests.size).toBe(variants.length + 1);
     expect(memoEnvironment({ ...base })).toBe(memoEnvironment(base));
+  });
+});
+
+describe("the build the memo is bound to", () => {
+  test("run from sources, it is a digest of the sources: one edited byte, another build", () => {
+    const src = join(import.meta.dir, "..", "src");
+    const copies = [0, 1].map(() => mkdtempSync(join(tmpdir(), "ddum-src-")));
+    const ids = copies.map((dir, i) => {
+      cpSync(src, join(dir, "src"), { recursive: true });
+      symlinkSync(join(src, "..", "node_modules"), join(dir, "node_modules"));
+      cpSync(join(src, "..", "package.json"), join(dir, "package.json"));
+      if (i === 1) writeFileSync(join(dir, "src", "judge.ts"), `${readFileSync(join(dir, "src", "judge.ts"), "utf8")}\n`);
+      const r = Bun.spawnSync([process.execPath, "-e", `import { buildId } from "${join(dir, "src", "pagememo.ts")}"; console.log(buildId());`]);
+      expect(r.stderr.toString()).toBe("");
+      return r.stdout.toString().trim();
+    });
+    for (const dir of copies) rmSync(dir, { recursive: true, force: true });
+    expect(ids[0]).toStartWith("sources:");
+    expect(ids[1]).toStartWith("sources:");
+    expect(ids[0]).not.toBe(ids[1]);
   });
 });
