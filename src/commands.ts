@@ -111,7 +111,9 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   await sayWhere(loaded, log);
   const { runPass, recordedPass } = await import("./sync.ts");
   const { humanChunks, jsonChunks } = await import("./report.ts");
-  const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress() };
+  const { hostHooks } = await import("./perf.ts");
+  const hooks = hostHooks();
+  const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress(), hooks };
   let result: Awaited<ReturnType<typeof runPass>>;
   if (opts.dryRun) {
     result = await runPass(config, { ...base, dryRun: true });
@@ -129,7 +131,7 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
     }
     const r = await recordedPass(config, base);
     endProgress();
-    if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`${Math.round(performance.now())} ms, pass recorded\n`);
+    hooks.note(`${Math.round(performance.now())} ms, pass recorded`);
     if (!r.result) {
       log.error(r.error?.message ?? "pass failed");
       return r.exitCode;
@@ -145,9 +147,9 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
     writeOut(chunk);
     // Each piece leaves a thousand actions' worth of strings behind; left to pile up, a first
     // pass's report adds 350 MB of resident memory at 100,000 users (measured), collected, 20 MB.
-    if (++pieces % 10 === 0) Bun.gc(false);
+    if (++pieces % 10 === 0) hooks.collect(false);
   }
-  if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`${Math.round(performance.now())} ms, report written (${pieces} pieces)\n`);
+  hooks.note(`${Math.round(performance.now())} ms, report written (${pieces} pieces)`);
   return result.exitCode;
 }
 
@@ -165,7 +167,8 @@ export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger):
   const { humanChunks } = await import("./report.ts");
   let result: Awaited<ReturnType<typeof runPass>>;
   try {
-    result = await runPass(config, { root, force: false, dryRun: true, onProgress: progress() });
+    const { hostHooks } = await import("./perf.ts");
+    result = await runPass(config, { root, force: false, dryRun: true, onProgress: progress(), hooks: hostHooks() });
   } catch (e) {
     endProgress();
     const message = `could not check: ${errorMessage(e)}`;
@@ -339,6 +342,7 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
 
   const pid = PidFile.acquire(pidfile);
   const { recordedPass } = await import("./sync.ts");
+  const hooks = (await import("./perf.ts")).hostHooks();
   const root = accountRoot(opts.root, "daemon");
   const loop = new Loop({
     log,
@@ -349,7 +353,7 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
       loaded = setupConfig(opts.config, log, detached);
     },
     pass: async () => {
-      const r = await recordedPass(loaded.config, { root, force: false });
+      const r = await recordedPass(loaded.config, { root, force: false, hooks });
       if (r.error) log.error(r.error.message);
       if (r.result) {
         const { summaryLine } = await import("./report.ts");

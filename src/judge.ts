@@ -209,6 +209,29 @@ export function judgeGroup(g: Group, cur: Current, owned: Owned, book: Rulebook,
   return { kind: "accept", local, owned: mine, merge };
 }
 
+// ---- keys of refused records ----
+
+/**
+ * The accounts that refused records' keys apply to: owned by ddum, with a local passwd line that
+ * parses, a UID in the managed range, and the home that line names (the record's is not trusted).
+ */
+export function keysOnlyUsers(list: readonly { name: string; keys: string[] }[], cur: Pick<Current, "passwd">, ownership: { users: readonly string[] }, policy: Policy): { name: string; uid: number; gid: number; home: string; sshKeys: string[] }[] {
+  if (list.length === 0) return [];
+  const owned = new Set(ownership.users);
+  const out: { name: string; uid: number; gid: number; home: string; sshKeys: string[] }[] = [];
+  for (const { name, keys } of list) {
+    if (!owned.has(name) || cur.passwd.unparsedNames.has(name)) continue;
+    const pw = cur.passwd.get(name);
+    if (!pw || !/^[0-9]+$/.test(pw[2] ?? "") || !/^[0-9]+$/.test(pw[3] ?? "")) continue;
+    const uid = Number(pw[2]);
+    if (uid === 0 || uid < policy.uidMin || uid > policy.uidMax) continue;
+    const home = pw[5] ?? "";
+    if (home !== "" && !home.startsWith("/")) continue;
+    out.push({ name, uid, gid: Number(pw[3]), home, sshKeys: keys });
+  }
+  return out;
+}
+
 // ---- the lines a record makes ----
 
 const SECRET = "(hidden)";

@@ -124,3 +124,54 @@ export class PageMemo {
     writeCacheFile(`${dir}/${MEMO_FILE}`, Buffer.from(`${JSON.stringify(doc)}\n`));
   }
 }
+
+/**
+ * One pass's books on the pages of the Users table as the scan delivers them: which the memo
+ * knows, which end up valid and in place throughout (recorded), and which wait only for users
+ * this pass's commit may put in place (recorded if it does, see mendedBy).
+ */
+export class PageBook {
+  /** Pages of the Users table seen. */
+  pages = 0;
+  private page = { digest: undefined as string | undefined, valid: false, pending: [] as string[] };
+  private readonly mended: { digest: string; pending: string[] }[] = [];
+
+  constructor(readonly memo: PageMemo) {}
+
+  /** A page begins; true when the memo vouches for its bytes under env. */
+  begin(env: string, digest: string | undefined): boolean {
+    this.pages++;
+    this.page = { digest, valid: digest !== undefined, pending: [] };
+    return digest !== undefined && this.memo.knows(env, digest);
+  }
+
+  /** An item of the page that is not a valid record. */
+  rejected(): void {
+    this.page.valid = false;
+  }
+
+  /** A valid user of the page, and whether the rule book found it in place. */
+  user(name: string, inPlace: boolean): void {
+    if (!inPlace && this.page.valid) this.page.pending.push(name);
+  }
+
+  end(): void {
+    const p = this.page;
+    if (!p.valid) return;
+    if (p.pending.length === 0) this.memo.record(p.digest!);
+    else this.mended.push({ digest: p.digest!, pending: p.pending });
+  }
+
+  /**
+   * After a commit: a user it created or updated now has exactly its record's lines, is owned, and
+   * holds its UID (the rule book refuses a UID someone else holds), in place as the next pass
+   * would find it; a page whose every other user was in place is recorded too.
+   */
+  mendedBy(madeRight: ReadonlySet<string>): void {
+    for (const m of this.mended) if (m.pending.every((n) => madeRight.has(n))) this.memo.record(m.digest);
+  }
+
+  get mendable(): boolean {
+    return this.mended.length > 0;
+  }
+}
