@@ -10,8 +10,11 @@ import type { Change, Current, Policy } from "./plan.ts";
 /** The local side a verdict reads. */
 export interface LocalView {
   cur: Current;
-  /** Who holds a UID: the local files, plus what the plan gave out before this record. */
-  uidHolder(id: number): string | undefined;
+  /**
+   * Who else than `name` holds a UID: the local files, plus what the plan gave out before this
+   * record (undefined: nobody, or `name` itself).
+   */
+  uidHolder(id: number, name: string): string | undefined;
   /** Who holds a GID in /etc/group as read. */
   localGids: IdOwners;
 }
@@ -93,7 +96,7 @@ export const USER_RULES: UserRule[] = [
       : null,
   ({ u, local, mine }) => (local && !mine ? { field: "Name", reason: `a local account "${u.name}" exists that ddum does not manage (list it in adopt_users to take it over)` } : null),
   ({ u, view }) => {
-    const holder = view.uidHolder(u.uid);
+    const holder = view.uidHolder(u.uid, u.name);
     return holder !== undefined && holder !== u.name ? { field: "UID", reason: `${u.uid} already belongs to the local account "${holder}"` } : null;
   },
   ({ u, local, view: { cur } }) => (!local && cur.shadow.has(u.name) ? { field: "Name", reason: "a shadow entry with this name exists without a passwd entry; fix it by hand first" } : null),

@@ -149,7 +149,9 @@ export class InPlaceUsers {
     private readonly today = 0,
   ) {
     const localUids = cur.passwd.idOwners(2);
-    this.view = { cur, uidHolder: (id) => localUids.get(id), localGids: cur.group.idOwners(2) };
+    // owns() first: it does not cut the holder's name out of the file, and is the answer for
+    // every user in place.
+    this.view = { cur, uidHolder: (id, name) => (localUids.owns(id, name) ? undefined : localUids.get(id)), localGids: cur.group.idOwners(2) };
     this.book = rulebook(policy);
     const self = this;
     const groups = new Set(prev.groups);
@@ -219,7 +221,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   // Who holds each ID locally, plus what this plan gives out.
   const localUids = cur.passwd.idOwners(2);
   const localGids = cur.group.idOwners(2);
-  const view: LocalView = { cur, uidHolder: (id) => localUids.get(id) ?? newUids.get(id), localGids };
+  const view: LocalView = { cur, uidHolder: (id, name) => (localUids.owns(id, name) ? undefined : (localUids.get(id) ?? newUids.get(id))), localGids };
   const newUids = new Map<number, string>();
   const newGids = new Map<number, string>();
   const gidOwner = {
