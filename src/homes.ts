@@ -323,7 +323,7 @@ export async function createHomesInParallel(
   mode: number,
   skel: SkelEntry[],
   workerUrl = new URL("./homes-worker.ts", import.meta.url).href,
-  collect: (full: boolean) => void = () => {},
+  collect?: (full: boolean) => void,
 ): Promise<(string | null)[]> {
   const out = new Array<string | null>(jobs.length).fill(null);
   let next = 0;
@@ -347,7 +347,7 @@ export async function createHomesInParallel(
       const batch = { from: next, to: Math.min(jobs.length, next + BATCH) };
       next = batch.to;
       held.push(batch);
-      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel, labelRoot: getLabelRoot() } : {}) });
+      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel, labelRoot: getLabelRoot(), collect: collect !== undefined } : {}) });
       first = false;
     }
     if (held.length === 0) stop();
@@ -379,7 +379,7 @@ export async function createHomesInParallel(
     next = Math.min(jobs.length, next + BATCH);
     const r = createHomes(jobs.slice(from, next), mode, skel, parentsMade);
     for (let i = 0; i < r.length; i++) out[from + i] = r[i]!;
-    if (batches % 20 === 0) collect(false);
+    if (batches % 20 === 0) collect?.(false);
     await new Promise((resolve) => setImmediate(resolve)); // let the worker's answer in
   }
   await workerDone;
