@@ -1,5 +1,7 @@
 // The pure heart of a pass: desired state × current state × policy × today → actions and
-// refusals. No I/O here; apply carries the plan out, --dry-run prints it.
+// refusals. What happens to each record is the rule book's verdict (judge.ts); the plan gives out
+// new IDs in UID order, merges memberships and applies the brakes. No I/O here; apply.ts carries
+// the plan out, --dry-run prints it.
 import { diffFields, judgeGroup, judgeUser, type LocalView, orphanGshadow, PASSWD_FIELDS, pamAccepts, type Rulebook, rulebook, SHADOW_FIELDS, userLines } from "./judge.ts";
 import type { AccountTable } from "./localdb/index.ts";
 import { splitList } from "./localdb/index.ts";
