@@ -296,6 +296,11 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
   } else {
     process.stdout.write(`OK: last pass ${last.result} at ${when}, ${last.durationMs} ms${counts}\n`);
   }
+  // The records behind "partial": named, so that no one has to run a pass to learn which.
+  const { recordedProblems } = await import("./state.ts");
+  for (const p of recordedProblems(last)) process.stdout.write(`  ${p.kind}: ${escapeControls(`${p.table} record ${p.name}: ${p.field}: ${p.reason}`)}\n`);
+  const more = typeof last.problemsMore === "number" && last.problemsMore > 0 ? last.problemsMore : 0;
+  if (more > 0) process.stdout.write(`  and ${more} more (ddum sync --dry-run lists them all)\n`);
   return code;
 }
 

@@ -14,7 +14,7 @@ import type { Root } from "./paths.ts";
 import { type Action, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
 import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
 import { setLabelRoot } from "./selinux.ts";
-import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
+import { type Counts, type PassRecord, passProblems, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { ShellRules } from "./shells.ts";
 import { stopSignal } from "./stop.ts";
 import { type Progress, readTables } from "./tables.ts";
@@ -454,6 +454,7 @@ export async function recordedPass(config: Config, opts: Omit<SyncOptions, "dryR
     counts: result?.counts ?? null,
     error: error?.message ?? result?.plan.brake ?? null,
     durationMs: end.getTime() - start.getTime(),
+    ...(result ? passProblems(result.rejections, result.plan.refusals) : {}),
   };
   try {
     const st = await updateStatus(stateDir(opts.root, config.state_dir), (s) => withPassRecord(s, rec));
