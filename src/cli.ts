@@ -44,6 +44,7 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
         .command("sync", "Run one pass: scan the tables, validate, and make the local account files match")
         .option("--dry-run", "Print what would change; take no lock and write nothing anywhere")
         .option("--json", "Print the plan and summary as one JSON document on stdout")
+        .option("--summary", "Print only the summary line, not one line per change")
         .option("--force", "Apply even when the safety brake (max_disable_percent) would stop the pass"),
     ),
   ).action(async (opts: Common) => setExit(await cmdSync(opts, log)));
@@ -58,7 +59,8 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
     withConfig(
       cli
         .command("verify", "Compare this host with the tables and change nothing: exit 0 in step, 4 drift (listed), 1 could not check")
-        .option("--json", "Print the result as one JSON document on stdout"),
+        .option("--json", "Print the result as one JSON document on stdout")
+        .option("--summary", "Print only the summary and the verdict, not one line per change"),
     ),
     "Check",
   ).action(async (opts: Common) => setExit(await cmdVerify(opts, log)));

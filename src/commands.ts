@@ -105,12 +105,12 @@ function writeOut(text: string): void {
   }
 }
 
-export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean; force?: boolean }, log: Logger): Promise<number> {
+export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean; force?: boolean; summary?: boolean }, log: Logger): Promise<number> {
   const loaded = setupConfig(opts.config, log, false);
   const { config } = loaded;
   await sayWhere(loaded, log);
   const { runPass, recordedPass } = await import("./sync.ts");
-  const { humanChunks, jsonChunks } = await import("./report.ts");
+  const { humanChunks, jsonChunks, wantColor } = await import("./report.ts");
   const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress() };
   let result: Awaited<ReturnType<typeof runPass>>;
   if (opts.dryRun) {
@@ -141,7 +141,7 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   // Written piece by piece, synchronously: the report of a first pass of 100,000 users is over
   // 100 MB, and process.stdout would queue every piece in memory until a file or pipe took it.
   let pieces = 0;
-  for (const chunk of opts.json ? jsonChunks(result) : humanChunks(result)) {
+  for (const chunk of opts.json ? jsonChunks(result) : humanChunks(result, { color: wantColor(), summaryOnly: opts.summary === true })) {
     writeOut(chunk);
     // Each piece leaves a thousand actions' worth of strings behind; left to pile up, a first
     // pass's report adds 350 MB of resident memory at 100,000 users (measured), collected, 20 MB.
@@ -156,13 +156,13 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
  * (account lines, homes, key files) are the drift. Refused and rejected records are listed but
  * are not drift: no pass would change the host for them.
  */
-export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
+export async function cmdVerify(opts: Common & { json?: boolean; summary?: boolean }, log: Logger): Promise<number> {
   const loaded = setupConfig(opts.config, log, false);
   const { config } = loaded;
   await sayWhere(loaded, log);
   const root = accountRoot(opts.root, "verify");
   const { runPass } = await import("./sync.ts");
-  const { humanChunks } = await import("./report.ts");
+  const { humanChunks, wantColor } = await import("./report.ts");
   let result: Awaited<ReturnType<typeof runPass>>;
   try {
     result = await runPass(config, { root, force: false, dryRun: true, onProgress: progress() });
@@ -195,7 +195,7 @@ export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger):
     const notes = refused + rejected > 0 ? ` (${refused} refused, ${rejected} rejected: see ddum check and ddum sync --dry-run)` : "";
     writeOut(`in step: this host matches the tables${notes}\n`);
   } else {
-    for (const chunk of humanChunks(result)) writeOut(chunk);
+    for (const chunk of humanChunks(result, { color: wantColor(), summaryOnly: opts.summary === true })) writeOut(chunk);
     writeOut(`drift: ${pending} ${pending === 1 ? "change" : "changes"} pending on this host; ddum sync applies ${pending === 1 ? "it" : "them"}\n`);
   }
   return pending === 0 ? EXIT.ok : EXIT.drift;
@@ -357,11 +357,13 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
       const r = await recordedPass(loaded.config, { root, force: false });
       if (r.error) log.error(r.error.message);
       if (r.result) {
-        const { summaryLine } = await import("./report.ts");
+        const { changeLines, summaryLine } = await import("./report.ts");
         const { rejectionMessage } = await import("./model.ts");
+        // The trail: one line per change made (account, what changed; a password only as "changed").
+        if (!r.result.plan.brake) for (const line of changeLines(r.result)) log.info(`change: ${line}`);
         for (const x of [...r.result.rejections, ...r.result.plan.refusals, ...r.result.warnings]) log.warn(rejectionMessage(x));
         if (r.result.plan.brake) log.error(r.result.plan.brake);
-        log.info(`pass done: ${summaryLine(r.result.counts)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}`);
+        log.info(`pass done: ${summaryLine(r.result.counts, r.result.timings.totalMs)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}`);
       }
       return r.error === null;
     },

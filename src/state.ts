@@ -13,6 +13,20 @@ export interface Counts {
   unchanged: number;
   refused: number;
   rejected: number;
+  /** The same, for users and for groups apart (absent in records written before they were kept). */
+  users?: GroupCounts & { disabled: number };
+  groups?: GroupCounts;
+  homes?: number;
+  keyFilesWritten?: number;
+  keyFilesRemoved?: number;
+}
+
+export interface GroupCounts {
+  created: number;
+  updated: number;
+  unchanged: number;
+  refused: number;
+  rejected: number;
 }
 
 export interface PassRecord {

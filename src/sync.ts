@@ -14,6 +14,7 @@ import type { Root } from "./paths.ts";
 import { type Action, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
 import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
 import { setLabelRoot } from "./selinux.ts";
+import { passCounts } from "./report.ts";
 import { type Counts, type PassRecord, passProblems, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { ShellRules } from "./shells.ts";
 import { stopSignal } from "./stop.ts";
@@ -284,13 +285,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       const k = await syncHomes(keysOnly, { ...homesOpts, createHomes: false });
       r.keysWritten.push(...k.keysWritten);
       r.keysRemoved.push(...k.keysRemoved);
+      r.keyChanges.push(...k.keyChanges);
       r.refusals.push(...k.refusals);
       r.notices.push(...k.notices);
     }
     tHomes = performance.now() - t;
     return r;
   };
-  const noHomes: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], refusals: [], notices: [] };
+  const noHomes: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], keyChanges: [], refusals: [], notices: [] };
   let tApply = 0;
   let tHomes = 0;
   const result = (p: Plan, db: LocalDb, written: string[], homes: HomesResult): SyncResult => {
@@ -304,7 +306,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       rejections,
       warnings,
       localIssues: db.issues,
-      counts: countsOf(p, rejected),
+      counts: passCounts(p, {
+        usersRejected: tables.users.rejected + shells.rejections.length,
+        groupsRejected: tables.groups.rejected,
+        groupTable: config.group_table_name,
+        tableGroups: desired.groupNames,
+        localGroup: (n) => db.group.has(n),
+        homes,
+      }),
       written,
       timings: { scanMs: tables.scanMs, decodeMs: tables.decodeMs, applyMs: tApply, homesMs: tHomes, totalMs: performance.now() - t0 },
       memo: { pages, known: memo.hits },

@@ -218,7 +218,7 @@ describe("ddum daemon", () => {
     dm.proc.kill("SIGTERM");
     expect(await dm.proc.exited).toBe(0);
     expect(dm.stderr()).toContain("SIGTERM received: stopping after the pass in progress");
-    expect(dm.stderr()).toMatch(/pass done: \d+ created/);
+    expect(dm.stderr()).toMatch(/pass done: users: \d+ created/);
     const { pwck, grpck } = checkAccounts(root);
     expect(pwck.code).toBe(0);
     expect(grpck.code).toBe(0);

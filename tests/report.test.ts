@@ -1,10 +1,12 @@
 // What an admin reads: the status of the last pass, the plan and its summary, the JSON forms.
 // Every test runs the compiled binary against a real dynalite and a scratch root.
 import { afterAll, beforeEach, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ddum, writeConfig } from "./helpers/ddum.ts";
-import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
+import { DDUM, ddum, writeConfig } from "./helpers/ddum.ts";
+import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
+import { KEY_ALICE, KEY_BOB } from "./helpers/keys.ts";
 import { cleanupRoots, makeRoot } from "./helpers/root.ts";
 
 let d: Dynamo;
@@ -74,5 +76,128 @@ describe("ddum status names the records the last pass rejected or refused", () =
     const r = await ddum(["status", "--root", root, "-c", cfg]);
     expect(r.stdout).toContain("  rejected: Users record");
     expect(r.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+  });
+});
+
+/** OpenSSH's own fingerprint of a key line. */
+function sshFingerprint(key: string): string {
+  const r = spawnSync("ssh-keygen", ["-lf", "/dev/stdin"], { input: `${key}\n`, encoding: "utf8" });
+  expect(r.status).toBe(0);
+  return r.stdout.split(" ")[1]!;
+}
+
+const SUMMARY = /^(?:dry run, nothing written; a pass would do: )?users: (\d+) created, (\d+) updated, (\d+) disabled, (\d+) unchanged, (\d+) refused, (\d+) rejected; groups: (\d+) created, (\d+) updated, (\d+) unchanged, (\d+) refused, (\d+) rejected; homes: (\d+) created; key files: (\d+) written, (\d+) removed; \d+(?:\.\d+)? s$/m;
+const summaryOf = (out: string) => {
+  const m = SUMMARY.exec(out);
+  expect(m).not.toBeNull();
+  const n = m!.slice(1).map(Number);
+  return { users: n.slice(0, 6), groups: n.slice(6, 11), homes: n[11], keys: n.slice(12, 14) };
+};
+
+describe("the plan", () => {
+  test("one line per change, with its marker, sorted by name; the summary counts users and groups apart, the same way on every pass", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d, { missing_users: "disable", max_disable_percent: 100 });
+    // UID order is not name order.
+    await d.put("Users", [userItem("carol", 2001), userItem("alice", 2003), userItem("bob", 2002)]);
+    await d.put("Groups", [groupItem("devs", 3000, { Members: { SS: ["alice", "bob"] } })]);
+    const plan = await ddum(["sync", "--dry-run", "--root", root, "-c", cfg]);
+    expect(plan.code).toBe(0);
+    const lines = plan.stdout.trimEnd().split("\n");
+    expect(lines.slice(0, -1).map((l) => l.replace(/:.*/, ""))).toEqual([
+      "+ user alice",
+      "+ group alice (user private group)",
+      "+ user bob",
+      "+ group bob (user private group)",
+      "+ user carol",
+      "+ group carol (user private group)",
+      "+ group devs",
+    ]);
+    expect(lines).toContain("+ group devs: GID 3000; Members alice,bob");
+    expect(lines[0]).toMatch(/^\+ user alice: UID 2003; GID 2003; RealName alice user; Home \/home\/alice; Shell \/bin\/bash; password locked/);
+    expect(summaryOf(plan.stdout)).toEqual({ users: [3, 0, 0, 0, 0, 0], groups: [4, 0, 0, 0, 0], homes: 0, keys: [0, 0] });
+
+    const first = await ddum(["sync", "--root", root, "-c", cfg]);
+    expect(summaryOf(first.stdout)).toEqual({ users: [3, 0, 0, 0, 0, 0], groups: [4, 0, 0, 0, 0], homes: 0, keys: [0, 0] });
+    const second = await ddum(["sync", "--root", root, "-c", cfg]);
+    expect(summaryOf(second.stdout)).toEqual({ users: [0, 0, 0, 3, 0, 0], groups: [0, 0, 4, 0, 0], homes: 0, keys: [0, 0] });
+
+    // An update and a disable, each on one line with its marker.
+    await d.put("Users", [userItem("bob", 2002, { Shell: { S: "/bin/sh" } })]);
+    await d.remove("Users", "carol");
+    const third = await ddum(["sync", "--root", root, "-c", cfg]);
+    const changes = third.stdout.split("\n").filter((l) => /^[+~!] /.test(l));
+    expect(changes).toEqual([
+      "~ user bob: Shell: /bin/bash → /bin/sh",
+      expect.stringMatching(/^! user carol \(no longer in the table: disabled\): /),
+    ]);
+    expect(summaryOf(third.stdout)).toEqual({ users: [0, 1, 1, 1, 0, 0], groups: [0, 0, 4, 0, 0], homes: 0, keys: [0, 0] });
+  });
+
+  test("an SSH key change names the file and the fingerprints that come and go (as ssh-keygen -l gives them)", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d, { ssh_key_location: "/etc/ssh/keys/%u" });
+    await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } })]);
+    const first = await ddum(["sync", "--root", root, "-c", cfg]);
+    expect(first.stdout).toContain(`~ keys alice: /etc/ssh/keys/alice: +${sshFingerprint(KEY_ALICE)}\n`);
+    expect(summaryOf(first.stdout).keys).toEqual([1, 0]);
+
+    // The key an admin removes is named, with the one that replaces it.
+    await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_BOB] } })]);
+    const swap = await ddum(["sync", "--dry-run", "--root", root, "-c", cfg]);
+    expect(swap.stdout).toContain(`~ keys alice: /etc/ssh/keys/alice: +${sshFingerprint(KEY_BOB)} -${sshFingerprint(KEY_ALICE)}\n`);
+    expect((await ddum(["sync", "--root", root, "-c", cfg])).code).toBe(0);
+
+    // No key left: the file goes, and the key with it.
+    await d.put("Users", [userItem("alice", 2001)]);
+    const gone = await ddum(["sync", "--root", root, "-c", cfg]);
+    expect(gone.stdout).toContain(`~ keys alice: /etc/ssh/keys/alice removed (no keys left): -${sshFingerprint(KEY_BOB)}\n`);
+    expect(summaryOf(gone.stdout).keys).toEqual([0, 1]);
+  });
+
+  test("keys in a home: a key planted by hand is named when the pass takes it out", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d, { create_homes: true });
+    await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } })]);
+    const first = await ddum(["sync", "--root", root, "-c", cfg]);
+    expect(first.stdout).toContain("+ home alice: /home/alice\n");
+    expect(first.stdout).toContain(`~ keys alice: /home/alice/.ssh/authorized_keys: +${sshFingerprint(KEY_ALICE)}\n`);
+    expect(summaryOf(first.stdout).homes).toBe(1);
+    const file = join(root, "home", "alice", ".ssh", "authorized_keys");
+    writeFileSync(file, `${readFileSync(file, "utf8")}${KEY_BOB}\n`);
+    const again = await ddum(["sync", "--root", root, "-c", cfg]);
+    expect(again.stdout).toContain(`~ keys alice: /home/alice/.ssh/authorized_keys: -${sshFingerprint(KEY_BOB)}\n`);
+  });
+
+  test("--summary prints the summary line alone", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d);
+    await d.put("Users", [userItem("alice", 2001), userItem("daemon", 2500)]);
+    for (const args of [["verify", "--summary"], ["sync", "--dry-run", "--summary"], ["sync", "--summary"]]) {
+      const r = await ddum([...args, "--root", root, "-c", cfg]);
+      const lines = r.stdout.trimEnd().split("\n");
+      expect(lines[0]).toMatch(SUMMARY);
+      expect(lines.length).toBe(args[0] === "verify" ? 2 : 1);
+    }
+  });
+
+  test("colour only on a terminal, and not with NO_COLOR", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d);
+    await d.put("Users", [userItem("alice", 2001)]);
+    // script(1) gives the command a terminal (dynalite runs in this process: spawn, never spawnSync).
+    const onTty = async (noColor: string) => {
+      const cmd = `${DDUM} sync --dry-run --root ${root} -c ${cfg}`;
+      const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, NO_COLOR: noColor } });
+      const out = await new Response(proc.stdout).text();
+      await proc.exited;
+      expect(out).toContain("user alice");
+      return out;
+    };
+    expect(await onTty("")).toContain("\x1b[32m+\x1b[0m user alice");
+    expect(await onTty("1")).not.toContain("\x1b[3");
+    const piped = await ddum(["sync", "--dry-run", "--root", root, "-c", cfg], { env: { NO_COLOR: "" } });
+    expect(piped.stdout).toContain("+ user alice");
+    expect(piped.stdout).not.toContain("\x1b");
   });
 });

@@ -145,7 +145,7 @@ describe("a user's primary GID must be ddum's group or a consented one", () => {
     await d.put("Users", [userItem("eve", 2001, { GID: { N: "3000" } })]);
     await pass(d, root);
     const known = await pass(d, root);
-    expect(known.counts).toMatchObject({ unchanged: 1, refused: 0 });
+    expect(known.counts).toMatchObject({ users: { unchanged: 1 }, groups: { unchanged: 1 }, refused: 0 });
     // By hand: the user private group ddum made for GID 3000 becomes a local admin group.
     for (const f of ["group", "gshadow"]) {
       const p = join(root, "etc", f);
