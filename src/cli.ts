@@ -5,8 +5,8 @@ import { cac } from "cac";
 import { registerAdmin } from "./cli-admin.ts";
 import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCreate, cmdVerify, type Common, endProgress, setVerbosity } from "./commands.ts";
 import { DEFAULT_CONFIG_PATH } from "./config.ts";
-import { DdumError, EXIT, errorMessage } from "./errors.ts";
-import { type Logger, makeLogger } from "./log.ts";
+import { DdumError, EXIT, errorMessage, jsonError } from "./errors.ts";
+import { type Logger, makeLogger, redact } from "./log.ts";
 import { setNoticeSink } from "./notices.ts";
 import { VERSION, versionLine } from "./version.ts";
 
@@ -210,10 +210,17 @@ export async function main(argv0: string, args: string[]): Promise<number> {
   const cli = buildCli(log, (c) => {
     code = c;
   }, argv);
+  // With --json a failure is a JSON document on stdout too (and the message on stderr, as always).
+  let json = argv.includes("--json");
+  const fail = (message: string, exitCode: number): number => {
+    if (json) process.stdout.write(jsonError(redact(message), exitCode));
+    return exitCode;
+  };
   try {
     const words = joinCommandWords(argv, cli.commands.map((c) => c.name));
     const parsed = cli.parse(["ddum", "ddum", ...protectValues(words, valueOptions(cli))], { run: false });
     unprotect(parsed.options);
+    json = parsed.options.json === true;
     // Anywhere on the line, and before any command runs: `dynamodb-user-manager --version` (which
     // is `ddum daemon --version`) prints the version and starts nothing.
     if (parsed.options.version) {
@@ -236,15 +243,15 @@ export async function main(argv0: string, args: string[]): Promise<number> {
     endProgress();
     if (e instanceof DdumError) {
       log.error(e.message);
-      return e.exitCode;
+      return fail(e.message, e.exitCode);
     }
     if (e instanceof Error && e.name === "CACError") {
       log.error(`${e.message}; see ddum --help`);
-      return EXIT.usage;
+      return fail(e.message, EXIT.usage);
     }
     log.error(`unexpected error: ${errorMessage(e)}`);
     if (e instanceof Error && e.stack && process.env.DDUM_DEBUG) log.error(e.stack);
-    return EXIT.failed;
+    return fail(`unexpected error: ${errorMessage(e)}`, EXIT.failed);
   }
 }
 

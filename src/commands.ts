@@ -4,10 +4,11 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { type LoadedConfig, loadConfig } from "./config.ts";
-import { DdumError, EXIT, errorMessage } from "./errors.ts";
+import { DdumError, EXIT, errorMessage, JSON_VERSION, jsonError } from "./errors.ts";
 import { escapeControls } from "./escape.ts";
-import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
+import { addSecret, type Logger, logOptionsFromConfig, reconfigure, redact } from "./log.ts";
 import { Root } from "./paths.ts";
+import type { PassRecord } from "./state.ts";
 
 export interface Common {
   config?: string;
@@ -132,6 +133,7 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
     if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`${Math.round(performance.now())} ms, pass recorded\n`);
     if (!r.result) {
       log.error(r.error?.message ?? "pass failed");
+      if (opts.json) writeOut(jsonError(redact(r.error?.message ?? "pass failed"), r.exitCode));
       return r.exitCode;
     }
     if (r.error) log.error(r.error.message);
@@ -169,9 +171,10 @@ export async function cmdVerify(opts: Common & { json?: boolean; summary?: boole
   } catch (e) {
     endProgress();
     const message = `could not check: ${errorMessage(e)}`;
-    if (opts.json) writeOut(`${JSON.stringify({ version: 1, inStep: null, error: message }, null, 2)}\n`);
+    const code = e instanceof DdumError && e.exitCode === EXIT.usage ? EXIT.usage : EXIT.failed;
+    if (opts.json) writeOut(`${JSON.stringify({ version: JSON_VERSION, inStep: null, error: { message: redact(message), exitCode: code } }, null, 2)}\n`);
     else log.error(message);
-    return e instanceof DdumError && e.exitCode === EXIT.usage ? EXIT.usage : EXIT.failed;
+    return code;
   }
   endProgress();
   const { actions } = result.plan;
@@ -181,7 +184,7 @@ export async function cmdVerify(opts: Common & { json?: boolean; summary?: boole
   const rejected = result.rejections.length;
   if (opts.json) {
     const doc = {
-      version: 1,
+      version: JSON_VERSION,
       inStep: pending === 0,
       pending: { accounts: actions.length, homes: homesCreated.length, keyFiles: keysWritten.length + keysRemoved.length },
       accounts: actions.map((a) => ({ kind: a.kind, name: a.name })),
@@ -222,7 +225,8 @@ export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): 
     warnings: warnings.length,
   };
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ rejections, warnings, summary }, null, 2)}\n`);
+    const { problemJson } = await import("./report.ts");
+    process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, rejections: rejections.map(problemJson), warnings: warnings.map(problemJson), summary }, null, 2)}\n`);
   } else {
     for (const r of rejections) process.stdout.write(`rejected: ${escapeControls(rejectionMessage(r))}\n`);
     for (const w of warnings) process.stdout.write(`warning: ${escapeControls(rejectionMessage(w))}\n`);
@@ -256,7 +260,7 @@ export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger)
 
 export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
   const { config } = setupConfig(opts.config, log, false);
-  const { readState, readStatus, stateDir } = await import("./state.ts");
+  const { readState, readStatus, recordedProblems, stateDir } = await import("./state.ts");
   const { summaryLine } = await import("./report.ts");
   const dir = stateDir(new Root(opts.root ?? "/"), config.state_dir);
   let s: Awaited<ReturnType<typeof readState>>;
@@ -264,7 +268,7 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
     s = readState(dir);
   } catch (e) {
     // A lost state stops every pass: that is the news, whatever the last pass was.
-    if (opts.json) process.stdout.write(`${JSON.stringify({ stateError: errorMessage(e), exitCode: EXIT.failed }, null, 2)}\n`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, stateError: errorMessage(e), exitCode: EXIT.failed }, null, 2)}\n`);
     else process.stdout.write(`CRITICAL: ${errorMessage(e)}\n`);
     return EXIT.failed;
   }
@@ -279,7 +283,11 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
   const ageS = last ? (Date.now() - Date.parse(last.end)) / 1000 : Number.POSITIVE_INFINITY;
   const code = !last || ageS > windowS ? EXIT.usage : last.result === "failed" ? EXIT.failed : EXIT.ok;
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ lastPass: last, lastSuccess: s.lastSuccess ?? null, ageSeconds: last ? Math.round(ageS) : null, warnings, exitCode: code }, null, 2)}\n`);
+    const { plainName } = await import("./report.ts");
+    // Names plain, as in every JSON report (status.json keeps them as the text reports print them).
+    const plain = (rec: PassRecord | null) => (rec?.problems ? { ...rec, problems: recordedProblems(rec).map((p) => ({ ...p, name: plainName(p.name) })) } : rec);
+    const doc = { version: JSON_VERSION, lastPass: plain(last), lastSuccess: plain(s.lastSuccess ?? null), ageSeconds: last ? Math.round(ageS) : null, warnings, exitCode: code };
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     return code;
   }
   if (!last) {
@@ -297,7 +305,6 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
     process.stdout.write(`OK: last pass ${last.result} at ${when}, ${last.durationMs} ms${counts}\n`);
   }
   // The records behind "partial": named, so that no one has to run a pass to learn which.
-  const { recordedProblems } = await import("./state.ts");
   for (const p of recordedProblems(last)) process.stdout.write(`  ${p.kind}: ${escapeControls(`${p.table} record ${p.name}: ${p.field}: ${p.reason}`)}\n`);
   const more = typeof last.problemsMore === "number" && last.problemsMore > 0 ? last.problemsMore : 0;
   if (more > 0) process.stdout.write(`  and ${more} more (ddum sync --dry-run lists them all)\n`);

@@ -1,5 +1,6 @@
 // What a pass tells the operator: the plan, grouped by user and group, and one summary line.
 import type { Counts } from "./state.ts";
+import { JSON_VERSION } from "./errors.ts";
 import { escapeControls, terminalSafe } from "./escape.ts";
 import { rejectionMessage } from "./model.ts";
 import type { HomesResult, KeyChange } from "./homes.ts";
@@ -186,6 +187,36 @@ export function formatHuman(r: SyncResult, o: HumanOptions = {}): string {
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 const q = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
 
+
+/** A change's old or new value in JSON: null where the text report says "(none)" or "(missing)". */
+const NO_VALUE = new Set(["(none)", "(missing)"]);
+export const jsonValue = (s: string): string | null => (NO_VALUE.has(s) ? null : s);
+const qv = (s: string): string => (NO_VALUE.has(s) ? "null" : q(s));
+
+/**
+ * A record's name as the JSON reports give it: the name itself (the text reports print it
+ * JSON-quoted, with control characters escaped, cut at 64 characters), not its quoted form.
+ */
+export function plainName(n: string): string {
+  if (!n.startsWith('"')) return n;
+  try {
+    const v = JSON.parse(n) as unknown;
+    return typeof v === "string" ? v : n;
+  } catch {
+    return n;
+  }
+}
+
+/** A rejection, refusal or warning for a JSON report: its name plain. */
+export const problemJson = <T extends { name: string }>(x: T): T => ({ ...x, name: plainName(x.name) });
+
+/** Timings in whole milliseconds. */
+export function roundedTimings<T extends Record<string, number>>(t: T): T {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(t)) out[k] = Math.round(v);
+  return out as T;
+}
+
 /**
  * One action as `JSON.stringify({kind, name, privateGroup | localGroup, changes}, null, 2)` writes it, indented four more spaces (its
  * depth in the document): built from its known shape, with JSON.stringify escaping the strings
@@ -200,7 +231,7 @@ export function actionJson(a: SyncResult["plan"]["actions"][number]): string {
   out += `      "changes": [\n`;
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i]!;
-    out += `        {\n          "field": ${q(c.field)},\n          "from": ${q(c.from)},\n          "to": ${q(c.to)}\n        }${i + 1 < changes.length ? ",\n" : "\n"}`;
+    out += `        {\n          "field": ${q(c.field)},\n          "from": ${qv(c.from)},\n          "to": ${qv(c.to)}\n        }${i + 1 < changes.length ? ",\n" : "\n"}`;
   }
   return `${out}      ]\n    }`;
 }
@@ -213,18 +244,19 @@ export function* jsonChunks(r: SyncResult): Generator<string> {
   const MARK = "\u0000actions\u0000";
   const doc = JSON.stringify(
     {
+      version: JSON_VERSION,
       dryRun: r.dryRun,
       actions: MARK,
       homes: r.homes,
-      refusals: r.plan.refusals,
-      rejections: r.rejections,
-      warnings: r.warnings,
+      refusals: r.plan.refusals.map(problemJson),
+      rejections: r.rejections.map(problemJson),
+      warnings: r.warnings.map(problemJson),
       notices: r.plan.notices,
       localIssues: r.localIssues,
       brake: r.plan.brake,
       summary: r.counts,
       written: r.written,
-      timings: r.timings,
+      timings: roundedTimings(r.timings),
       exitCode: r.exitCode,
     },
     null,

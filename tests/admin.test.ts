@@ -295,11 +295,12 @@ test("user show and list (text and JSON) report refused records, and skip reserv
       "mallory  1500  1500  0     refused: Shell  mallory user\n",
   );
   const json = JSON.parse((await ddum(["user", "list", "--json", "-c", t.cfg])).stdout);
-  expect(json.map((r: { name: string }) => r.name)).toEqual(["alice", "mallory"]);
+  expect(json.version).toBe(1);
+  expect(json.users.map((r: { name: string }) => r.name)).toEqual(["alice", "mallory"]);
   const show = await ddum(["user", "show", "mallory", "-c", t.cfg]);
   expect(show.stdout).toContain(`Valid: NO, every host refuses it:\n  ${t.users} record "mallory": Shell: must be an absolute path`);
   const sj = JSON.parse((await ddum(["user", "show", "alice", "--json", "-c", t.cfg])).stdout);
-  expect(sj).toEqual({ record: { Name: "alice", UID: "1000", GID: "1000", RealName: "Alice", Home: "/home/alice", Shell: "/bin/bash" }, valid: true, problems: [] });
+  expect(sj).toEqual({ version: 1, record: { Name: "alice", UID: "1000", GID: "1000", RealName: "Alice", Home: "/home/alice", Shell: "/bin/bash" }, valid: true, problems: [] });
   expect((await ddum(["user", "show", "#uid:1000", "-c", t.cfg])).code).toBe(1);
   // The reservations are invisible to check and to a pass.
   const check = await ddum(["check", "-c", t.cfg]);

@@ -382,7 +382,7 @@ describe("ddum check: rejections and warnings", () => {
     const json = await ddum(["check", "--json", "-c", cfg]);
     expect(json.code).toBe(3);
     const doc = JSON.parse(json.stdout);
-    expect(doc.rejections.map((r: { name: string; field: string }) => `${r.name} ${r.field}`)).toEqual(['"bob" Shell']);
+    expect(doc.rejections.map((r: { name: string; field: string }) => `${r.name} ${r.field}`)).toEqual(["bob Shell"]);
     expect(doc.warnings.length).toBe(5);
     expect(doc.summary).toEqual({ users: 3, groups: 0, valid: 2, rejected: 1, warnings: 5 });
   });

@@ -201,3 +201,89 @@ describe("the plan", () => {
     expect(piped.stdout).not.toContain("\x1b");
   });
 });
+
+describe("--json", () => {
+  test("sync: a version, null for no value, plain names, whole milliseconds", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d);
+    await d.put("Users", [userItem("alice", 2001), userItem("daemon", 2500), userItem('e"ve', 2002), userItem("bad name", 2003)]);
+    const r = await ddum(["sync", "--json", "--root", root, "-c", cfg]);
+    expect(r.code).toBe(3);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.version).toBe(1);
+    const alice = doc.actions.find((a: { kind: string; name: string }) => a.kind === "create-user" && a.name === "alice");
+    expect(alice.changes.find((c: { field: string }) => c.field === "UID")).toEqual({ field: "UID", from: null, to: "2001" });
+    expect(r.stdout).not.toContain("(none)");
+    expect(doc.refusals.map((x: { name: string }) => x.name)).toEqual(["daemon"]);
+    expect(doc.rejections.map((x: { name: string }) => x.name).sort()).toEqual(["bad name", 'e"ve']);
+    for (const v of Object.values(doc.timings)) expect(Number.isInteger(v)).toBe(true);
+    expect(doc.summary).toMatchObject({ users: { created: 1, refused: 1, rejected: 2 }, groups: { created: 1 } });
+  });
+
+  test("check, status, verify, user list and group list carry the version; status names plainly", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d);
+    await d.put("Users", [userItem("alice", 2001), userItem("bad name", 2003)]);
+    await ddum(["sync", "--root", root, "-c", cfg]);
+    const check = JSON.parse((await ddum(["check", "--json", "-c", cfg])).stdout);
+    expect(check.version).toBe(1);
+    expect(check.rejections[0].name).toBe("bad name");
+    const status = JSON.parse((await ddum(["status", "--json", "--root", root, "-c", cfg])).stdout);
+    expect(status.version).toBe(1);
+    expect(status.lastPass.problems[0]).toMatchObject({ kind: "rejected", name: "bad name", field: "Name" });
+    expect(JSON.parse((await ddum(["verify", "--json", "--root", root, "-c", cfg])).stdout).version).toBe(1);
+    expect(JSON.parse((await ddum(["user", "list", "--json", "-c", cfg])).stdout)).toMatchObject({ version: 1, users: [{ name: "alice" }, { name: "bad name" }] });
+    expect(JSON.parse((await ddum(["group", "list", "--json", "-c", cfg])).stdout)).toMatchObject({ version: 1, groups: [] });
+  });
+
+  test("a command that fails prints a JSON error object on stdout, with the exit code", async () => {
+    const root = makeRoot();
+    const down = writeConfig(d, { endpoint_url: "http://127.0.0.1:9", max_attempts: 1 });
+    for (const args of [["sync", "--json", "--root", root], ["sync", "--dry-run", "--json", "--root", root], ["check", "--json"], ["user", "list", "--json"]]) {
+      const r = await ddum([...args, "-c", down]);
+      expect(r.code).toBe(1);
+      const doc = JSON.parse(r.stdout);
+      expect(doc).toEqual({ version: 1, error: { message: expect.stringContaining("Users"), exitCode: 1 } });
+      expect(r.stderr).toContain(doc.error.message.slice(0, 30));
+    }
+    // A configuration error: exit 2, said the same way.
+    const bad = join(root, "bad.cfg");
+    writeFileSync(bad, '{"uid_min": "many"}');
+    const r = await ddum(["sync", "--json", "--root", root, "-c", bad]);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toEqual({ version: 1, error: { message: expect.stringContaining("uid_min"), exitCode: 2 } });
+  });
+});
+
+describe("the daemon's trail", () => {
+  test("one log line per change: the account and what changed, never a hash", async () => {
+    const HASH = "$6$Ddumdemo1$ZGQQCYJEEwpwiwHO6nUz6XdvqrCxmGutrcUxL8yObU2p.xua.Rv7PBxzQYQZK9sg81lL/4RYpPbm7EBHzEdr10";
+    const root = makeRoot();
+    const cfg = writeConfig(d, { full_update_period: 3600, full_update_jitter: 0 });
+    await d.put("Users", [userItem("alice", 2001, { Password: { S: HASH } })]);
+    const proc = Bun.spawn([DDUM, "daemon", "-f", "-p", join(root, "ddum.pid"), "--root", root, "-c", cfg], { stdout: "pipe", stderr: "pipe" });
+    let err = "";
+    const reading = (async () => {
+      for await (const chunk of proc.stderr) err += new TextDecoder().decode(chunk);
+    })();
+    const passes = () => err.split("pass done:").length - 1;
+    const until = async (n: number) => {
+      while (passes() < n && proc.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    };
+    await until(1);
+    await d.put("Users", [userItem("alice", 2001, { Password: { S: `!${HASH}` }, Shell: { S: "/bin/sh" } })]);
+    proc.kill("SIGHUP");
+    await until(2);
+    proc.kill("SIGTERM");
+    await proc.exited;
+    await reading;
+    const changes = err.split("\n").filter((l) => l.includes("change: "));
+    expect(changes).toEqual([
+      expect.stringMatching(/change: \+ user alice: UID 2001; .*password set/),
+      expect.stringContaining("change: + group alice (user private group): GID 2001"),
+      "info: change: ~ user alice: Shell: /bin/bash → /bin/sh; password changed",
+    ]);
+    expect(err).not.toContain("$6$");
+    expect(err).not.toContain(HASH.slice(-12));
+  }, 60_000);
+});

@@ -49,7 +49,7 @@ const line = (root: string, file: string, name: string) =>
 
 const reasonFor = (r: JsonReport, name: string) =>
   r.refusals
-    .filter((x) => x.name === JSON.stringify(name))
+    .filter((x) => x.name === name)
     .map((x) => `${x.field}: ${x.reason}`)
     .join("; ");
 

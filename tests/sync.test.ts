@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { isoDateToDays } from "../src/model.ts";
 import { parseConfig } from "../src/config.ts";
 import { Root } from "../src/paths.ts";
-import { actionJson, formatHuman, humanChunks, jsonChunks, toJson } from "../src/report.ts";
+import { actionJson, formatHuman, humanChunks, jsonChunks, jsonValue, problemJson, roundedTimings, toJson } from "../src/report.ts";
 import type { Action } from "../src/plan.ts";
 import { runPass, todayDays } from "../src/sync.ts";
 import { ddum, pass, testConfig, treeSnapshot, writeConfig } from "./helpers/ddum.ts";
@@ -257,24 +257,25 @@ describe("reports", () => {
     const a = r.plan.actions;
     const reference = `${JSON.stringify(
       {
+        version: 1,
         dryRun: r.dryRun,
         actions: a.map((x) => ({
           kind: x.kind,
           name: x.name,
           ...(x.kind === "create-group" ? { privateGroup: x.privateGroup } : {}),
           ...(x.kind === "update-group" ? { localGroup: x.local } : {}),
-          changes: x.changes,
+          changes: x.changes.map((c) => ({ field: c.field, from: jsonValue(c.from), to: jsonValue(c.to) })),
         })),
         homes: r.homes,
-        refusals: r.plan.refusals,
-        rejections: r.rejections,
-        warnings: r.warnings,
+        refusals: r.plan.refusals.map(problemJson),
+        rejections: r.rejections.map(problemJson),
+        warnings: r.warnings.map(problemJson),
         notices: r.plan.notices,
         localIssues: r.localIssues,
         brake: r.plan.brake,
         summary: r.counts,
         written: r.written,
-        timings: r.timings,
+        timings: roundedTimings(r.timings),
         exitCode: r.exitCode,
       },
       null,
@@ -307,7 +308,8 @@ test.each([
       name: a.name,
       ...(a.kind === "create-group" ? { privateGroup: a.privateGroup } : {}),
       ...(a.kind === "update-group" ? { localGroup: a.local } : {}),
-      changes: a.changes,
+      // No value is null in JSON (the text report's "(none)").
+      changes: a.changes.map((c) => ({ field: c.field, from: c.from === "(none)" ? null : c.from, to: c.to })),
     },
     null,
     2,

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import type { Config } from "../config.ts";
 import { type Scheme, hashPassword } from "../crypt.ts";
-import { DdumError, EXIT, errorMessage } from "../errors.ts";
+import { DdumError, EXIT, errorMessage, JSON_VERSION } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { escapeControls, terminalSafe } from "../escape.ts";
 import { daysToIsoDate, decodeGroupItem, decodeUserItem, isoDateToDays, printable, RESERVATION_RE } from "../model.ts";
@@ -475,7 +475,7 @@ export class Admin {
       })
       .sort(byName);
     if (o.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, users: rows }, null, 2)}\n`);
       return EXIT.ok;
     }
     const table = [["NAME", "UID", "GID", "KEYS", "STATE", "REALNAME"], ...rows.map((r) => [printableCell(r.name), String(r.uid ?? "-"), String(r.gid ?? "-"), String(r.keys), r.state, printableCell(r.realName)])];
@@ -597,7 +597,7 @@ export class Admin {
       })
       .sort(byName);
     if (o.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, groups: rows }, null, 2)}\n`);
       return EXIT.ok;
     }
     printTable([["NAME", "GID", "STATE", "MEMBERS"], ...rows.map((r) => [printableCell(r.name), String(r.gid ?? "-"), r.state, r.members.map(printableCell).join(",")])]);
@@ -611,7 +611,7 @@ const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? 
 function printRecordJson(item: RawItem, problems: string[], warnings: string[] = []): number {
   const plain: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(item)) plain[k] = k === "Password" ? describePassword(strAttr(item, "Password")) : Object.values(v)[0];
-  process.stdout.write(`${JSON.stringify({ record: plain, valid: problems.length === 0, problems, ...(warnings.length > 0 ? { warnings } : {}) }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, record: plain, valid: problems.length === 0, problems, ...(warnings.length > 0 ? { warnings } : {}) }, null, 2)}\n`);
   return EXIT.ok;
 }
 
