@@ -209,13 +209,27 @@ export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): 
   const { config } = loaded;
   await sayWhere(loaded, log, true);
   const { readTables } = await import("./tables.ts");
-  const { rejectionMessage } = await import("./model.ts");
+  const { printable, rejectionMessage } = await import("./model.ts");
   const t = await readTables(config, progress());
   endProgress();
   // Rejected: the record will not be applied (exit 3). Warnings: applied with a default, a key
   // left out or a weak hash (exit 0 when there is nothing else).
   const rejections = [...t.users.rejections, ...t.groups.rejections];
   const warnings = [...t.users.warnings, ...t.groups.warnings];
+  const cloudIds = (table: string, name: string, field: string, id: number) => {
+    if (id !== 1000 && id !== 1001) return;
+    warnings.push({
+      table,
+      name: printable(name),
+      field,
+      reason: `${id} is the ID stock cloud images give their default user and group (Debian's admin, Ubuntu's ubuntu, Amazon Linux's ec2-user); hosts made from them refuse this record. Give it an ID from auto_id_min (${config.auto_id_min}) up`,
+    });
+  };
+  for (const u of t.users.records) {
+    cloudIds(config.user_table_name, u.name, "UID", u.uid);
+    if (u.gid !== u.uid) cloudIds(config.user_table_name, u.name, "GID", u.gid);
+  }
+  for (const g of t.groups.records) cloudIds(config.group_table_name, g.name, "GID", g.gid);
   const rejected = t.users.rejected + t.groups.rejected;
   const summary = {
     users: t.users.records.length + t.users.rejected,

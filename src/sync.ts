@@ -1,6 +1,6 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
 import { closeSync, mkdirSync } from "node:fs";
-import type { Config } from "./config.ts";
+import { checkRanges, type Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { HomeRules, type HomesResult, type HomeUser, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
 import { KeyLedger } from "./keyledger.ts";
@@ -54,11 +54,10 @@ export function todayDays(now = Date.now()): number {
 export function policyFor(config: Config, root: Root, force: boolean): Policy {
   const defs = readLoginDefs(root);
   const pick = (key: keyof Config, def: string, fallback: number) => (config[key] as number | null | undefined) ?? defsNumber(defs, def) ?? fallback;
+  const ranges = { uidMin: pick("uid_min", "UID_MIN", 1000), uidMax: pick("uid_max", "UID_MAX", 60000), gidMin: pick("gid_min", "GID_MIN", 1000), gidMax: pick("gid_max", "GID_MAX", 60000) };
+  checkRanges(ranges, config, root.etc("login.defs"));
   return {
-    uidMin: pick("uid_min", "UID_MIN", 1000),
-    uidMax: pick("uid_max", "UID_MAX", 60000),
-    gidMin: pick("gid_min", "GID_MIN", 1000),
-    gidMax: pick("gid_max", "GID_MAX", 60000),
+    ...ranges,
     adoptUsers: config.adopt_users,
     adoptGroups: config.adopt_groups,
     mergeGroups: config.merge_groups,

@@ -56,13 +56,13 @@ test("tables create --billing provisioned; a bad billing mode or action is a usa
 // ---- user and group commands, import ------------------------------------------------------------
 
 let tableNo = 0;
-/** Fresh tables and a config file naming them. */
+/** Fresh tables and a config file naming them; automatic IDs from the range's bottom (auto_id_min has its own tests). */
 async function fresh(extra: Record<string, unknown> = {}) {
   tableNo++;
   const users = `AdmUsers${tableNo}`;
   const groups = `AdmGroups${tableNo}`;
   await d.createTables(users, groups);
-  return { users, groups, cfg: writeConfig(d, { user_table_name: users, group_table_name: groups, uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000, ...extra }) };
+  return { users, groups, cfg: writeConfig(d, { user_table_name: users, group_table_name: groups, uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000, auto_id_min: 1000, ...extra }) };
 }
 
 async function items(table: string): Promise<Record<string, Record<string, unknown>>> {

@@ -287,3 +287,58 @@ describe("the daemon's trail", () => {
     expect(err).not.toContain(HASH.slice(-12));
   }, 60_000);
 });
+
+describe("configuration mistakes and automatic IDs", () => {
+  test("a misspelt key stops every command with the key it most likely meant; nothing is written", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } })]);
+    const cfg = writeConfig(d, { ssh_key_locaton: "/etc/ssh/keys/%u" });
+    const before = readFileSync(join(root, "etc", "passwd"), "utf8");
+    for (const args of [["sync", "--root", root], ["check"], ["user", "list"], ["status", "--root", root]]) {
+      const r = await ddum([...args, "-c", cfg]);
+      expect([args[0], r.code]).toEqual([args[0], 2]);
+      expect(r.stderr).toContain('unknown key "ssh_key_locaton" (did you mean "ssh_key_location"?)');
+    }
+    expect(readFileSync(join(root, "etc", "passwd"), "utf8")).toBe(before);
+  });
+
+  test("an empty managed range is refused, in the config or against login.defs, naming where each bound came from", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001)]);
+    const both = await ddum(["sync", "--root", root, "-c", writeConfig(d, { uid_min: 70000, uid_max: 60000 })]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("uid_min (70000) is greater than uid_max (60000)");
+    const defs = await ddum(["sync", "--root", root, "-c", writeConfig(d, { gid_min: 70000 })]);
+    expect(defs.code).toBe(2);
+    expect(defs.stderr).toContain(`the managed GID range is empty: gid_min is 70000, above GID_MAX in ${join(root, "etc", "login.defs")} (60000)`);
+    expect(readFileSync(join(root, "etc", "passwd"), "utf8")).not.toContain("alice");
+  });
+
+  test("--uid auto and --gid auto start at auto_id_min (2000), not at 1000, and stay inside the managed range", async () => {
+    const cfg = writeConfig(d);
+    const u = await ddum(["user", "add", "alice", "-c", cfg]);
+    expect([u.code, u.stdout]).toEqual([0, expect.stringContaining("UID 2000, GID 2000")]);
+    const g = await ddum(["group", "add", "devs", "--gid", "auto", "-c", cfg]);
+    expect([g.code, g.stdout]).toEqual([0, expect.stringContaining("2001")]);
+    // A managed range that starts higher wins.
+    const high = writeConfig(d, { uid_min: 5000, gid_min: 5000 });
+    expect((await ddum(["user", "add", "bob", "--uid", "auto", "-c", high])).stdout).toContain("UID 5000, GID 5000");
+    // auto_id_min above the range: no ID is made up outside it.
+    const above = writeConfig(d, { auto_id_min: 70000 });
+    const r = await ddum(["user", "add", "carol", "-c", above]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("no free UID left from auto_id_min (70000) in the managed range 1000-60000");
+    expect((await ddum(["user", "show", "carol", "-c", above])).code).toBe(1);
+  });
+
+  test("ddum check warns about a table UID or GID of 1000 or 1001", async () => {
+    const cfg = writeConfig(d);
+    await d.put("Users", [userItem("ann", 1000), userItem("ben", 2002, { GID: { N: "1001" } }), userItem("cat", 2003)]);
+    await d.put("Groups", [groupItem("ops", 1001)]);
+    const r = await ddum(["check", "-c", cfg]);
+    expect(r.code).toBe(0);
+    const warned = r.stdout.split("\n").filter((l) => l.includes("stock cloud images"));
+    expect(warned.map((l) => l.replace(/: \d+ is the ID.*/, "")).sort()).toEqual(['warning: Groups record "ops": GID', 'warning: Users record "ann": UID', 'warning: Users record "ben": GID']);
+    expect(JSON.parse((await ddum(["check", "--json", "-c", cfg])).stdout).warnings.length).toBe(3);
+  });
+});

@@ -147,13 +147,14 @@ export class Admin {
   async allocateUid(ids: Ids, owner: string, want: number | "auto", privateGid: boolean): Promise<number> {
     const others = (names: string[] | undefined) => othersThan(names, owner);
     const { uidMin, uidMax } = this.ranges;
-    let after = uidMin - 1;
+    // auto starts at auto_id_min (never below the managed range): not at 1000, the default user's ID on stock cloud images.
+    let after = Math.max(uidMin, this.config.auto_id_min) - 1;
     for (;;) {
       let id: number;
       if (want === "auto") {
         // A retired ID is not given out again, not even to the name that left it.
         const free = firstFree(uidMin, uidMax, (n) => uidTaken(ids, owner, n) || ids.uid.retired.has(n) || (privateGid && (gidTaken(ids, owner, n) || ids.gid.retired.has(n))), after);
-        if (free === null) throw new DdumError(`no free UID left in the managed range ${uidMin}-${uidMax}`);
+        if (free === null) throw new DdumError(`no free UID left from auto_id_min (${this.config.auto_id_min}) in the managed range ${uidMin}-${uidMax}; give --uid, or lower auto_id_min`);
         id = free;
       } else {
         id = want;
@@ -181,12 +182,12 @@ export class Admin {
     const others = (names: string[] | undefined) => othersThan(names, owner);
     const taken = (id: number) => gidTaken(ids, owner, id);
     const { gidMin, gidMax } = this.ranges;
-    let after = gidMin - 1;
+    let after = Math.max(gidMin, this.config.auto_id_min) - 1;
     for (;;) {
       let id: number;
       if (want === "auto") {
         const free = firstFree(gidMin, gidMax, (n) => taken(n) || ids.gid.retired.has(n), after);
-        if (free === null) throw new DdumError(`no free GID left in the managed range ${gidMin}-${gidMax}`);
+        if (free === null) throw new DdumError(`no free GID left from auto_id_min (${this.config.auto_id_min}) in the managed range ${gidMin}-${gidMax}; give --gid, or lower auto_id_min`);
         id = free;
       } else {
         id = want;
