@@ -10,6 +10,8 @@ import { addSecret, type Logger, logOptionsFromConfig, reconfigure, redact } fro
 import { Root } from "./paths.ts";
 import type { PassRecord } from "./state.ts";
 
+const plural = (n: number, word: string) => `${n} ${n === 1 ? word : `${word}s`}`;
+
 export interface Common {
   config?: string;
   root?: string;
@@ -245,7 +247,7 @@ export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): 
     for (const r of rejections) process.stdout.write(`rejected: ${escapeControls(rejectionMessage(r))}\n`);
     for (const w of warnings) process.stdout.write(`warning: ${escapeControls(rejectionMessage(w))}\n`);
     process.stdout.write(
-      `${summary.users} users and ${summary.groups} groups read: ${summary.valid} valid, ${summary.rejected} rejected, ${summary.warnings} warnings (applied anyway)\n`,
+      `${plural(summary.users, "user")} and ${plural(summary.groups, "group")} read: ${summary.valid} valid, ${summary.rejected} rejected, ${plural(summary.warnings, "warning")} (applied anyway)\n`,
     );
   }
   return rejected > 0 ? EXIT.partial : EXIT.ok;

@@ -290,9 +290,9 @@ test("user show and list (text and JSON) report refused records, and skip reserv
   await d.put(t.users, [userItem("mallory", 1500, { Shell: { S: "sh" } })]);
   const list = await ddum(["user", "list", "-c", t.cfg]);
   expect(list.stdout).toBe(
-    "NAME     UID   GID   KEYS  STATE           REALNAME\n" +
-      "alice    1000  1000  0     enabled         Alice\n" +
-      "mallory  1500  1500  0     refused: Shell  mallory user\n",
+    "NAME     UID   GID   KEYS  STATE            REALNAME\n" +
+      "alice    1000  1000  0     enabled          Alice\n" +
+      "mallory  1500  1500  0     rejected: Shell  mallory user\n",
   );
   const json = JSON.parse((await ddum(["user", "list", "--json", "-c", t.cfg])).stdout);
   expect(json.version).toBe(1);

@@ -54,7 +54,7 @@ test("check reads both tables and says so, as the x86_64 build does", async () =
   const cfg = writeConfig(d);
   const r = await arm64(["check", "-c", cfg]);
   expect(r.stderr).toBe("");
-  expect(r.stdout).toContain("3 users and 1 groups read");
+  expect(r.stdout).toContain("3 users and 1 group read");
   expect(r.code).toBe(0);
   expect(r.stdout).toBe((await x64(["check", "-c", cfg])).stdout);
 }, 120_000);

@@ -400,9 +400,9 @@ export class Admin {
     if (action === "add") {
       const keys = usage(() => [
         ...args.flatMap((k, i) => parseKeys(k, `key ${i + 1}`)),
-        ...list(o.file).flatMap((f) => this.readKeySource(f)),
+        ...[...list(o.sshKey), ...list(o.file)].flatMap((f) => this.readKeySource(f)),
       ]);
-      if (keys.length === 0) throw new DdumError("give the keys to add as arguments, or --file FILE|-", EXIT.usage);
+      if (keys.length === 0) throw new DdumError("give the keys to add as arguments, or --ssh-key FILE|-", EXIT.usage);
       await this.changeUser(name, (item) => {
         setAttr(item, "SSHPublicKeys", [...setAttrValues(item, "SSHPublicKeys"), ...keys]);
       });
@@ -459,7 +459,7 @@ export class Admin {
         const expDays = exp === undefined ? null : isoDateToDays(exp);
         const state =
           d.kind !== "ok"
-            ? `refused: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`
+            ? `rejected: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`
             : expDays !== null && expDays <= this.today
               ? `disabled since ${exp}`
               : exp !== undefined
@@ -593,7 +593,7 @@ export class Admin {
           gid: numAttr(item, "GID") ?? null,
           members: setAttrValues(item, "Members"),
           administrators: setAttrValues(item, "Administrators"),
-          state: d.kind === "ok" ? "valid" : `refused: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`,
+          state: d.kind === "ok" ? "valid" : `rejected: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`,
         };
       })
       .sort(byName);
