@@ -342,3 +342,20 @@ describe("configuration mistakes and automatic IDs", () => {
     expect(JSON.parse((await ddum(["check", "--json", "-c", cfg])).stdout).warnings.length).toBe(3);
   });
 });
+
+test("the demo, written into a pipe, holds no escape codes", async () => {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "..", "examples", "demo.ts")], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "" } });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  expect(code).toBe(0);
+  expect(out).toContain("$ ddum sync --dry-run");
+  expect(out).toMatch(/^\+ user alice: /m);
+  expect(out + err).not.toContain("\x1b");
+}, 60_000);
+
+test("ddum(8) lists every file in the state directory and every environment variable ddum reads", () => {
+  const page = readFileSync(join(import.meta.dir, "..", "packaging", "ddum.8"), "utf8").replace(/\\-/g, "-");
+  const files = page.slice(page.indexOf(".SH FILES"), page.indexOf(".SH ENVIRONMENT"));
+  for (const f of ["state.json", "state.json-", "status.json", "homes.lock", "keyfiles.ledger", "scan-pages.memo"]) expect([f, files.includes(`/var/lib/ddum/${f}\n`)]).toEqual([f, true]);
+  const env = page.slice(page.indexOf(".SH ENVIRONMENT"), page.indexOf(".SH SELINUX"));
+  for (const v of ["DDUM_DEBUG", "DDUM_TRACE_MEMORY", "DDUM_LOG_FILE", "NO_COLOR", "HTTPS_PROXY", "NO_PROXY", "AWS_REGION", "AWS_PROFILE"]) expect([v, env.includes(v)]).toEqual([v, true]);
+});
