@@ -5,6 +5,7 @@ import {
   chownSync,
   closeSync,
   fchownSync,
+  fstatSync,
   lchownSync,
   lstatSync,
   mkdirSync,
@@ -24,7 +25,7 @@ import { defsNumber } from "./localdb/logindefs.ts";
 import type { Root } from "./paths.ts";
 import { createHash } from "node:crypto";
 import { AT_FDCWD, lstatAt, openAt, openDirNoFollow, syncFs } from "./fsat.ts";
-import { readFileAt, renameNoReplace, TEMP_MARK } from "./safefile.ts";
+import { readWhole, renameNoReplace, TEMP_MARK } from "./safefile.ts";
 import { normalPath, overlaps, PathResolver, within } from "./safepath.ts";
 import { getLabelRoot, labelNewTree } from "./selinux.ts";
 import { stopSignal } from "./stop.ts";
@@ -431,7 +432,25 @@ export function keyDiff(before: readonly string[], after: readonly string[]): { 
   return { added: [...will].filter((f) => !was.has(f)), removed: [...was].filter((f) => !will.has(f)) };
 }
 
-const keyLinesOf = (buf: Buffer | null): string[] => (buf ? buf.toString("utf8").split("\n").filter((l) => l !== "" && !l.startsWith("#")) : []);
+/** A key file's lines, read through dirfd without following a link; none when it is not a regular file or is over MAX_READ bytes. */
+function keyLinesAt(dirfd: number, name: string): string[] {
+  let fd: number;
+  try {
+    fd = openAt(dirfd, name, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  } catch {
+    return [];
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_READ) return [];
+    // Read to MAX_READ at most, even if the file grows meanwhile (a user's file, in a home).
+    const buf = readWhole(fd, st.size, MAX_READ);
+    if (buf.length > MAX_READ) return [];
+    return buf.toString("utf8").split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * The keys a key file holds now, read before it is replaced so the report can say which left:
@@ -446,7 +465,7 @@ function keysNow(dir: string, name: string, inHome: boolean): string[] {
     return [];
   }
   try {
-    if (!inHome) return keyLinesOf(readFileAt(fd, name, MAX_READ));
+    if (!inHome) return keyLinesAt(fd, name);
     let ssh: number;
     try {
       ssh = openDirNoFollow(fd, ".ssh");
@@ -454,7 +473,7 @@ function keysNow(dir: string, name: string, inHome: boolean): string[] {
       return [];
     }
     try {
-      return keyLinesOf(readFileAt(ssh, name, MAX_READ));
+      return keyLinesAt(ssh, name);
     } finally {
       closeSync(ssh);
     }

@@ -107,7 +107,9 @@ export function actionLine(a: Action): string {
 
 /** A key file written or removed, with the fingerprints that came and went. */
 export function keyLine(k: KeyChange, removed: boolean): string {
-  const diff = [...k.added.map((f) => `+${f}`), ...k.removed.map((f) => `-${f}`)];
+  // A key file a user filled with thousands of keys is not a thousand-word line: 20 of each, and a count.
+  const some = (list: string[], mark: string) => [...list.slice(0, 20).map((f) => `${mark}${f}`), ...(list.length > 20 ? [`(${mark}${list.length - 20} more)`] : [])];
+  const diff = [...some(k.added, "+"), ...some(k.removed, "-")];
   const what = removed ? `${k.file} removed (no keys left)` : k.file;
   return `keys ${k.name}: ${what}${diff.length ? `: ${diff.join(" ")}` : ": rewritten (same keys; owner, mode or layout fixed)"}`;
 }

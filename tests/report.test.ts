@@ -2,7 +2,7 @@
 // Every test runs the compiled binary against a real dynalite and a scratch root.
 import { afterAll, beforeEach, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DDUM, ddum, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
@@ -358,4 +358,24 @@ test("ddum(8) lists every file in the state directory and every environment vari
   for (const f of ["state.json", "state.json-", "status.json", "homes.lock", "keyfiles.ledger", "scan-pages.memo"]) expect([f, files.includes(`/var/lib/ddum/${f}\n`)]).toEqual([f, true]);
   const env = page.slice(page.indexOf(".SH ENVIRONMENT"), page.indexOf(".SH SELINUX"));
   for (const v of ["DDUM_DEBUG", "DDUM_TRACE_MEMORY", "DDUM_LOG_FILE", "NO_COLOR", "HTTPS_PROXY", "NO_PROXY", "AWS_REGION", "AWS_PROFILE"]) expect([v, env.includes(v)]).toEqual([v, true]);
+});
+
+test("a home's key file filled by its user: the keys taken out are counted past 20, the file is read through no link", async () => {
+  const root = makeRoot();
+  const cfg = writeConfig(d, { create_homes: true });
+  await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } })]);
+  expect((await ddum(["sync", "--root", root, "-c", cfg])).code).toBe(0);
+  const ssh = join(root, "home", "alice", ".ssh");
+  const planted = Array.from({ length: 30 }, (_, i) => `ssh-ed25519 ${Buffer.from(`key${i}`).toString("base64")} k${i}`);
+  writeFileSync(join(ssh, "authorized_keys"), `${KEY_ALICE}\n${planted.join("\n")}\n`);
+  const r = await ddum(["sync", "--dry-run", "--root", root, "-c", cfg]);
+  const line = r.stdout.split("\n").find((l) => l.startsWith("~ keys alice:"))!;
+  expect(line.match(/ -SHA256:/g)!.length).toBe(20);
+  expect(line).toEndWith("(-10 more)");
+  // A link in place of the file: refused by the pass, and never followed to say what it holds.
+  rmSync(join(ssh, "authorized_keys"));
+  symlinkSync("/etc/shadow", join(ssh, "authorized_keys"));
+  const linked = await ddum(["sync", "--dry-run", "--root", root, "-c", cfg]);
+  expect(linked.stdout).not.toContain("~ keys alice");
+  expect(linked.stdout).toContain("symbolic link");
 });
