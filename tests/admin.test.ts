@@ -437,7 +437,7 @@ test("import refuses a record whose ID another name holds, an empty password, an
   expect(r.stdout).toContain(`${t.users} record "bo": UID: 1001 is already used by "zoe"`);
   expect(r.stdout).toContain(`${t.users} record "cy": Password: the local account has an empty password`);
   expect(r.stdout).toContain(`${t.users} record "dee": SSHPublicKeys: local key`);
-  expect(r.stdout).toContain("imported 1 users");
+  expect(r.stdout).toContain("imported 1 user into");
   const u = await items(t.users);
   expect(Object.keys(u).filter((n) => !n.startsWith("#")).sort()).toEqual(["amy", "zoe"]);
 });
