@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { DDUM, ddum, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE } from "./helpers/keys.ts";
-import { cleanupRoots, makeRoot } from "./helpers/root.ts";
+import { cleanupRoots, FLAVOUR, makeRoot } from "./helpers/root.ts";
 
 let d: Dynamo;
 beforeAll(async () => {
@@ -61,7 +61,7 @@ function checkHomes(root: string, uidOf: (name: string) => number, allowTemps: b
       continue;
     }
     const st = lstatSync(join(root, "home", name));
-    expect([name, st.isDirectory(), st.uid, st.mode & 0o7777]).toEqual([name, true, uidOf(name), 0o755]);
+    expect([name, st.isDirectory(), st.uid, st.mode & 0o7777]).toEqual([name, true, uidOf(name), FLAVOUR.homeMode]);
     expect([name, lstatSync(join(root, "home", name, ".bashrc")).uid]).toEqual([name, uidOf(name)]);
     homes++;
   }
