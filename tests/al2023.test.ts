@@ -5,8 +5,6 @@
 //
 // Not admin.test.ts: its tables take IDs from 1000 up, and on AL2023 UID 1000 is ec2-user's, so
 // its syncs are refused there, rightly (rhel-root.test.ts shows that, and uid_min 2000 fixing it).
-// Not rules.test.ts yet: its consented local group is Debian's sudo (GID 27, gshadow "*"), which
-// AL2023 does not have; rhel-root.test.ts covers merge_groups with wheel there.
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,7 +12,7 @@ import { REPO } from "./helpers/root.ts";
 
 const HERE = join(REPO, "tests");
 const files = readdirSync(HERE)
-  .filter((f) => f.endsWith(".test.ts") && !["al2023.test.ts", "rhel-root.test.ts", "admin.test.ts", "rules.test.ts"].includes(f))
+  .filter((f) => f.endsWith(".test.ts") && !["al2023.test.ts", "rhel-root.test.ts", "admin.test.ts"].includes(f))
   // makeRoot() with no argument: the stock root of the run (files that name theirs run once).
   .filter((f) => /\bmakeRoot\(\)/.test(readFileSync(join(HERE, f), "utf8")))
   .sort();

@@ -12,7 +12,24 @@ import { todayDays } from "../src/sync.ts";
 import { ddum, pass, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { PAM_CASES, pamCaseFields } from "./helpers/pam-cases.ts";
-import { checkAccounts, cleanupRoots, makeRoot, run, snapshot } from "./helpers/root.ts";
+import { checkAccounts, cleanupRoots, makeRoot as stockRoot, run, snapshot } from "./helpers/root.ts";
+
+/**
+ * The run's stock root, with Debian's local groups sudo (27) and shadow (42) as the distribution
+ * made them where the root has none (AL2023 has wheel, no sudo, no shadow group): the rules below
+ * are about local groups a host may consent to, whichever those are.
+ */
+function makeRoot(): string {
+  const root = stockRoot();
+  for (const [name, gid] of [["sudo", 27], ["shadow", 42]] as const) {
+    const group = join(root, "etc", "group");
+    if (readFileSync(group, "utf8").split("\n").some((l) => l.startsWith(`${name}:`))) continue;
+    expect(run("groupadd", ["-R", root, "-g", String(gid), name]).code).toBe(0);
+    const gshadow = join(root, "etc", "gshadow");
+    writeFileSync(gshadow, readFileSync(gshadow, "utf8").replace(new RegExp(`^${name}:!::$`, "m"), `${name}:*::`));
+  }
+  return root;
+}
 
 let d: Dynamo;
 beforeAll(async () => {
@@ -202,7 +219,7 @@ describe("group records list only users ddum manages", () => {
     expect(run("useradd", ["-R", root, "-u", "2500", "-U", "-G", "sudo", "localadmin"]).code).toBe(0);
     await d.put("Users", [userItem("alice", 2001)]);
     await d.put("Groups", [
-      groupItem("devs", 3000, { Members: { SS: ["alice", "root", "www-data", "nobody"] }, Administrators: { SS: ["daemon"] } }),
+      groupItem("devs", 3000, { Members: { SS: ["alice", "root", "mail", "nobody"] }, Administrators: { SS: ["daemon"] } }),
       groupItem("sudo", 27, { Members: { SS: ["alice", "localadmin", "root"] } }),
     ]);
     const r = await sync(root, { merge_groups: ["sudo"] });
@@ -214,7 +231,7 @@ describe("group records list only users ddum manages", () => {
         'Groups record "devs": member "daemon" is a local account ddum does not manage; left out',
         'Groups record "devs": member "nobody" is a local account ddum does not manage; left out',
         'Groups record "devs": member "root" is a local account ddum does not manage; left out',
-        'Groups record "devs": member "www-data" is a local account ddum does not manage; left out',
+        'Groups record "devs": member "mail" is a local account ddum does not manage; left out',
         'Groups record "sudo": member "root" is a local account ddum does not manage; left out',
       ].sort(),
     );
@@ -359,7 +376,8 @@ describe("a user's private group belongs to the user", () => {
     expectClean(root);
     // A local user's name too (daemon's group keeps GID 1).
     await d.put("Groups", [groupItem("daemon", 5001)]);
-    expect(reasonFor(await sync(root), "daemon")).toContain('the user "daemon" is that user\'s private group, with the user\'s GID 1');
+    const daemonGid = line(root, "passwd", "daemon")!.split(":")[3];
+    expect(reasonFor(await sync(root), "daemon")).toContain(`the user "daemon" is that user's private group, with the user's GID ${daemonGid};`);
   });
 
   test("a refused user's name is still its own: a group record with another GID is refused too", async () => {
