@@ -99,6 +99,20 @@ function isEnabled(shadow: readonly string[] | undefined, today: number): boolea
   return pamAccepts(shadow, today);
 }
 
+/**
+ * Days ahead the brake looks: an expiry or ageing change that locks an account out within this
+ * many days counts as a disable now, so that dating every expiry tomorrow cannot pass under it.
+ */
+export const BRAKE_HORIZON_DAYS = 7;
+
+/** Whether a change of an account's shadow line locks it out now or within the brake's horizon. */
+function disablesSoon(before: readonly string[] | undefined, after: readonly string[], today: number): boolean {
+  if (!isEnabled(before, today)) return false;
+  if (!isEnabled(after, today)) return true;
+  const later = today + BRAKE_HORIZON_DAYS;
+  return isEnabled(before, later) && !isEnabled(after, later);
+}
+
 /** isEnabled for a shadow line's text. */
 function expiresAfter(text: string | undefined, today: number): boolean {
   return text === undefined || pamAccepts(text.split(":"), today);
@@ -455,7 +469,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       unchanged++;
       continue;
     }
-    if (isEnabled(curShadow, today) && !isEnabled(lines.shadow, today)) disables++;
+    if (disablesSoon(curShadow, lines.shadow, today)) disables++;
     actions.push({ kind: "update-user", name: u.name, ...lines, changes, addShadow: !curShadow });
   }
 

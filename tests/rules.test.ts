@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { daysToIsoDate, type Rejection } from "../src/model.ts";
-import { pamAccepts } from "../src/plan.ts";
+import { BRAKE_HORIZON_DAYS, pamAccepts } from "../src/plan.ts";
 import { todayDays } from "../src/sync.ts";
 import { ddum, pass, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
@@ -474,15 +474,18 @@ describe("the safety brake counts what PAM would refuse", () => {
     expect(snapshot(root)).toEqual(before);
   });
 
-  test("an expiry date of today disables; tomorrow does not", async () => {
+  test("an expiry date of today disables, and so does one within the brake's horizon; one past it does not", async () => {
     const root = makeRoot();
     await d.put("Users", twenty(() => ({})));
     await sync(root);
-    await d.put("Users", twenty((i) => (i < 3 ? { AccountExpireDate: { S: daysToIsoDate(today + 1) } } : {}) as Record<string, AttributeValue>));
+    const expiring = (day: number) => twenty((i) => (i < 3 ? { AccountExpireDate: { S: daysToIsoDate(day) } } : {}) as Record<string, AttributeValue>);
+    // Every expiry dated tomorrow would lock them out before anyone noticed: counted now.
+    for (const day of [today, today + 1, today + BRAKE_HORIZON_DAYS]) {
+      await d.put("Users", expiring(day));
+      expect([day - today, (await sync(root)).brake]).toEqual([day - today, expect.stringContaining("would disable 3 of 20")]);
+    }
+    await d.put("Users", expiring(today + BRAKE_HORIZON_DAYS + 1));
     expect((await sync(root)).brake).toBeNull();
-    await d.put("Users", twenty((i) => (i < 3 ? { AccountExpireDate: { S: daysToIsoDate(today) } } : {}) as Record<string, AttributeValue>));
-    const r = await sync(root);
-    expect(r.brake).toContain("would disable 3 of 20");
   });
 
   test("missing_users: disable sets the expiry also on an account refused by password ageing alone", async () => {
