@@ -332,13 +332,64 @@ describe("a group record that leaves the table", () => {
     expect(run("useradd", ["-R", root, "-u", "2500", "-U", "-G", "sudo", "localadmin"]).code).toBe(0);
     await d.put("Users", [userItem("alice", 2001)]);
     await d.put("Groups", [groupItem("sudo", 27, { Members: { SS: ["alice"] }, Administrators: { SS: ["alice"] } })]);
-    await sync(root, { merge_groups: ["sudo"] });
-    expect(line(root, "gshadow", "sudo")).toBe("sudo:*:alice:localadmin,alice");
+    const r = await sync(root, { merge_groups: ["sudo"] });
+    // No administrators from the table in a local group: gpasswd would let them add any account.
+    expect(line(root, "gshadow", "sudo")).toBe("sudo:*::localadmin,alice");
+    expect(r.notices).toContain('Groups record "sudo": Administrators of a local group are not taken from the table (gpasswd would let them add any local account); left out');
     await d.remove("Groups", "sudo");
     await sync(root, { merge_groups: ["sudo"] });
     expect(line(root, "group", "sudo")).toBe("sudo:x:27:localadmin");
     expect(line(root, "gshadow", "sudo")).toBe("sudo:*::localadmin");
     expectClean(root);
+  });
+
+  test("a membership an admin made by hand stays when the record that also lists it leaves", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
+    await sync(root, { merge_groups: ["sudo"] });
+    expect(run("usermod", ["-R", root, "-aG", "sudo", "alice"]).code).toBe(0);
+    await d.put("Groups", [groupItem("sudo", 27, { Members: { SS: ["alice", "bob"] } })]);
+    await sync(root, { merge_groups: ["sudo"] });
+    expect(line(root, "group", "sudo")).toBe("sudo:x:27:alice,bob");
+    expect(state(root).members.sudo).toEqual(["bob"]);
+    await d.remove("Groups", "sudo");
+    await sync(root, { merge_groups: ["sudo"] });
+    expect(line(root, "group", "sudo")).toBe("sudo:x:27:alice");
+    expectClean(root);
+  });
+
+  test("a record may not give a local account's primary GID to a group, nor create a privileged group", async () => {
+    const root = makeRoot();
+    // A local service account whose primary group has no group line (as some tools leave it).
+    writeFileSync(join(root, "etc", "passwd"), `${readFileSync(join(root, "etc", "passwd"), "utf8")}svc:x:1100:1100::/srv/svc:/usr/sbin/nologin\n`);
+    writeFileSync(join(root, "etc", "shadow"), `${readFileSync(join(root, "etc", "shadow"), "utf8")}svc:!:::::::\n`);
+    await d.put("Users", [userItem("alice", 2001)]);
+    await d.put("Groups", [
+      groupItem("svcgrp", 1100, { Members: { SS: ["alice"] } }),
+      groupItem("admin", 3100, { Members: { SS: ["alice"] } }),
+      groupItem("docker", 3101, { Members: { SS: ["alice"] } }),
+    ]);
+    const r = await sync(root);
+    expect(reasonFor(r, "svcgrp")).toBe('GID: 1100 is the primary group of the local account "svc"');
+    for (const g of ["admin", "docker"]) {
+      expect(reasonFor(r, g)).toContain(`Name: a group named "${g}" grants privileges on many systems`);
+      expect(line(root, "group", g)).toBeUndefined();
+    }
+    // The host's consent makes it: a host that wants a table-fed docker group says so.
+    await sync(root, { merge_groups: ["docker"] });
+    expect(line(root, "group", "docker")).toBe("docker:x:3101:alice");
+  });
+
+  test("a stray gshadow line with a new user's name costs that user's private group only", async () => {
+    const root = makeRoot();
+    writeFileSync(join(root, "etc", "gshadow"), `${readFileSync(join(root, "etc", "gshadow"), "utf8")}alice:!::\n`);
+    await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
+    const r = await sync(root);
+    expect(r.code).toBe(0);
+    expect(line(root, "passwd", "bob")).toBe("bob:x:2002:2002:bob user:/home/bob:/bin/bash");
+    expect(line(root, "group", "bob")).toBe("bob:x:2002:");
+    expect(line(root, "passwd", "alice")).toBe("alice:x:2001:2001:alice user:/home/alice:/bin/bash");
+    expect(r.notices).toContain(`user "alice": no group has GID 2001, and the name is taken by another group line, so none was made`);
   });
 
   test("a record still in the table but rejected has not left it: its members stay", async () => {
