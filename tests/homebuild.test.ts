@@ -2,7 +2,7 @@
 // one user's broken home fails only that user; a pass killed or stopped while it builds homes
 // leaves nothing a later pass refuses; two passes never race on homes.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -57,7 +57,8 @@ function checkHomes(root: string, uidOf: (name: string) => number, allowTemps: b
   for (const name of readdirSync(join(root, "home"))) {
     if (name.startsWith(".ddum~")) {
       expect(allowTemps).toBe(true);
-      expect(lstatSync(join(root, "home", name)).uid).toBe(0);
+      // Half-built (root's), or complete and given to its user just before the rename.
+      expect([0, uidOf(name.slice(".ddum~home~".length))]).toContain(lstatSync(join(root, "home", name)).uid);
       continue;
     }
     const st = lstatSync(join(root, "home", name));
@@ -134,6 +135,22 @@ describe("a pass interrupted while it makes homes", () => {
     expect(r.refusals).toEqual([]);
     expect(code).toBe(0);
     expect(checkHomes(root, uidOf, false)).toBe(N);
+  });
+
+  test("a complete home left under its temporary name (killed just before the rename) is moved into place, as it is", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("h1", 10001)]);
+    const tmp = join(root, "home", ".ddum~home~h1");
+    mkdirSync(join(root, "home"), { recursive: true, mode: 0o755 });
+    mkdirSync(tmp, { mode: 0o700 });
+    writeFileSync(join(tmp, ".bashrc"), "# made before the kill\n");
+    chownSync(join(tmp, ".bashrc"), 10001, 10001);
+    chownSync(tmp, 10001, 10001);
+    chmodSync(tmp, FLAVOUR.homeMode);
+    const { code, r } = await sync(root);
+    expect([code, r.refusals]).toEqual([0, []]);
+    expect(readFileSync(join(root, "home", "h1", ".bashrc"), "utf8")).toBe("# made before the kill\n");
+    expect(checkHomes(root, uidOf, false)).toBe(1);
   });
 
   test("SIGTERM: the pass finishes the home in hand, makes no more, says so and exits 3; the next pass makes the rest", async () => {
