@@ -268,6 +268,32 @@ describe("login shells", () => {
     expect(readFileSync(join(root, "etc", "passwd"), "utf8")).toBe(passwd);
   });
 
+  test("the shell file itself: one others can write or own, or a link to /tmp, is refused, also for a user in place", async () => {
+    const root = makeRoot();
+    const tools = join(root, "opt", "tool");
+    mkdirSync(tools, { recursive: true, mode: 0o755 });
+    writeFileSync(join(tools, "sh"), "#!/bin/sh\n", { mode: 0o755 });
+    writeFileSync(join(tools, "theirs"), "#!/bin/sh\n", { mode: 0o755 });
+    chownSync(join(tools, "theirs"), 1500, 1500);
+    symlinkSync("/tmp/evil", join(tools, "link"));
+    await d.put("Users", [
+      userItem("alice", 2001, { Shell: { S: "/opt/tool/sh" } }),
+      userItem("bob", 2002, { Shell: { S: "/opt/tool/theirs" } }),
+      userItem("carol", 2003, { Shell: { S: "/opt/tool/link" } }),
+    ]);
+    const first = await sync(root, {});
+    expect(first.code).toBe(3);
+    expect(rejectionOf(first.r, "alice")).toEqual([]);
+    expect(rejectionOf(first.r, "bob").map((x) => x.reason)).toEqual(["/opt/tool/theirs is not owned by root or is writable by others; refused"]);
+    expect(rejectionOf(first.r, "carol").map((x) => x.reason)).toEqual([expect.stringContaining("/tmp/evil, in /tmp, a directory others can write")]);
+    // alice is in place; her shell becomes writable by others: refused on the next pass.
+    chmodSync(join(tools, "sh"), 0o777);
+    const passwd = readFileSync(join(root, "etc", "passwd"), "utf8");
+    const again = await sync(root, {});
+    expect(rejectionOf(again.r, "alice").map((x) => x.reason)).toEqual(["/opt/tool/sh is not owned by root or is writable by others; refused"]);
+    expect(readFileSync(join(root, "etc", "passwd"), "utf8")).toBe(passwd);
+  });
+
   test("a shell missing from the root's /etc/shells is noticed, not refused", async () => {
     const root = makeRoot();
     writeFileSync(join(root, "etc", "shells"), "# /etc/shells\n/bin/sh\n/bin/bash\n");
