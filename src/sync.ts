@@ -279,7 +279,11 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     const r = await syncHomes(p.accepted, homesOpts);
     // Refused records whose keys could be read: those keys apply to the account ddum manages
     // under that name, as it is (no home is made for it).
-    const keysOnly = keysOnlyUsers(tables.users.keysOnly, db, p.ownership, policy);
+    // The same for valid records that a later rule refused (the shell rule, the plan): a
+    // revocation never waits for whatever else is wrong with the record.
+    const acceptedNames = new Set(p.accepted.map((u) => u.name));
+    const refusedLater = tables.users.records.filter((u) => !acceptedNames.has(u.name)).map((u) => ({ name: u.name, keys: u.sshKeys }));
+    const keysOnly = keysOnlyUsers([...tables.users.keysOnly, ...refusedLater], db, p.ownership, policy);
     if (keysOnly.length > 0) {
       const k = await syncHomes(keysOnly, { ...homesOpts, createHomes: false });
       r.keysWritten.push(...k.keysWritten);
