@@ -1,5 +1,5 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
-import { closeSync, mkdirSync } from "node:fs";
+import { closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { HomeRules, type HomesResult, type HomeUser, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
@@ -178,6 +178,7 @@ export function keysOnlyUsers(list: readonly { name: string; keys: string[] }[],
 
 export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
   const t0 = performance.now();
+  const startedAt = Date.now();
   const today = opts.today ?? todayDays();
   setLabelRoot(opts.root.dir);
   const stateFile = stateDir(opts.root, config.state_dir);
@@ -402,7 +403,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     mkdirSync(stateFile, { recursive: true, mode: 0o755 });
     const homesLock = await fcntlLock(`${stateFile}/homes.lock`, config.lock_timeout * 1000, "another ddum pass is making homes");
     try {
+      // Another pass made homes and keys after this one began its scan: what the scan saw of the
+      // key files is stale (a key it saw in place may be one this pass revokes). Look again.
+      if (fstatSync(homesLock).mtimeMs >= startedAt) {
+        keys.inPlace.clear();
+        keys.missing.clear();
+      }
       homes = await homesFor(p, db);
+      if (!opts.dryRun) futimesSync(homesLock, new Date(), new Date());
     } finally {
       closeSync(homesLock);
     }

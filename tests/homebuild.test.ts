@@ -2,7 +2,7 @@
 // one user's broken home fails only that user; a pass killed or stopped while it builds homes
 // leaves nothing a later pass refuses; two passes never race on homes.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -168,6 +168,31 @@ describe("a pass interrupted while it makes homes", () => {
     expect([again.code, again.r.refusals]).toEqual([0, []]);
     expect(again.r.homes.homesCreated.length).toBe(N - made);
     expect(checkHomes(root, uidOf, false)).toBe(N);
+  });
+
+  test("a pass that waited for homes.lock while another made keys looks at the key files again", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d, { ssh_key_location: "/etc/ssh/keys/%u" });
+    await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } })]);
+    expect((await ddum(["sync", "--root", root, "-c", cfg])).code).toBe(0);
+    const keyFile = join(root, "etc", "ssh", "keys", "alice");
+    const want = readFileSync(keyFile, "utf8");
+    const lockPath = join(root, "var", "lib", "ddum", "homes.lock");
+    // Another pass holds the homes phase (a process holding the lock until told to go).
+    const holder = Bun.spawn(["python3", "-c", "import fcntl,os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY)\nfcntl.lockf(fd,fcntl.LOCK_EX)\nprint('held',flush=True)\nsys.stdin.readline()", lockPath], { stdin: "pipe", stdout: "pipe" });
+    const reader = holder.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("held\n");
+    const p = Bun.spawn([DDUM, "sync", "--root", root, "-c", cfg], { stdout: "pipe", stderr: "pipe" });
+    // This pass scanned (the key file in place) and now waits for the lock.
+    await until(() => readdirSync(`/proc/${p.pid}/fd`).some((f) => { try { return readlinkSync(`/proc/${p.pid}/fd/${f}`) === lockPath; } catch { return false; } }));
+    // Meanwhile the other pass writes the key file (here: a key the table does not hold) and ends.
+    writeFileSync(keyFile, `${want}ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlanted planted\n`);
+    utimesSync(lockPath, new Date(), new Date());
+    holder.stdin.write("go\n");
+    await holder.stdin.flush();
+    expect(await holder.exited).toBe(0);
+    expect(await p.exited).toBe(0);
+    expect(readFileSync(keyFile, "utf8")).toBe(want);
   });
 
   test("two passes at once on one root: the homes phase is taken in turn, nothing is refused", async () => {
