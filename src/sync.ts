@@ -1,5 +1,7 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
 import { closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import { removeStaleTempsFor } from "./safefile.ts";
 import type { Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { HomeRules, type HomesResult, type HomeUser, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
@@ -18,6 +20,9 @@ import { type Counts, type PassRecord, readState, type State, stateDir, updateSt
 import { ShellRules } from "./shells.ts";
 import { stopSignal } from "./stop.ts";
 import { type Progress, readTables } from "./tables.ts";
+
+/** The files a pass writes in the state directory. */
+const STATE_FILES = ["state.json", "state.json-", "status.json", "status.json-", "keyfiles.ledger", "scan-pages.memo"];
 
 export interface SyncOptions {
   root: Root;
@@ -468,8 +473,15 @@ export async function recordedPass(config: Config, opts: Omit<SyncOptions, "dryR
     durationMs: end.getTime() - start.getTime(),
   };
   try {
-    const st = await updateStatus(stateDir(opts.root, config.state_dir), (s) => withPassRecord(s, rec));
-    if (config.metrics_file) writeMetrics(opts.root.path(config.metrics_file), st);
+    const dir = stateDir(opts.root, config.state_dir);
+    // Temporary files a killed pass left beside the files it writes here are swept once a pass.
+    removeStaleTempsFor(dir, STATE_FILES);
+    const st = await updateStatus(dir, (s) => withPassRecord(s, rec));
+    if (config.metrics_file) {
+      const metrics = opts.root.path(config.metrics_file);
+      removeStaleTempsFor(dirname(metrics), [basename(metrics)]);
+      writeMetrics(metrics, st);
+    }
   } catch (e) {
     // The accounts are what matter; a status that cannot be written is reported, not fatal.
     error ??= new DdumError(`the pass ran, but its status could not be recorded: ${(e as Error).message}`);
