@@ -391,12 +391,17 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
       return r.error === null;
     },
   });
-  const stop = (sig: string) => () => {
-    log.info(`${sig} received: stopping after the pass in progress`);
+  // As for sync: the pass in progress applies nothing more once the signal is in (it stops before
+  // the locks, or after the home in hand); a second signal ends the daemon at once.
+  const { stopSignal } = await import("./stop.ts");
+  const stop = (sig: "SIGTERM" | "SIGINT", no: number) => () => {
+    if (stopSignal.requested) process.exit(128 + no);
+    stopSignal.requested = sig;
+    log.info(`${sig} received: stopping; the pass in progress applies nothing more (a second ${sig} ends ddum at once)`);
     loop.stop();
   };
-  process.on("SIGTERM", stop("SIGTERM"));
-  process.on("SIGINT", stop("SIGINT"));
+  process.on("SIGTERM", stop("SIGTERM", 15));
+  process.on("SIGINT", stop("SIGINT", 2));
   process.on("SIGHUP", () => {
     log.info("SIGHUP received: reloading the configuration and running a pass");
     loop.hangup();

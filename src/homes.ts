@@ -229,9 +229,15 @@ export function createHome(path: string, uid: number, gid: number, mode: number,
   const tmp = join(parent, tmpName);
   const dirfd = openDirNoFollow(AT_FDCWD, parent);
   try {
-    // A temporary home of an earlier pass that was stopped: root's, as only ddum makes them.
+    // A temporary home of an earlier pass that was stopped. Root's: half-built, made again. The
+    // user's: ddum gives it to the user only once it is complete, just before the rename, so the
+    // rename is what is left to do (never removed: the user may have been in it).
     const stale = lstatAt(dirfd, tmpName);
     if (stale) {
+      if (stale.isDirectory() && stale.uid === uid && uid !== 0) {
+        renameNoReplace(dirfd, tmpName, name);
+        return;
+      }
       if (!stale.isDirectory() || stale.uid !== 0) throw new Error(`${tmp} is in the way and is not ddum's; remove it`);
       rmSync(tmp, { recursive: true, force: true });
     }

@@ -99,6 +99,28 @@ function isEnabled(shadow: readonly string[] | undefined, today: number): boolea
   return pamAccepts(shadow, today);
 }
 
+/**
+ * Group names that grant privileges on common distributions (sudoers' %admin, %sudo and %wheel,
+ * the docker, lxd and libvirt sockets, raw disks, the journal, shadow): a record may not create
+ * one the host does not have, unless the host consents in merge_groups. Such a group made ahead of
+ * the package that would own it would hand its members root when the package is installed.
+ */
+const PRIVILEGED_GROUPS = new Set(["root", "wheel", "sudo", "admin", "adm", "staff", "docker", "lxd", "libvirt", "kvm", "disk", "shadow", "systemd-journal", "sys"]);
+
+/**
+ * Days ahead the brake looks: an expiry or ageing change that locks an account out within this
+ * many days counts as a disable now, so that dating every expiry tomorrow cannot pass under it.
+ */
+export const BRAKE_HORIZON_DAYS = 7;
+
+/** Whether a change of an account's shadow line locks it out now or within the brake's horizon. */
+function disablesSoon(before: readonly string[] | undefined, after: readonly string[], today: number): boolean {
+  if (!isEnabled(before, today)) return false;
+  if (!isEnabled(after, today)) return true;
+  const later = today + BRAKE_HORIZON_DAYS;
+  return isEnabled(before, later) && !isEnabled(after, later);
+}
+
 /** isEnabled for a shadow line's text. */
 function expiresAfter(text: string | undefined, today: number): boolean {
   return text === undefined || pamAccepts(text.split(":"), today);
@@ -189,6 +211,15 @@ function mergeList(current: string[], ours: string[], wanted: string[]): string[
   const have = new Set(kept);
   for (const m of wanted) if (!have.has(m)) kept.push(m);
   return kept;
+}
+
+/** The names of wanted that ddum adds or added: those it had already, and those not there before it. */
+function addedByUs(wanted: string[], ours: readonly string[] | undefined, current: readonly string[]): string[] {
+  if (current.length === 0) return wanted;
+  const had = new Set(ours ?? []);
+  const there = new Set(current);
+  const out = wanted.filter((m) => had.has(m) || !there.has(m));
+  return out.length === wanted.length ? wanted : out;
 }
 
 function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
@@ -455,7 +486,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       unchanged++;
       continue;
     }
-    if (isEnabled(curShadow, today) && !isEnabled(lines.shadow, today)) disables++;
+    if (disablesSoon(curShadow, lines.shadow, today)) disables++;
     actions.push({ kind: "update-user", name: u.name, ...lines, changes, addShadow: !curShadow });
   }
 
@@ -517,6 +548,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     return recordGids.get(n);
   };
   const tableGids = new Set<number>();
+  let primaryGids: ReturnType<typeof cur.passwd.idOwners> | undefined;
   const wantedGroupNames = new Set(desired.groups.map((g) => g.name));
   // Local groups whose record the host no longer consents to: what ddum added there is taken back.
   const withdrawn = new Set<string>();
@@ -561,12 +593,31 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       refuse(T, g.name, "GID", `${g.gid} already belongs to the local group "${gidHolder}"`);
       continue;
     }
+    if (!local && !mergeGroups.has(g.name) && PRIVILEGED_GROUPS.has(g.name)) {
+      refuse(T, g.name, "Name", `a group named ${printable(g.name)} grants privileges on many systems (sudoers rules, sockets, devices); ddum creates it only if the host lists it in merge_groups`);
+      continue;
+    }
+    if (gidHolder === undefined && !merge) {
+      // A GID no group line holds may still be a local account's primary group: a record would
+      // hand its files to the record's members.
+      primaryGids ??= cur.passwd.idOwners(3);
+      const holder = primaryGids.get(g.gid);
+      if (holder !== undefined && holder !== g.name && !ownedUsers().has(holder) && !present.has(holder)) {
+        refuse(T, g.name, "GID", `${g.gid} is the primary group of the local account "${holder}"`);
+        continue;
+      }
+    }
     tableGids.add(g.gid);
     const curMembers = local ? splitList(local[3]!) : [];
     const gsh = cur.gshadow.get(g.name);
     const curAdmins = gsh ? splitList(gsh[2]!) : [];
     const wantMembers = g.members.filter(managedUser);
-    const wantAdmins = g.administrators.filter(managedUser);
+    // A group administrator (gshadow) may add any local account to the group with gpasswd: in a
+    // local group the host consented to, that is more than a record may give, so none are set.
+    const wantAdmins = merge ? [] : g.administrators.filter(managedUser);
+    if (merge && g.administrators.length > 0) {
+      notices.push(`${T} record ${printable(g.name)}: Administrators of a local group are not taken from the table (gpasswd would let them add any local account); left out`);
+    }
     if (wantMembers.length < g.members.length || wantAdmins.length < g.administrators.length) {
       // In a consented local group, a name that is there already stays (ddum did not add it).
       const left = [
@@ -579,14 +630,18 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     }
     const newMembers = mergeList(curMembers, prev.members[g.name] ?? [], wantMembers);
     const newAdmins = mergeList(curAdmins, prev.admins[g.name] ?? [], wantAdmins);
-    if (!sameList(prev.members[g.name], wantMembers)) {
+    // What ddum added (and so may take back): a name the record lists is ddum's only if ddum had
+    // it already or it was not there before; one an admin put there by hand stays theirs.
+    const ourMembers = addedByUs(wantMembers, prev.members[g.name], curMembers);
+    const ourAdmins = addedByUs(wantAdmins, prev.admins[g.name], curAdmins);
+    if (!sameList(prev.members[g.name], ourMembers)) {
       if (members === prev.members) members = { ...prev.members };
-      members[g.name] = wantMembers;
+      members[g.name] = ourMembers;
       ownershipChanged = true;
     }
-    if (!sameList(prev.admins[g.name], wantAdmins)) {
+    if (!sameList(prev.admins[g.name], ourAdmins)) {
       if (admins === prev.admins) admins = { ...prev.admins };
-      admins[g.name] = wantAdmins;
+      admins[g.name] = ourAdmins;
       ownershipChanged = true;
     }
     const groupLine = [g.name, local?.[1] ?? "x", String(g.gid), newMembers.join(",")];
@@ -676,13 +731,21 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   // A user whose primary GID has no group gets a user private group, so pwck stays clean.
   const madeHere = new Set<string>();
-  const taken = (n: string) => cur.group.has(n) || (wantedGroupNames.has(n) && !notPrivate.has(n)) || madeHere.has(n);
+  // A name is taken by any local line for it, in group or gshadow, parsed or not: a stray
+  // gshadow line must cost this one group, not fail the commit of every pass.
+  const taken = (n: string) =>
+    cur.group.has(n) ||
+    cur.gshadow.has(n) ||
+    cur.group.unparsedNames.has(n) ||
+    cur.gshadow.unparsedNames.has(n) ||
+    (wantedGroupNames.has(n) && !notPrivate.has(n)) ||
+    madeHere.has(n);
   for (const a of actions) {
     if (a.kind !== "create-user" && a.kind !== "update-user") continue;
     const gid = Number(a.passwd[3]);
     if (gidOwner.has(gid) || tableGids.has(gid)) continue;
     if (taken(a.name)) {
-      notices.push(`user ${printable(a.name)}: no group has GID ${gid}, and the name is taken by another group, so none was made`);
+      notices.push(`user ${printable(a.name)}: no group has GID ${gid}, and the name is taken by another group line, so none was made`);
       continue;
     }
     madeHere.add(a.name);

@@ -1,5 +1,7 @@
 // One pass: scan → validate → lock → read local → plan → apply → unlock.
-import { closeSync, mkdirSync } from "node:fs";
+import { closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import { removeStaleTempsFor } from "./safefile.ts";
 import { checkRanges, type Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { HomeRules, type HomesResult, type HomeUser, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
@@ -19,6 +21,9 @@ import { type Counts, type PassRecord, passProblems, readState, type State, stat
 import { ShellRules } from "./shells.ts";
 import { stopSignal } from "./stop.ts";
 import { type Progress, readTables } from "./tables.ts";
+
+/** The files a pass writes in the state directory. */
+const STATE_FILES = ["state.json", "state.json-", "status.json", "status.json-", "keyfiles.ledger", "scan-pages.memo"];
 
 export interface SyncOptions {
   root: Root;
@@ -178,6 +183,7 @@ export function keysOnlyUsers(list: readonly { name: string; keys: string[] }[],
 
 export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
   const t0 = performance.now();
+  const startedAt = Date.now();
   const today = opts.today ?? todayDays();
   setLabelRoot(opts.root.dir);
   const stateFile = stateDir(opts.root, config.state_dir);
@@ -279,7 +285,11 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     const r = await syncHomes(p.accepted, homesOpts);
     // Refused records whose keys could be read: those keys apply to the account ddum manages
     // under that name, as it is (no home is made for it).
-    const keysOnly = keysOnlyUsers(tables.users.keysOnly, db, p.ownership, policy);
+    // The same for valid records that a later rule refused (the shell rule, the plan): a
+    // revocation never waits for whatever else is wrong with the record.
+    const acceptedNames = new Set(p.accepted.map((u) => u.name));
+    const refusedLater = tables.users.records.filter((u) => !acceptedNames.has(u.name)).map((u) => ({ name: u.name, keys: u.sshKeys }));
+    const keysOnly = keysOnlyUsers([...tables.users.keysOnly, ...refusedLater], db, p.ownership, policy);
     if (keysOnly.length > 0) {
       const k = await syncHomes(keysOnly, { ...homesOpts, createHomes: false });
       r.keysWritten.push(...k.keysWritten);
@@ -406,7 +416,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     mkdirSync(stateFile, { recursive: true, mode: 0o755 });
     const homesLock = await fcntlLock(`${stateFile}/homes.lock`, config.lock_timeout * 1000, "another ddum pass is making homes");
     try {
+      // Another pass made homes and keys after this one began its scan: what the scan saw of the
+      // key files is stale (a key it saw in place may be one this pass revokes). Look again.
+      if (fstatSync(homesLock).mtimeMs >= startedAt) {
+        keys.inPlace.clear();
+        keys.missing.clear();
+      }
       homes = await homesFor(p, db);
+      if (!opts.dryRun) futimesSync(homesLock, new Date(), new Date());
     } finally {
       closeSync(homesLock);
     }
@@ -465,8 +482,15 @@ export async function recordedPass(config: Config, opts: Omit<SyncOptions, "dryR
     ...(result ? passProblems(result.rejections, result.plan.refusals) : {}),
   };
   try {
-    const st = await updateStatus(stateDir(opts.root, config.state_dir), (s) => withPassRecord(s, rec));
-    if (config.metrics_file) writeMetrics(opts.root.path(config.metrics_file), st);
+    const dir = stateDir(opts.root, config.state_dir);
+    // Temporary files a killed pass left beside the files it writes here are swept once a pass.
+    removeStaleTempsFor(dir, STATE_FILES);
+    const st = await updateStatus(dir, (s) => withPassRecord(s, rec));
+    if (config.metrics_file) {
+      const metrics = opts.root.path(config.metrics_file);
+      removeStaleTempsFor(dirname(metrics), [basename(metrics)]);
+      writeMetrics(metrics, st);
+    }
   } catch (e) {
     // The accounts are what matter; a status that cannot be written is reported, not fatal.
     error ??= new DdumError(`the pass ran, but its status could not be recorded: ${(e as Error).message}`);

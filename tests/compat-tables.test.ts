@@ -2,8 +2,8 @@
 // keys judged one by one, weak hashes warned about, and names over 32 characters refused, each
 // on a record's first pass and for a user already in place (the page memo's known pages too).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { CreateTableCommand, DeleteTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
-import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { type AttributeValue, CreateTableCommand, DeleteTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Admin } from "../src/admin/commands.ts";
 import { parseConfig } from "../src/config.ts";
@@ -238,6 +238,31 @@ describe("SSH keys judged one by one", () => {
     expect(file).not.toContain(KEY_CAROL_RSA.split(" ")[1]!);
     expect(r.homes.keysWritten).toEqual(["alice"]);
     // The account itself is left as it was.
+    expect(snapshot(root)).toEqual(accounts);
+  });
+
+  test.each([
+    ["the shell rule", "Shell", (root: string) => {
+      mkdirSync(join(root, "opt", "bad"), { recursive: true, mode: 0o775 });
+      chmodSync(join(root, "opt", "bad"), 0o775);
+      return { Shell: { S: "/opt/bad/sh" } };
+    }],
+    ["the plan (a UID change)", "UID", () => ({ UID: { N: "2100" } })],
+  ] as const)("a valid record refused later by %s still revokes a key", async (_what, field, change) => {
+    await d.createTables();
+    await d.put("Users", [userItem("alice", 2000, { SSHPublicKeys: { SS: [KEY_ALICE, KEY_BOB] } })]);
+    const root = makeRoot();
+    const config = { ssh_key_location: "/etc/ssh/keys/%u" };
+    const keyFile = join(root, "etc", "ssh", "keys", "alice");
+    expect((await pass(d, root, { config })).exitCode).toBe(0);
+    const accounts = snapshot(root);
+    await d.put("Users", [userItem("alice", 2000, { ...change(root), SSHPublicKeys: { SS: [KEY_ALICE] } } as Record<string, AttributeValue>)]);
+    const r = await pass(d, root, { config });
+    expect(r.exitCode).toBe(3);
+    expect([...r.rejections, ...r.plan.refusals].map((x) => `${x.name} ${x.field}`)).toEqual([`"alice" ${field}`]);
+    expect(readFileSync(keyFile, "utf8")).not.toContain(KEY_BOB.split(" ")[1]!);
+    expect(readFileSync(keyFile, "utf8")).toContain(KEY_ALICE.split(" ")[1]!);
+    expect(r.homes.keysWritten).toEqual(["alice"]);
     expect(snapshot(root)).toEqual(accounts);
   });
 

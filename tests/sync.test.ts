@@ -122,7 +122,8 @@ describe("ownership and ranges", () => {
     await d.put("Groups", [groupItem(adm, gid, { Members: { SS: ["alice", "bob"] }, Administrators: { SS: ["alice"] } })]);
     await pass(d, root, { config: { merge_groups: [adm] } });
     expect(line(root, "group", adm)).toBe(`${group},alice,bob`);
-    expect(line(root, "gshadow", adm)).toBe(`${adm}:${pw}:alice:${members},alice,bob`);
+    // Administrators of a local group are not taken from the table (gpasswd powers).
+    expect(line(root, "gshadow", adm)).toBe(`${adm}:${pw}::${members},alice,bob`);
     // bob leaves the table's group; localadmin, added by someone else, stays.
     await d.put("Groups", [groupItem(adm, gid, { Members: { SS: ["alice"] } })]);
     await pass(d, root, { config: { merge_groups: [adm] } });
