@@ -474,7 +474,8 @@ describe("an account's UID and GID are never renumbered by a pass", () => {
   });
 
   test("the admin commands retire a UID or GID left behind and never give it out again", async () => {
-    const cfg = writeConfig(d, { uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000 });
+    // Automatic IDs from the range's bottom here (auto_id_min has its own tests).
+    const cfg = writeConfig(d, { uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000, auto_id_min: 1000 });
     expect((await ddum(["user", "add", "alice", "-c", cfg])).code).toBe(0);
     const moved = await ddum(["user", "set", "alice", "--uid", "1005", "-c", cfg]);
     expect(moved.code).toBe(0);
