@@ -2,7 +2,7 @@
 import { closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { removeStaleTempsFor } from "./safefile.ts";
-import type { Config } from "./config.ts";
+import { checkRanges, type Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { HomeRules, type HomesResult, type HomeUser, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
 import { KeyLedger } from "./keyledger.ts";
@@ -16,7 +16,8 @@ import type { Root } from "./paths.ts";
 import { type Action, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
 import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
 import { setLabelRoot } from "./selinux.ts";
-import { type Counts, type PassRecord, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
+import { passCounts } from "./report.ts";
+import { type Counts, type PassRecord, passProblems, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { ShellRules } from "./shells.ts";
 import { stopSignal } from "./stop.ts";
 import { type Progress, readTables } from "./tables.ts";
@@ -58,11 +59,10 @@ export function todayDays(now = Date.now()): number {
 export function policyFor(config: Config, root: Root, force: boolean): Policy {
   const defs = readLoginDefs(root);
   const pick = (key: keyof Config, def: string, fallback: number) => (config[key] as number | null | undefined) ?? defsNumber(defs, def) ?? fallback;
+  const ranges = { uidMin: pick("uid_min", "UID_MIN", 1000), uidMax: pick("uid_max", "UID_MAX", 60000), gidMin: pick("gid_min", "GID_MIN", 1000), gidMax: pick("gid_max", "GID_MAX", 60000) };
+  checkRanges(ranges, config, root.etc("login.defs"));
   return {
-    uidMin: pick("uid_min", "UID_MIN", 1000),
-    uidMax: pick("uid_max", "UID_MAX", 60000),
-    gidMin: pick("gid_min", "GID_MIN", 1000),
-    gidMax: pick("gid_max", "GID_MAX", 60000),
+    ...ranges,
     adoptUsers: config.adopt_users,
     adoptGroups: config.adopt_groups,
     mergeGroups: config.merge_groups,
@@ -294,13 +294,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       const k = await syncHomes(keysOnly, { ...homesOpts, createHomes: false });
       r.keysWritten.push(...k.keysWritten);
       r.keysRemoved.push(...k.keysRemoved);
+      r.keyChanges.push(...k.keyChanges);
       r.refusals.push(...k.refusals);
       r.notices.push(...k.notices);
     }
     tHomes = performance.now() - t;
     return r;
   };
-  const noHomes: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], refusals: [], notices: [] };
+  const noHomes: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], keyChanges: [], refusals: [], notices: [] };
   let tApply = 0;
   let tHomes = 0;
   const result = (p: Plan, db: LocalDb, written: string[], homes: HomesResult): SyncResult => {
@@ -314,7 +315,14 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       rejections,
       warnings,
       localIssues: db.issues,
-      counts: countsOf(p, rejected),
+      counts: passCounts(p, {
+        usersRejected: tables.users.rejected + shells.rejections.length,
+        groupsRejected: tables.groups.rejected,
+        groupTable: config.group_table_name,
+        tableGroups: desired.groupNames,
+        localGroup: (n) => db.group.has(n),
+        homes,
+      }),
       written,
       timings: { scanMs: tables.scanMs, decodeMs: tables.decodeMs, applyMs: tApply, homesMs: tHomes, totalMs: performance.now() - t0 },
       memo: { pages, known: memo.hits },
@@ -471,6 +479,7 @@ export async function recordedPass(config: Config, opts: Omit<SyncOptions, "dryR
     counts: result?.counts ?? null,
     error: error?.message ?? result?.plan.brake ?? null,
     durationMs: end.getTime() - start.getTime(),
+    ...(result ? passProblems(result.rejections, result.plan.refusals) : {}),
   };
   try {
     const dir = stateDir(opts.root, config.state_dir);

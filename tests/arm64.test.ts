@@ -56,7 +56,7 @@ test("check reads both tables and says so, as the x86_64 build does", async () =
   const r = await arm64(["check", "-c", cfg]);
   const x = await x64(["check", "-c", cfg]);
   expect(r.stderr).toContain("info: tables: users Users, groups Groups");
-  expect(r.stdout).toContain("3 users and 1 groups read");
+  expect(r.stdout).toContain("3 users and 1 group read");
   expect(r.code).toBe(0);
   expect([r.stdout, r.stderr]).toEqual([x.stdout, x.stderr]);
 }, 120_000);

@@ -220,7 +220,7 @@ describe("ddum daemon", () => {
     expect(dm.stderr()).toContain("SIGTERM received: stopping; the pass in progress applies nothing more");
     // The signal lands in the scan (the pass stops before the locks: nothing applied) or after
     // the commit (every account written): never half of them.
-    const applied = /pass done: \d+ created/.test(dm.stderr());
+    const applied = /pass done: users: \d+ created/.test(dm.stderr());
     if (!applied) expect(dm.stderr()).toContain("stopped by SIGTERM before anything was applied");
     const { pwck, grpck } = checkAccounts(root);
     expect(pwck.code).toBe(0);

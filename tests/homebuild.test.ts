@@ -40,8 +40,8 @@ async function sync(root: string, extra: Record<string, unknown> = HOMES): Promi
     throw new Error(`no JSON report (exit ${out.code}): ${out.stderr}`);
   }
 }
-const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === JSON.stringify(name));
-const rejectionOf = (r: Report, name: string) => r.rejections.filter((x) => x.name === JSON.stringify(name));
+const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === name);
+const rejectionOf = (r: Report, name: string) => r.rejections.filter((x) => x.name === name);
 
 async function until(cond: () => boolean): Promise<void> {
   const end = Date.now() + 60_000;

@@ -36,7 +36,7 @@ async function sync(root: string, extra: Record<string, unknown>): Promise<{ cod
     throw new Error(`no JSON report (exit ${out.code}): ${out.stderr}`);
   }
 }
-const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === JSON.stringify(name));
+const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === name);
 
 /** A file root must never write, with its content. */
 function victim(root: string, name = "victim"): { path: string; check: () => void } {

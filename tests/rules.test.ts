@@ -66,7 +66,7 @@ const line = (root: string, file: string, name: string) =>
 
 const reasonFor = (r: JsonReport, name: string) =>
   r.refusals
-    .filter((x) => x.name === JSON.stringify(name))
+    .filter((x) => x.name === name)
     .map((x) => `${x.field}: ${x.reason}`)
     .join("; ");
 
@@ -162,7 +162,7 @@ describe("a user's primary GID must be ddum's group or a consented one", () => {
     await d.put("Users", [userItem("eve", 2001, { GID: { N: "3000" } })]);
     await pass(d, root);
     const known = await pass(d, root);
-    expect(known.counts).toMatchObject({ unchanged: 1, refused: 0 });
+    expect(known.counts).toMatchObject({ users: { unchanged: 1 }, groups: { unchanged: 1 }, refused: 0 });
     // By hand: the user private group ddum made for GID 3000 becomes a local admin group.
     for (const f of ["group", "gshadow"]) {
       const p = join(root, "etc", f);
@@ -474,7 +474,8 @@ describe("an account's UID and GID are never renumbered by a pass", () => {
   });
 
   test("the admin commands retire a UID or GID left behind and never give it out again", async () => {
-    const cfg = writeConfig(d, { uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000 });
+    // Automatic IDs from the range's bottom here (auto_id_min has its own tests).
+    const cfg = writeConfig(d, { uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000, auto_id_min: 1000 });
     expect((await ddum(["user", "add", "alice", "-c", cfg])).code).toBe(0);
     const moved = await ddum(["user", "set", "alice", "--uid", "1005", "-c", cfg]);
     expect(moved.code).toBe(0);
