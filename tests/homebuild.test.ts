@@ -181,7 +181,13 @@ describe("a pass interrupted while it makes homes", () => {
     // Another pass holds the homes phase (a process holding the lock until told to go).
     const holder = Bun.spawn(["python3", "-c", "import fcntl,os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY)\nfcntl.lockf(fd,fcntl.LOCK_EX)\nprint('held',flush=True)\nsys.stdin.readline()", lockPath], { stdin: "pipe", stdout: "pipe" });
     const reader = holder.stdout.getReader();
-    expect(new TextDecoder().decode((await reader.read()).value)).toBe("held\n");
+    let said = "";
+    while (!said.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      said += new TextDecoder().decode(value);
+    }
+    expect(said).toBe("held\n");
     const p = Bun.spawn([DDUM, "sync", "--root", root, "-c", cfg], { stdout: "pipe", stderr: "pipe" });
     // This pass scanned (the key file in place) and now waits for the lock.
     await until(() => readdirSync(`/proc/${p.pid}/fd`).some((f) => { try { return readlinkSync(`/proc/${p.pid}/fd/${f}`) === lockPath; } catch { return false; } }));
