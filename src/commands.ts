@@ -342,6 +342,9 @@ export async function cmdTablesCreate(opts: Common & { billing?: string }, log: 
     const r = await createTables(client, [config.user_table_name, config.group_table_name], billing);
     for (const t of r.created) process.stdout.write(`created table ${t} (${billing}); it is active\n`);
     for (const t of r.existed) process.stdout.write(`table ${t} already exists; left as it is\n`);
+    // The account the tables are in, from their ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME).
+    const accounts = [...new Set(Object.values(r.arns).map((a) => a.split(":")[4] ?? "").filter((a) => a !== ""))];
+    if (accounts.length > 0) process.stdout.write(`account: ${accounts.join(", ")} (from the tables' ARNs)\n`);
     return EXIT.ok;
   } finally {
     client.destroy();
