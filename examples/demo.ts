@@ -33,9 +33,11 @@ writeFileSync(
 );
 
 const ddum = join(repo, "dist", "ddum");
+const bold = process.stdout.isTTY === true && !process.env.NO_COLOR;
 // Children run asynchronously: the embedded DynamoDB answers from this process's event loop.
 const show = async (title: string, cmd: string, args: string[]) => {
-  console.log(`\n\x1b[1m$ ${title}\x1b[0m`);
+  // Bold only on a terminal (and not with NO_COLOR): a pipe or a file gets plain text.
+  console.log(bold ? `\n\x1b[1m$ ${title}\x1b[0m` : `\n$ ${title}`);
   const child = spawn(cmd, args, { stdio: "inherit" });
   return await new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
 };

@@ -49,7 +49,7 @@ export function registerAdmin(cli: Cli, log: Logger, setExit: (code: number) => 
     (name: string, o: Common & UserOptions) => run(o, (a) => a.userShow(name, o)),
   );
 
-  config(cli.command("user list", "List the users: UID, GID, keys, enabled or disabled, refused records").option("--json", "As JSON")).action(
+  config(cli.command("user list", "List the users: UID, GID, keys, enabled or disabled, records every host rejects").option("--json", "As JSON")).action(
     (o: Common & UserOptions) => run(o, (a) => a.userList(o)),
   );
 
@@ -66,7 +66,7 @@ export function registerAdmin(cli: Cli, log: Logger, setExit: (code: number) => 
   config(
     cli
       .command("user key add <name> [...keys]", "Add SSH public keys (each a whole authorized_keys line, quoted)")
-      .option("--file <file>", "Add the keys in FILE (- for stdin); may be repeated"),
+      .option("--ssh-key <file>", "Add the keys in FILE (authorized_keys format; - for stdin); may be repeated"),
   ).action((name: string, keys: string[], o: Common & UserOptions) => run(o, (a) => a.userKey("add", name, keys, o)));
 
   config(
@@ -79,7 +79,7 @@ export function registerAdmin(cli: Cli, log: Logger, setExit: (code: number) => 
   config(
     cli
       .command("user passwd <name>", "Set a new password: asked twice without echo, or read from stdin; hashed here with the system's libcrypt")
-      .option("--stdin", "Read the password from the first line of stdin (the default when stdin is not a terminal)")
+      .option("--password-stdin", "Read the password from the first line of stdin (the default when stdin is not a terminal)")
       .option("--hash <scheme>", "yescrypt (default, as Debian) or sha512", { default: "yescrypt" }),
   ).action((name: string, o: Common & UserOptions) => run(o, (a) => a.userPasswd(name, o)));
 

@@ -4,10 +4,13 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { type LoadedConfig, loadConfig } from "./config.ts";
-import { DdumError, EXIT, errorMessage } from "./errors.ts";
+import { DdumError, EXIT, errorMessage, JSON_VERSION, jsonError } from "./errors.ts";
 import { escapeControls } from "./escape.ts";
-import { addSecret, type Logger, logOptionsFromConfig, reconfigure } from "./log.ts";
+import { addSecret, type Logger, logOptionsFromConfig, reconfigure, redact } from "./log.ts";
 import { Root } from "./paths.ts";
+import type { PassRecord } from "./state.ts";
+
+const plural = (n: number, word: string) => `${n} ${n === 1 ? word : `${word}s`}`;
 
 export interface Common {
   config?: string;
@@ -105,12 +108,12 @@ function writeOut(text: string): void {
   }
 }
 
-export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean; force?: boolean }, log: Logger): Promise<number> {
+export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean; force?: boolean; summary?: boolean }, log: Logger): Promise<number> {
   const loaded = setupConfig(opts.config, log, false);
   const { config } = loaded;
   await sayWhere(loaded, log);
   const { runPass, recordedPass } = await import("./sync.ts");
-  const { humanChunks, jsonChunks } = await import("./report.ts");
+  const { humanChunks, jsonChunks, wantColor } = await import("./report.ts");
   const { hostHooks } = await import("./perf.ts");
   const hooks = hostHooks();
   const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress(), hooks };
@@ -134,6 +137,7 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
     hooks.note(`${Math.round(performance.now())} ms, pass recorded`);
     if (!r.result) {
       log.error(r.error?.message ?? "pass failed");
+      if (opts.json) writeOut(jsonError(redact(r.error?.message ?? "pass failed"), r.exitCode));
       return r.exitCode;
     }
     if (r.error) log.error(r.error.message);
@@ -143,7 +147,7 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   // Written piece by piece, synchronously: the report of a first pass of 100,000 users is over
   // 100 MB, and process.stdout would queue every piece in memory until a file or pipe took it.
   let pieces = 0;
-  for (const chunk of opts.json ? jsonChunks(result) : humanChunks(result)) {
+  for (const chunk of opts.json ? jsonChunks(result) : humanChunks(result, { color: wantColor(), summaryOnly: opts.summary === true })) {
     writeOut(chunk);
     // Each piece leaves a thousand actions' worth of strings behind; left to pile up, a first
     // pass's report adds 350 MB of resident memory at 100,000 users (measured), collected, 20 MB.
@@ -158,13 +162,13 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
  * (account lines, homes, key files) are the drift. Refused and rejected records are listed but
  * are not drift: no pass would change the host for them.
  */
-export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
+export async function cmdVerify(opts: Common & { json?: boolean; summary?: boolean }, log: Logger): Promise<number> {
   const loaded = setupConfig(opts.config, log, false);
   const { config } = loaded;
   await sayWhere(loaded, log);
   const root = accountRoot(opts.root, "verify");
   const { runPass } = await import("./sync.ts");
-  const { humanChunks } = await import("./report.ts");
+  const { humanChunks, wantColor } = await import("./report.ts");
   let result: Awaited<ReturnType<typeof runPass>>;
   try {
     const { hostHooks } = await import("./perf.ts");
@@ -172,9 +176,10 @@ export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger):
   } catch (e) {
     endProgress();
     const message = `could not check: ${errorMessage(e)}`;
-    if (opts.json) writeOut(`${JSON.stringify({ version: 1, inStep: null, error: message }, null, 2)}\n`);
+    const code = e instanceof DdumError && e.exitCode === EXIT.usage ? EXIT.usage : EXIT.failed;
+    if (opts.json) writeOut(`${JSON.stringify({ version: JSON_VERSION, inStep: null, error: { message: redact(message), exitCode: code } }, null, 2)}\n`);
     else log.error(message);
-    return e instanceof DdumError && e.exitCode === EXIT.usage ? EXIT.usage : EXIT.failed;
+    return code;
   }
   endProgress();
   const { actions } = result.plan;
@@ -184,7 +189,7 @@ export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger):
   const rejected = result.rejections.length;
   if (opts.json) {
     const doc = {
-      version: 1,
+      version: JSON_VERSION,
       inStep: pending === 0,
       pending: { accounts: actions.length, homes: homesCreated.length, keyFiles: keysWritten.length + keysRemoved.length },
       accounts: actions.map((a) => ({ kind: a.kind, name: a.name })),
@@ -198,7 +203,7 @@ export async function cmdVerify(opts: Common & { json?: boolean }, log: Logger):
     const notes = refused + rejected > 0 ? ` (${refused} refused, ${rejected} rejected: see ddum check and ddum sync --dry-run)` : "";
     writeOut(`in step: this host matches the tables${notes}\n`);
   } else {
-    for (const chunk of humanChunks(result)) writeOut(chunk);
+    for (const chunk of humanChunks(result, { color: wantColor(), summaryOnly: opts.summary === true })) writeOut(chunk);
     writeOut(`drift: ${pending} ${pending === 1 ? "change" : "changes"} pending on this host; ddum sync applies ${pending === 1 ? "it" : "them"}\n`);
   }
   return pending === 0 ? EXIT.ok : EXIT.drift;
@@ -209,13 +214,27 @@ export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): 
   const { config } = loaded;
   await sayWhere(loaded, log, true);
   const { readTables } = await import("./tables.ts");
-  const { rejectionMessage } = await import("./model.ts");
+  const { printable, rejectionMessage } = await import("./model.ts");
   const t = await readTables(config, progress());
   endProgress();
   // Rejected: the record will not be applied (exit 3). Warnings: applied with a default, a key
   // left out or a weak hash (exit 0 when there is nothing else).
   const rejections = [...t.users.rejections, ...t.groups.rejections];
   const warnings = [...t.users.warnings, ...t.groups.warnings];
+  const cloudIds = (table: string, name: string, field: string, id: number) => {
+    if (id !== 1000 && id !== 1001) return;
+    warnings.push({
+      table,
+      name: printable(name),
+      field,
+      reason: `${id} is the ID stock cloud images give their default user and group (Debian's admin, Ubuntu's ubuntu, Amazon Linux's ec2-user); hosts made from them refuse this record. Give it an ID from auto_id_min (${config.auto_id_min}) up`,
+    });
+  };
+  for (const u of t.users.records) {
+    cloudIds(config.user_table_name, u.name, "UID", u.uid);
+    if (u.gid !== u.uid) cloudIds(config.user_table_name, u.name, "GID", u.gid);
+  }
+  for (const g of t.groups.records) cloudIds(config.group_table_name, g.name, "GID", g.gid);
   const rejected = t.users.rejected + t.groups.rejected;
   const summary = {
     users: t.users.records.length + t.users.rejected,
@@ -225,12 +244,13 @@ export async function cmdCheck(opts: Common & { json?: boolean }, log: Logger): 
     warnings: warnings.length,
   };
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ rejections, warnings, summary }, null, 2)}\n`);
+    const { problemJson } = await import("./report.ts");
+    process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, rejections: rejections.map(problemJson), warnings: warnings.map(problemJson), summary }, null, 2)}\n`);
   } else {
     for (const r of rejections) process.stdout.write(`rejected: ${escapeControls(rejectionMessage(r))}\n`);
     for (const w of warnings) process.stdout.write(`warning: ${escapeControls(rejectionMessage(w))}\n`);
     process.stdout.write(
-      `${summary.users} users and ${summary.groups} groups read: ${summary.valid} valid, ${summary.rejected} rejected, ${summary.warnings} warnings (applied anyway)\n`,
+      `${plural(summary.users, "user")} and ${plural(summary.groups, "group")} read: ${summary.valid} valid, ${summary.rejected} rejected, ${plural(summary.warnings, "warning")} (applied anyway)\n`,
     );
   }
   return rejected > 0 ? EXIT.partial : EXIT.ok;
@@ -259,7 +279,7 @@ export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger)
 
 export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
   const { config } = setupConfig(opts.config, log, false);
-  const { readState, readStatus, stateDir } = await import("./state.ts");
+  const { readState, readStatus, recordedProblems, stateDir } = await import("./state.ts");
   const { summaryLine } = await import("./report.ts");
   const dir = stateDir(new Root(opts.root ?? "/"), config.state_dir);
   let s: Awaited<ReturnType<typeof readState>>;
@@ -267,7 +287,7 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
     s = readState(dir);
   } catch (e) {
     // A lost state stops every pass: that is the news, whatever the last pass was.
-    if (opts.json) process.stdout.write(`${JSON.stringify({ stateError: errorMessage(e), exitCode: EXIT.failed }, null, 2)}\n`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, stateError: errorMessage(e), exitCode: EXIT.failed }, null, 2)}\n`);
     else process.stdout.write(`CRITICAL: ${errorMessage(e)}\n`);
     return EXIT.failed;
   }
@@ -282,7 +302,11 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
   const ageS = last ? (Date.now() - Date.parse(last.end)) / 1000 : Number.POSITIVE_INFINITY;
   const code = !last || ageS > windowS ? EXIT.usage : last.result === "failed" ? EXIT.failed : EXIT.ok;
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ lastPass: last, lastSuccess: s.lastSuccess ?? null, ageSeconds: last ? Math.round(ageS) : null, warnings, exitCode: code }, null, 2)}\n`);
+    const { plainName } = await import("./report.ts");
+    // Names plain, as in every JSON report (status.json keeps them as the text reports print them).
+    const plain = (rec: PassRecord | null) => (rec?.problems ? { ...rec, problems: recordedProblems(rec).map((p) => ({ ...p, name: plainName(p.name) })) } : rec);
+    const doc = { version: JSON_VERSION, lastPass: plain(last), lastSuccess: plain(s.lastSuccess ?? null), ageSeconds: last ? Math.round(ageS) : null, warnings, exitCode: code };
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     return code;
   }
   if (!last) {
@@ -299,6 +323,10 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
   } else {
     process.stdout.write(`OK: last pass ${last.result} at ${when}, ${last.durationMs} ms${counts}\n`);
   }
+  // The records behind "partial": named, so that no one has to run a pass to learn which.
+  for (const p of recordedProblems(last)) process.stdout.write(`  ${p.kind}: ${escapeControls(`${p.table} record ${p.name}: ${p.field}: ${p.reason}`)}\n`);
+  const more = typeof last.problemsMore === "number" && last.problemsMore > 0 ? last.problemsMore : 0;
+  if (more > 0) process.stdout.write(`  and ${more} more (ddum sync --dry-run lists them all)\n`);
   return code;
 }
 
@@ -317,6 +345,9 @@ export async function cmdTablesCreate(opts: Common & { billing?: string }, log: 
     const r = await createTables(client, [config.user_table_name, config.group_table_name], billing);
     for (const t of r.created) process.stdout.write(`created table ${t} (${billing}); it is active\n`);
     for (const t of r.existed) process.stdout.write(`table ${t} already exists; left as it is\n`);
+    // The account the tables are in, from their ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME).
+    const accounts = [...new Set(Object.values(r.arns).map((a) => a.split(":")[4] ?? "").filter((a) => a !== ""))];
+    if (accounts.length > 0) process.stdout.write(`account: ${accounts.join(", ")} (from the tables' ARNs)\n`);
     return EXIT.ok;
   } finally {
     client.destroy();
@@ -356,21 +387,28 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
       const r = await recordedPass(loaded.config, { root, force: false, hooks });
       if (r.error) log.error(r.error.message);
       if (r.result) {
-        const { summaryLine } = await import("./report.ts");
+        const { changeLines, summaryLine } = await import("./report.ts");
         const { rejectionMessage } = await import("./model.ts");
+        // The trail: one line per change made (account, what changed; a password only as "changed").
+        if (!r.result.plan.brake) for (const line of changeLines(r.result)) log.info(`change: ${line}`);
         for (const x of [...r.result.rejections, ...r.result.plan.refusals, ...r.result.warnings]) log.warn(rejectionMessage(x));
         if (r.result.plan.brake) log.error(r.result.plan.brake);
-        log.info(`pass done: ${summaryLine(r.result.counts)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}`);
+        log.info(`pass done: ${summaryLine(r.result.counts, r.result.timings.totalMs)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}`);
       }
       return r.error === null;
     },
   });
-  const stop = (sig: string) => () => {
-    log.info(`${sig} received: stopping after the pass in progress`);
+  // As for sync: the pass in progress applies nothing more once the signal is in (it stops before
+  // the locks, or after the home in hand); a second signal ends the daemon at once.
+  const { stopSignal } = await import("./stop.ts");
+  const stop = (sig: "SIGTERM" | "SIGINT", no: number) => () => {
+    if (stopSignal.requested) process.exit(128 + no);
+    stopSignal.requested = sig;
+    log.info(`${sig} received: stopping; the pass in progress applies nothing more (a second ${sig} ends ddum at once)`);
     loop.stop();
   };
-  process.on("SIGTERM", stop("SIGTERM"));
-  process.on("SIGINT", stop("SIGINT"));
+  process.on("SIGTERM", stop("SIGTERM", 15));
+  process.on("SIGINT", stop("SIGINT", 2));
   process.on("SIGHUP", () => {
     log.info("SIGHUP received: reloading the configuration and running a pass");
     loop.hangup();

@@ -41,6 +41,9 @@ const ConfigSchema = v.object({
   consistent_read: v.optional(v.boolean("expected true or false"), false),
   max_attempts: v.optional(int(1, 20), 8),
   request_timeout: v.optional(int(1, 600), 30),
+  // Where `user add --uid auto` and `group add --gid auto` start (inside the managed range): above
+  // the 1000 and 1001 that stock cloud images give their default user and group.
+  auto_id_min: v.optional(id, 2000),
   uid_min: idOrNull,
   uid_max: idOrNull,
   gid_min: idOrNull,
@@ -218,14 +221,69 @@ export function jsonFault(text: string): JsonFault | null {
   }
 }
 
+/** Levenshtein distance between two short strings. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The known config key nearest to a misspelt one (case, a letter or two, a word order), or null. */
+export function closestKey(key: string): string | null {
+  const k = key.toLowerCase().replace(/-/g, "_");
+  let best: string | null = null;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const known of CONFIG_KEYS) {
+    // Words swapped (min_uid) or cut short (aws_secret) count as one edit.
+    const swapped = k.split("_").sort().join("_") === known.split("_").sort().join("_");
+    const cut = k.length >= 6 && known.startsWith(k);
+    const d = swapped || cut ? Math.min(1, distance(k, known)) : distance(k, known);
+    if (d < bestD) {
+      bestD = d;
+      best = known;
+    }
+  }
+  return best !== null && bestD <= Math.max(2, Math.floor(best.length / 4)) ? best : null;
+}
+
+/**
+ * The managed ranges once login.defs has filled what the config leaves out: a minimum above its
+ * maximum would refuse every record, so it is a configuration error, saying where each came from.
+ */
+export function checkRanges(r: { uidMin: number; uidMax: number; gidMin: number; gidMax: number }, config: Config, loginDefs: string): void {
+  for (const [kind, lo, hi] of [
+    ["uid", r.uidMin, r.uidMax],
+    ["gid", r.gidMin, r.gidMax],
+  ] as const) {
+    if (lo <= hi) continue;
+    const from = (key: "uid_min" | "uid_max" | "gid_min" | "gid_max", def: string) => (config[key] != null ? key : `${def} in ${loginDefs}`);
+    throw new ConfigError(
+      `the managed ${kind.toUpperCase()} range is empty: ${from(`${kind}_min`, `${kind.toUpperCase()}_MIN`)} is ${lo}, above ${from(`${kind}_max`, `${kind.toUpperCase()}_MAX`)} (${hi}); every record would be refused`,
+    );
+  }
+}
+
 /** Validate a parsed config object. Throws ConfigError naming every bad key. */
 export function parseConfig(input: unknown, source = "config"): { config: Config; warnings: string[] } {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw new ConfigError(`${source}: expected a JSON object at the top level`);
   }
   const warnings: string[] = [];
-  for (const key of Object.keys(input)) {
-    if (!CONFIG_KEYS.includes(key)) warnings.push(`${source}: unknown key "${key}" is ignored`);
+  // A misspelt key would silently leave its default in force (keys written where they should not
+  // be, a range not applied): it is an error, with the key it most likely meant.
+  const unknown = Object.keys(input).filter((k) => !CONFIG_KEYS.includes(k));
+  if (unknown.length > 0) {
+    const say = (k: string) => {
+      // A key is named only when it could be a config key, never a secret pasted in the wrong place.
+      const name = /^[A-Za-z_][A-Za-z0-9_-]{0,40}$/.test(k) ? `"${k}"` : "(a key that is not a name)";
+      const near = closestKey(k);
+      return `unknown key ${name}${near ? ` (did you mean "${near}"?)` : ""}`;
+    };
+    throw new ConfigError(`${source}: ${unknown.map(say).join("; ")}; the known keys are listed in ddum(8) under CONFIGURATION`);
   }
   const r = v.safeParse(ConfigSchema, input);
   if (!r.success) {

@@ -36,3 +36,11 @@ export class LockError extends DdumError {
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** The layout of every --json document (its "version" field); raised when a field changes meaning or goes. */
+export const JSON_VERSION = 1;
+
+/** What a command prints on stdout with --json when it fails: what failed, and its exit code. */
+export function jsonError(message: string, exitCode: number): string {
+  return `${JSON.stringify({ version: JSON_VERSION, error: { message, exitCode } }, null, 2)}\n`;
+}

@@ -5,6 +5,7 @@ import {
   chownSync,
   closeSync,
   fchownSync,
+  fstatSync,
   lchownSync,
   lstatSync,
   mkdirSync,
@@ -22,12 +23,13 @@ import {
 import { basename, dirname, join } from "node:path";
 import { defsNumber } from "./localdb/logindefs.ts";
 import type { Root } from "./paths.ts";
-import { AT_FDCWD, lstatAt, openDirNoFollow, syncFs } from "./fsat.ts";
-import { renameNoReplace, TEMP_MARK } from "./safefile.ts";
+import { createHash } from "node:crypto";
+import { AT_FDCWD, lstatAt, openAt, openDirNoFollow, syncFs } from "./fsat.ts";
+import { readWhole, renameNoReplace, TEMP_MARK } from "./safefile.ts";
 import { normalPath, overlaps, PathResolver, within } from "./safepath.ts";
 import { getLabelRoot, labelNewTree } from "./selinux.ts";
 import { stopSignal } from "./stop.ts";
-import { KeyDirRules, keyFileContent, syncHomeKeys, syncRootKeys } from "./sshkeys.ts";
+import { KeyDirRules, keyFileContent, MAX_READ, syncHomeKeys, syncRootKeys } from "./sshkeys.ts";
 
 /** Directories no home may be, or be inside of (for the first group). */
 const SYSTEM_TREES = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc", "/sys", "/run", "/root"];
@@ -227,9 +229,15 @@ export function createHome(path: string, uid: number, gid: number, mode: number,
   const tmp = join(parent, tmpName);
   const dirfd = openDirNoFollow(AT_FDCWD, parent);
   try {
-    // A temporary home of an earlier pass that was stopped: root's, as only ddum makes them.
+    // A temporary home of an earlier pass that was stopped. Root's: half-built, made again. The
+    // user's: ddum gives it to the user only once it is complete, just before the rename, so the
+    // rename is what is left to do (never removed: the user may have been in it).
     const stale = lstatAt(dirfd, tmpName);
     if (stale) {
+      if (stale.isDirectory() && stale.uid === uid && uid !== 0) {
+        renameNoReplace(dirfd, tmpName, name);
+        return;
+      }
       if (!stale.isDirectory() || stale.uid !== 0) throw new Error(`${tmp} is in the way and is not ddum's; remove it`);
       rmSync(tmp, { recursive: true, force: true });
     }
@@ -410,8 +418,82 @@ export interface HomesResult {
   homesCreated: string[];
   keysWritten: string[];
   keysRemoved: string[];
+  /** Each key file written or removed: the file (as on the host) and the keys that came and went, by fingerprint. */
+  keyChanges: KeyChange[];
   refusals: { name: string; field: string; reason: string }[];
   notices: string[];
+}
+
+export interface KeyChange {
+  name: string;
+  file: string;
+  added: string[];
+  removed: string[];
+}
+
+/** OpenSSH's fingerprint of a key line (SHA256:, unpadded base64 of the decoded key data). */
+export function keyFingerprint(key: string): string {
+  const blob = key.trim().split(/ +/)[1] ?? "";
+  return `SHA256:${createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** The fingerprints that come and go when a key file holding before is made to hold after. */
+export function keyDiff(before: readonly string[], after: readonly string[]): { added: string[]; removed: string[] } {
+  const was = new Set(before.map(keyFingerprint));
+  const will = new Set(after.map(keyFingerprint));
+  return { added: [...will].filter((f) => !was.has(f)), removed: [...was].filter((f) => !will.has(f)) };
+}
+
+/** A key file's lines, read through dirfd without following a link; none when it is not a regular file or is over MAX_READ bytes. */
+function keyLinesAt(dirfd: number, name: string): string[] {
+  let fd: number;
+  try {
+    fd = openAt(dirfd, name, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  } catch {
+    return [];
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_READ) return [];
+    // Read to MAX_READ at most, even if the file grows meanwhile (a user's file, in a home).
+    const buf = readWhole(fd, st.size, MAX_READ);
+    if (buf.length > MAX_READ) return [];
+    return buf.toString("utf8").split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The keys a key file holds now, read before it is replaced so the report can say which left:
+ * every step opened without following a link, at most MAX_READ bytes; anything odd reads as
+ * none (the write that follows refuses it with the reason).
+ */
+function keysNow(dir: string, name: string, inHome: boolean): string[] {
+  let fd: number;
+  try {
+    fd = inHome ? openDirNoFollow(AT_FDCWD, dir) : openAt(AT_FDCWD, dir, C.O_RDONLY | C.O_DIRECTORY);
+  } catch {
+    return [];
+  }
+  try {
+    if (!inHome) return keyLinesAt(fd, name);
+    let ssh: number;
+    try {
+      ssh = openDirNoFollow(fd, ".ssh");
+    } catch {
+      return [];
+    }
+    try {
+      return keyLinesAt(ssh, name);
+    } finally {
+      closeSync(ssh);
+    }
+  } catch {
+    return [];
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface HomesOptions {
@@ -455,7 +537,7 @@ export function homesOf(users: readonly { home: string }[]): Set<string> {
 
 /** Homes and keys for the managed users; a problem with one user's home never stops the others. */
 export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<HomesResult> {
-  const out: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], refusals: [], notices: [] };
+  const out: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], keyChanges: [], refusals: [], notices: [] };
   const mode = homeMode(opts.loginDefs);
   const inHomes = opts.keyLocation === "home";
   const rules = opts.homeRules ?? new HomeRules(opts.root, [], homesOf(users));
@@ -468,9 +550,12 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
     if (opts.keysInPlace?.has(u.name)) return;
     try {
       const path = keyRules.path(opts.keyLocation, u.name);
-      const r = syncRootKeys(path, u.sshKeys, opts.dryRun, opts.keysMissing?.has(u.name));
+      const missing = opts.keysMissing?.has(u.name);
+      const before = missing ? [] : keysNow(dirname(path), basename(path), false);
+      const r = syncRootKeys(path, u.sshKeys, opts.dryRun, missing);
       if (r === "written") out.keysWritten.push(u.name);
       if (r === "removed") out.keysRemoved.push(u.name);
+      if (r === "written" || r === "removed") out.keyChanges.push({ name: u.name, file: opts.keyLocation.replaceAll("%u", u.name), ...keyDiff(before, u.sshKeys) });
       if (r !== "unchanged" && r !== "absent") touched.add(dirname(path));
     } catch (e) {
       out.refusals.push({ name: u.name, field: "SSHPublicKeys", reason: (e as Error).message });
@@ -525,8 +610,10 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
     }
     try {
       const path = state.path;
+      const before = keysNow(path, "authorized_keys", true);
       if (syncHomeKeys(path, u.uid, u.gid, u.sshKeys, opts.dryRun) === "written") {
         out.keysWritten.push(u.name);
+        out.keyChanges.push({ name: u.name, file: `${u.home}/.ssh/authorized_keys`, ...keyDiff(before, u.sshKeys) });
         touched.add(path);
       }
     } catch (e) {
@@ -577,7 +664,10 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
       }
       if (!opts.dryRun) touched.add(dirname(job.path));
       out.homesCreated.push(u.name);
-      if (job.keys !== null) out.keysWritten.push(u.name);
+      if (job.keys !== null) {
+        out.keysWritten.push(u.name);
+        out.keyChanges.push({ name: u.name, file: `${u.home}/.ssh/authorized_keys`, ...keyDiff([], job.keys) });
+      }
     });
   }
   // One flush per file system instead of an fsync per file.

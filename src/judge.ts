@@ -84,6 +84,28 @@ function primaryGidProblem(c: UserCase): string | null {
   return `${u.gid} is the GID of the local group ${printable(holder)}, which ddum does not manage; a user may have it as primary group only if the host lists it in merge_groups`;
 }
 
+/**
+ * Group names that grant privileges on common distributions (sudoers' %admin, %sudo and %wheel,
+ * the docker, lxd and libvirt sockets, raw disks, the journal, shadow): a record may not create
+ * one the host does not have, unless the host consents in merge_groups. Such a group made ahead of
+ * the package that would own it would hand its members root when the package is installed.
+ */
+const PRIVILEGED_GROUPS = new Set(["root", "wheel", "sudo", "admin", "adm", "staff", "docker", "lxd", "libvirt", "kvm", "disk", "shadow", "systemd-journal", "sys"]);
+
+/**
+ * Days ahead the brake looks: an expiry or ageing change that locks an account out within this
+ * many days counts as a disable now, so that dating every expiry tomorrow cannot pass under it.
+ */
+export const BRAKE_HORIZON_DAYS = 7;
+
+/** Whether a change of an account's shadow line locks it out now or within the brake's horizon. */
+function disablesSoon(before: readonly string[] | undefined, after: readonly string[], today: number): boolean {
+  if (!pamAccepts(before, today)) return false;
+  if (!pamAccepts(after, today)) return true;
+  const later = today + BRAKE_HORIZON_DAYS;
+  return pamAccepts(before, later) && !pamAccepts(after, later);
+}
+
 /** The refusals, in the order they are told (the first that applies is the one reported). */
 export const USER_RULES: UserRule[] = [
   ({ u }) => (u.uid === 0 ? { field: "UID", reason: "UID 0 is root's; ddum never creates or changes a UID 0 account" } : null),
@@ -143,7 +165,7 @@ export function judgeUser(u: User, view: LocalView, owned: Owned, book: Rulebook
     ...(curShadow ? diffFields(SHADOW_FIELDS, curShadow, lines.shadow, PASSWORD) : [{ field: "shadow entry", from: "(missing)", to: "(created)" }]),
   ];
   if (changes.length === 0) return { kind: "in-place", adopt: !isOwned };
-  return { kind: "update", ...lines, changes, addShadow: !curShadow, disables: pamAccepts(curShadow, today) && !pamAccepts(lines.shadow, today) };
+  return { kind: "update", ...lines, changes, addShadow: !curShadow, disables: disablesSoon(curShadow, lines.shadow, today) };
 }
 
 // ---- groups ----
@@ -167,6 +189,8 @@ export interface GroupCase {
   privateGid: number | undefined;
   /** Who holds a GID: the local files, plus what the plan gave out before this record. */
   gidHolder: string | undefined;
+  /** The local account, neither managed by ddum nor about to be, whose primary GID this is. */
+  primaryHolder: (gid: number) => string | undefined;
 }
 
 export type GroupRule = (c: GroupCase) => (Refusal & { withdrawn?: boolean; notPrivate?: boolean }) | null;
@@ -193,6 +217,17 @@ export const GROUP_RULES: GroupRule[] = [
       : null,
   ({ g, merge, book: { policy: p } }) => (!merge && (g.gid < p.gidMin || g.gid > p.gidMax) ? { field: "GID", reason: `${g.gid} is outside the managed range ${p.gidMin}-${p.gidMax}` } : null),
   ({ g, gidHolder }) => (gidHolder !== undefined && gidHolder !== g.name ? { field: "GID", reason: `${g.gid} already belongs to the local group "${gidHolder}"` } : null),
+  ({ g, local, book }) =>
+    !local && !book.mergeGroups.has(g.name) && PRIVILEGED_GROUPS.has(g.name)
+      ? { field: "Name", reason: `a group named ${printable(g.name)} grants privileges on many systems (sudoers rules, sockets, devices); ddum creates it only if the host lists it in merge_groups` }
+      : null,
+  // A GID no group line holds may still be a local account's primary group: a record would hand
+  // its files to the record's members.
+  ({ g, gidHolder, merge, primaryHolder }) => {
+    if (gidHolder !== undefined || merge) return null;
+    const holder = primaryHolder(g.gid);
+    return holder !== undefined && holder !== g.name ? { field: "GID", reason: `${g.gid} is the primary group of the local account "${holder}"` } : null;
+  },
 ];
 
 /** The rule for a new group's gshadow line, told after its members are worked out. */
@@ -200,11 +235,19 @@ export const orphanGshadow = (g: Group, cur: Current, local: readonly string[] |
   !local && cur.gshadow.has(g.name) ? { field: "Name", reason: "a gshadow entry with this name exists without a group entry; fix it by hand first" } : null;
 
 /** What ddum does with one group record (its members are worked out by the plan). */
-export function judgeGroup(g: Group, cur: Current, owned: Owned, book: Rulebook, privateGid: number | undefined, gidHolder: (id: number) => string | undefined): GroupVerdict {
+export function judgeGroup(
+  g: Group,
+  cur: Current,
+  owned: Owned,
+  book: Rulebook,
+  privateGid: number | undefined,
+  gidHolder: (id: number) => string | undefined,
+  primaryHolder: (gid: number) => string | undefined,
+): GroupVerdict {
   const local = cur.group.get(g.name);
   const mine = owned.groups.has(g.name) || (local !== undefined && book.adoptGroups.has(g.name));
   const merge = local !== undefined && !mine;
-  const c: GroupCase = { g, cur, owned, book, local, mine, merge, privateGid, gidHolder: gidHolder(g.gid) };
+  const c: GroupCase = { g, cur, owned, book, local, mine, merge, privateGid, gidHolder: gidHolder(g.gid), primaryHolder };
   for (const rule of GROUP_RULES) {
     const r = rule(c);
     if (r !== null) return { kind: "refuse", ...r };

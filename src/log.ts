@@ -7,20 +7,29 @@ export type Logger = ConsolaInstance;
 export type LogFormat = "plain" | "json";
 export type LevelName = "error" | "warn" | "info" | "debug";
 
-// Every crypt hash that starts with its scheme's "$id$" (or "$md5,"), whatever its salt holds, up
-// to the next white space; and BSDi extended DES ("_" and 19 characters).
-const HASH_RE = /\$(?:y|gy|7|6|5|2[abxy]|1|3|sha1|md5)[$,]\S*|(?<![\w./])_[./0-9A-Za-z]{19}(?![\w./])/g;
-const secrets = new Set<string>();
+// A whole crypt hash: its scheme's "$id$" (or "$md5,"), then salt or parameters, then "$" and
+// more, up to the next white space, whatever the salt holds; and BSDi extended DES ("_" and 19
+// characters). A scheme prefix alone ("$6$" in a list of accepted methods) is no hash.
+const HASH_RE = /\$(?:y|gy|7|6|5|2[abxy]|1|3|sha1|md5)[$,][^\s$]*\$\S+|(?<![\w./])_[./0-9A-Za-z]{19}(?![\w./])/g;
+const secrets = new Map<string, RegExp>();
+// What a secret key or token is made of (base64 and its URL form): a secret is replaced only where
+// it stands whole, never inside a longer word.
+const TOKEN_CHAR = "A-Za-z0-9+/_";
 
-/** Register a value that must never appear in a log line (static secret keys, tokens). */
+/**
+ * Register a value that must never appear in a log line (static secret keys, tokens). The access
+ * key ID is not one: it names the key, like a user name, and says where to look.
+ */
 export function addSecret(s: string): void {
-  if (s.length >= 4) secrets.add(s);
+  if (s.length < 4 || secrets.has(s)) return;
+  const body = s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  secrets.set(s, new RegExp(`(?<![${TOKEN_CHAR}])${body}(?![${TOKEN_CHAR}])`, "g"));
 }
 
-/** Strip password hashes and registered secrets from a log line. */
+/** Strip whole password hashes and whole registered secrets from a log line. */
 export function redact(line: string): string {
   let out = line.replace(HASH_RE, "(hash hidden)");
-  for (const s of secrets) out = out.split(s).join("(secret hidden)");
+  for (const [s, re] of secrets) if (out.includes(s)) out = out.replace(re, "(secret hidden)");
   return out;
 }
 

@@ -76,7 +76,9 @@ export const gecosSchema = v.pipe(
   v.string(),
   v.maxLength(256, "must be at most 256 characters"),
   v.check((s) => !/[:\n\r\v\f\0]/.test(s), "must not contain ':', newline, carriage return, vertical tab, form feed or NUL"),
-  v.check((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters"),
+  // C1 controls (U+0080-U+009F: a terminal reads U+009B as CSI) and the line and paragraph
+  // separators too: whoever reads passwd on a terminal (finger, getent) would get them raw.
+  v.check((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain control characters"),
 );
 
 export const pathSchema = v.pipe(
@@ -84,7 +86,7 @@ export const pathSchema = v.pipe(
   v.minLength(1, "must not be empty"),
   v.maxLength(4096, "must be at most 4096 characters"),
   v.startsWith("/", "must be an absolute path"),
-  v.check((s) => !/[:\u0000-\u001f\u007f]/.test(s), "must not contain ':' or control characters"),
+  v.check((s) => !/[:\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain ':' or control characters"),
   v.check((s) => !s.split("/").includes(".."), "must not contain '..' segments"),
 );
 
@@ -334,8 +336,8 @@ function attr(item: RawItem, field: string, kind: Kind, required: boolean): stri
  * Plain predicates that accept exactly what each schema accepts, so the common (valid) case
  * costs a regex or two; valibot runs only to explain a value that fails.
  */
-const GECOS_BAD = /[:\u0000-\u001f\u007f]/;
-const PATH_BAD = /[:\u0000-\u001f\u007f]|(^|\/)\.\.(\/|$)/;
+const GECOS_BAD = /[:\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const PATH_BAD = /[:\u0000-\u001f\u007f-\u009f\u2028\u2029]|(^|\/)\.\.(\/|$)/;
 const ALL_DIGITS = /^[0-9]+$/;
 export const FAST = new Map<unknown, (s: string) => boolean>([
   [nameSchema, (s) => NAME_RE.test(s) && s !== "." && s !== ".." && !ALL_DIGITS.test(s)],

@@ -7,7 +7,7 @@ import type { AccountTable } from "./localdb/index.ts";
 import { splitList } from "./localdb/index.ts";
 import { type Group, printable, type Rejection, type User } from "./model.ts";
 
-export { pamAccepts } from "./judge.ts";
+export { BRAKE_HORIZON_DAYS, pamAccepts } from "./judge.ts";
 
 export interface Policy {
   uidMin: number;
@@ -111,6 +111,15 @@ function mergeList(current: string[], ours: string[], wanted: string[]): string[
   const have = new Set(kept);
   for (const m of wanted) if (!have.has(m)) kept.push(m);
   return kept;
+}
+
+/** The names of wanted that ddum adds or added: those it had already, and those not there before it. */
+function addedByUs(wanted: string[], ours: readonly string[] | undefined, current: readonly string[]): string[] {
+  if (current.length === 0) return wanted;
+  const had = new Set(ours ?? []);
+  const there = new Set(current);
+  const out = wanted.filter((m) => had.has(m) || !there.has(m));
+  return out.length === wanted.length ? wanted : out;
 }
 
 function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
@@ -351,6 +360,13 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     return recordGids.get(n);
   };
   const tableGids = new Set<number>();
+  let primaryGids: ReturnType<typeof cur.passwd.idOwners> | undefined;
+  // The local account whose primary GID this is, when ddum neither manages it nor is about to.
+  const primaryHolder = (gid: number) => {
+    primaryGids ??= cur.passwd.idOwners(3);
+    const holder = primaryGids.get(gid);
+    return holder === undefined || ownedUsers().has(holder) || present.has(holder) ? undefined : holder;
+  };
   const wantedGroupNames = new Set(desired.groups.map((g) => g.name));
   // Local groups whose record the host no longer consents to: what ddum added there is taken back.
   const withdrawn = new Set<string>();
@@ -359,7 +375,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   for (const g of [...desired.groups].sort((a, b) => a.gid - b.gid || a.name.localeCompare(b.name))) {
     const T = desired.groupTable;
-    const v = judgeGroup(g, cur, owned, book, userGid(g.name), gidOwner.get);
+    const v = judgeGroup(g, cur, owned, book, userGid(g.name), gidOwner.get, primaryHolder);
     if (v.kind === "refuse") {
       refuse(T, g.name, v.field, v.reason);
       if (v.withdrawn) withdrawn.add(g.name);
@@ -372,7 +388,12 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     const gsh = cur.gshadow.get(g.name);
     const curAdmins = gsh ? splitList(gsh[2]!) : [];
     const wantMembers = g.members.filter(managedUser);
-    const wantAdmins = g.administrators.filter(managedUser);
+    // A group administrator (gshadow) may add any local account to the group with gpasswd: in a
+    // local group the host consented to, that is more than a record may give, so none are set.
+    const wantAdmins = merge ? [] : g.administrators.filter(managedUser);
+    if (merge && g.administrators.length > 0) {
+      notices.push(`${T} record ${printable(g.name)}: Administrators of a local group are not taken from the table (gpasswd would let them add any local account); left out`);
+    }
     if (wantMembers.length < g.members.length || wantAdmins.length < g.administrators.length) {
       // In a consented local group, a name that is there already stays (ddum did not add it).
       const left = [
@@ -385,14 +406,18 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     }
     const newMembers = mergeList(curMembers, prev.members[g.name] ?? [], wantMembers);
     const newAdmins = mergeList(curAdmins, prev.admins[g.name] ?? [], wantAdmins);
-    if (!sameList(prev.members[g.name], wantMembers)) {
+    // What ddum added (and so may take back): a name the record lists is ddum's only if ddum had
+    // it already or it was not there before; one an admin put there by hand stays theirs.
+    const ourMembers = addedByUs(wantMembers, prev.members[g.name], curMembers);
+    const ourAdmins = addedByUs(wantAdmins, prev.admins[g.name], curAdmins);
+    if (!sameList(prev.members[g.name], ourMembers)) {
       if (members === prev.members) members = { ...prev.members };
-      members[g.name] = wantMembers;
+      members[g.name] = ourMembers;
       ownershipChanged = true;
     }
-    if (!sameList(prev.admins[g.name], wantAdmins)) {
+    if (!sameList(prev.admins[g.name], ourAdmins)) {
       if (admins === prev.admins) admins = { ...prev.admins };
-      admins[g.name] = wantAdmins;
+      admins[g.name] = ourAdmins;
       ownershipChanged = true;
     }
     const groupLine = [g.name, local?.[1] ?? "x", String(g.gid), newMembers.join(",")];
@@ -483,13 +508,21 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   // A user whose primary GID has no group gets a user private group, so pwck stays clean.
   const madeHere = new Set<string>();
-  const taken = (n: string) => cur.group.has(n) || (wantedGroupNames.has(n) && !notPrivate.has(n)) || madeHere.has(n);
+  // A name is taken by any local line for it, in group or gshadow, parsed or not: a stray
+  // gshadow line must cost this one group, not fail the commit of every pass.
+  const taken = (n: string) =>
+    cur.group.has(n) ||
+    cur.gshadow.has(n) ||
+    cur.group.unparsedNames.has(n) ||
+    cur.gshadow.unparsedNames.has(n) ||
+    (wantedGroupNames.has(n) && !notPrivate.has(n)) ||
+    madeHere.has(n);
   for (const a of actions) {
     if (a.kind !== "create-user" && a.kind !== "update-user") continue;
     const gid = Number(a.passwd[3]);
     if (gidOwner.has(gid) || tableGids.has(gid)) continue;
     if (taken(a.name)) {
-      notices.push(`user ${printable(a.name)}: no group has GID ${gid}, and the name is taken by another group, so none was made`);
+      notices.push(`user ${printable(a.name)}: no group has GID ${gid}, and the name is taken by another group line, so none was made`);
       continue;
     }
     madeHere.add(a.name);

@@ -5,7 +5,7 @@
 // made with O_CREAT|O_EXCL|O_NOFOLLOW under a random name, relative to a descriptor of its
 // directory, then renamed over the final name (rename replaces a link, it never follows one).
 import { randomBytes } from "node:crypto";
-import { constants as C, closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, mkdirSync, readSync, writeSync } from "node:fs";
+import { constants as C, closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, mkdirSync, readdirSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { AT_FDCWD, EEXIST, ELOOP, ENOENT, lstatAt, openAt, renameAt, SysError, unlinkAt } from "./fsat.ts";
 import { errno, libc } from "./localdb/libc.ts";
@@ -15,6 +15,34 @@ export const TEMP_MARK = ".ddum~";
 
 export function tempName(name: string): string {
   return `${TEMP_MARK}${name}~${randomBytes(8).toString("hex")}`;
+}
+
+/**
+ * Remove the temporary files a killed process left for the given names in dir (they are never
+ * renamed into place): regular files of root's under TEMP_MARK + name + "~", older than a
+ * minute (a live writer's are seconds old). Nothing else is touched, no link followed.
+ */
+export function removeStaleTempsFor(dir: string, names: readonly string[], now = Date.now()): string[] {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  const prefixes = names.map((n) => `${TEMP_MARK}${n}~`);
+  for (const e of entries) {
+    if (!e.startsWith(TEMP_MARK) || !prefixes.some((p) => e.startsWith(p))) continue;
+    const st = lstatSync(`${dir}/${e}`, { throwIfNoEntry: false });
+    if (!st?.isFile() || st.uid !== 0 || now - st.mtimeMs < 60_000) continue;
+    try {
+      unlinkSync(`${dir}/${e}`);
+      removed.push(e);
+    } catch {
+      // gone meanwhile, or not ours to remove: left
+    }
+  }
+  return removed;
 }
 
 export interface WriteOptions {

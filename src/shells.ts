@@ -1,6 +1,6 @@
 // Login shells. Whoever can write a user's shell, or the directory it is in, runs code as that
 // user at every login: a shell may only be where nobody but root can change it.
-import { readFileSync } from "node:fs";
+import { lstatSync, readFileSync } from "node:fs";
 import type { Rejection, User } from "./model.ts";
 import { printable } from "./model.ts";
 import type { Root } from "./paths.ts";
@@ -28,7 +28,7 @@ export class ShellRules {
   private readonly listed: Set<string> | null;
 
   constructor(
-    root: Root,
+    private readonly root: Root,
     private readonly homes: ReadonlySet<string>,
   ) {
     this.resolver = new PathResolver(root, true);
@@ -59,11 +59,19 @@ export class ShellRules {
     const dir = n.slice(0, n.lastIndexOf("/")) || "/";
     const r = this.resolver.resolve(dir);
     if (r.problem) return `${shell}: ${r.problem}; refused`;
-    for (const p of [n, `${r.path}/${n.slice(n.lastIndexOf("/") + 1)}`]) {
+    // The shell itself too, links followed inside the root: whoever can write the file (or the
+    // place a link at its name leads to) runs code as the user at every login.
+    const f = this.resolver.resolve(n);
+    if (f.problem) return `${shell}: ${f.problem}; refused`;
+    for (const p of new Set([n, `${r.path}/${n.slice(n.lastIndexOf("/") + 1)}`, f.path])) {
       for (const d of OPEN_DIRS) if (within(p, d)) return `${shell} resolves to ${p}, in ${d}, a directory others can write; refused`;
       for (let a = p; a !== "/"; a = a.slice(0, a.lastIndexOf("/")) || "/") {
         if (this.homes.has(a)) return `${shell} is in the home ${a}; refused`;
       }
+    }
+    if (f.kind === "file") {
+      const st = lstatSync(this.root.path(f.path), { throwIfNoEntry: false });
+      if (st && (st.uid !== 0 || (st.mode & 0o022) !== 0)) return `${shell}${f.path !== n ? ` (${f.path})` : ""} is not owned by root or is writable by others; refused`;
     }
     return null;
   }

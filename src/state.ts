@@ -13,6 +13,20 @@ export interface Counts {
   unchanged: number;
   refused: number;
   rejected: number;
+  /** The same, for users and for groups apart (absent in records written before they were kept). */
+  users?: GroupCounts & { disabled: number };
+  groups?: GroupCounts;
+  homes?: number;
+  keyFilesWritten?: number;
+  keyFilesRemoved?: number;
+}
+
+export interface GroupCounts {
+  created: number;
+  updated: number;
+  unchanged: number;
+  refused: number;
+  rejected: number;
 }
 
 export interface PassRecord {
@@ -22,6 +36,44 @@ export interface PassRecord {
   counts: Counts | null;
   error: string | null;
   durationMs: number;
+  /** The records the pass rejected or refused, the first PROBLEMS_KEPT of them (`ddum status` names them). */
+  problems?: PassProblem[];
+  /** How many more were rejected or refused than `problems` lists. */
+  problemsMore?: number;
+}
+
+export interface PassProblem {
+  kind: "rejected" | "refused";
+  table: string;
+  name: string;
+  field: string;
+  reason: string;
+}
+
+/** status.json stays small whatever the tables hold: the first 50 problems, and a count of the rest. */
+export const PROBLEMS_KEPT = 50;
+
+type Problem = Omit<PassProblem, "kind">;
+
+/** The rejected, then the refused records of a pass, bounded for the pass record. */
+export function passProblems(rejected: readonly Problem[], refused: readonly Problem[]): Pick<PassRecord, "problems" | "problemsMore"> {
+  const problems: PassProblem[] = [];
+  for (const [kind, list] of [["rejected", rejected], ["refused", refused]] as const) {
+    for (const r of list) {
+      if (problems.length >= PROBLEMS_KEPT) break;
+      problems.push({ kind, table: r.table, name: r.name, field: r.field, reason: r.reason });
+    }
+  }
+  return { problems, problemsMore: rejected.length + refused.length - problems.length };
+}
+
+/** The problems of a pass record read back from status.json, only those in the expected form. */
+export function recordedProblems(rec: PassRecord): PassProblem[] {
+  if (!Array.isArray(rec.problems)) return [];
+  const str = (x: unknown) => typeof x === "string";
+  return rec.problems.filter(
+    (p) => typeof p === "object" && p !== null && (p.kind === "rejected" || p.kind === "refused") && str(p.table) && str(p.name) && str(p.field) && str(p.reason),
+  );
 }
 
 const names = v.array(v.string());

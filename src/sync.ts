@@ -1,9 +1,10 @@
 // One pass, in named steps that return values: observe (scan + local snapshot), decide (the plan,
 // from the rule book's verdicts), apply (apply.ts, the one writer of the account files), converge
 // homes and keys, record (the caches); then the pass's record in status.json (recordedPass).
-import { closeSync, mkdirSync } from "node:fs";
+import { closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { type ApplyStep, applyUnderLocks } from "./apply.ts";
-import type { Config } from "./config.ts";
+import { checkRanges, type Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { HomeRules, type HomesResult, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
 import { keysOnlyUsers } from "./judge.ts";
@@ -16,12 +17,17 @@ import { memoEnvironment, PageBook, PageMemo } from "./pagememo.ts";
 import type { Root } from "./paths.ts";
 import { NO_HOOKS, type PassHooks } from "./perf.ts";
 import { type Desired, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
+import { passCounts } from "./report.ts";
+import { removeStaleTempsFor } from "./safefile.ts";
 import { setLabelRoot } from "./selinux.ts";
 import { ShellRules } from "./shells.ts";
 import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
-import { type Counts, type PassRecord, readState, type State, stateDir, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
+import { type Counts, type PassRecord, passProblems, readState, type State, stateDir, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { stopSignal } from "./stop.ts";
 import { type Progress, readTables, type TableState } from "./tables.ts";
+
+/** The files a pass writes in the state directory. */
+const STATE_FILES = ["state.json", "state.json-", "status.json", "status.json-", "keyfiles.ledger", "scan-pages.memo"];
 
 export interface SyncOptions {
   root: Root;
@@ -59,11 +65,10 @@ export function todayDays(now = Date.now()): number {
 export function policyFor(config: Config, root: Root, force: boolean): Policy {
   const defs = readLoginDefs(root);
   const pick = (key: keyof Config, def: string, fallback: number) => (config[key] as number | null | undefined) ?? defsNumber(defs, def) ?? fallback;
+  const ranges = { uidMin: pick("uid_min", "UID_MIN", 1000), uidMax: pick("uid_max", "UID_MAX", 60000), gidMin: pick("gid_min", "GID_MIN", 1000), gidMax: pick("gid_max", "GID_MAX", 60000) };
+  checkRanges(ranges, config, root.etc("login.defs"));
   return {
-    uidMin: pick("uid_min", "UID_MIN", 1000),
-    uidMax: pick("uid_max", "UID_MAX", 60000),
-    gidMin: pick("gid_min", "GID_MIN", 1000),
-    gidMax: pick("gid_max", "GID_MAX", 60000),
+    ...ranges,
     adoptUsers: config.adopt_users,
     adoptGroups: config.adopt_groups,
     mergeGroups: config.merge_groups,
@@ -71,16 +76,6 @@ export function policyFor(config: Config, root: Root, force: boolean): Policy {
     maxDisablePercent: config.max_disable_percent,
     force,
   };
-}
-
-export function countsOf(p: Plan, rejected: number): Counts {
-  let created = 0;
-  let updated = 0;
-  for (const a of p.actions) {
-    if (a.kind.startsWith("create")) created++;
-    else updated++;
-  }
-  return { created, updated, unchanged: p.unchanged, refused: p.refusals.length, rejected };
 }
 
 /**
@@ -123,6 +118,8 @@ interface PassContext {
   config: Config;
   opts: SyncOptions;
   t0: number;
+  /** The wall clock when the pass began (homes.lock's mtime is compared with it). */
+  startedAt: number;
   today: number;
   policy: Policy;
   stateFile: string;
@@ -154,6 +151,8 @@ interface Observed {
   rejections: Rejection[];
   warnings: Rejection[];
   rejected: number;
+  /** Users refused by the shell rule. */
+  shellRejected: number;
   keys: { inPlace: Set<string>; missing: Set<string> };
   local: Local | null;
 }
@@ -166,6 +165,7 @@ function passContext(config: Config, opts: SyncOptions): PassContext {
     config,
     opts,
     t0: performance.now(),
+    startedAt: Date.now(),
     today: opts.today ?? todayDays(),
     policy,
     stateFile,
@@ -240,6 +240,7 @@ async function observe(cx: PassContext): Promise<Observed> {
     rejections: [...tables.users.rejections, ...shells.rejections, ...tables.groups.rejections],
     warnings: [...tables.users.warnings, ...tables.groups.warnings],
     rejected: tables.users.rejected + shells.rejections.length + tables.groups.rejected,
+    shellRejected: shells.rejections.length,
     keys,
     local,
   };
@@ -275,11 +276,16 @@ async function converge(cx: PassContext, seen: Observed, p: Plan, db: LocalDb): 
     const r = await syncHomes(p.accepted, homesOpts);
     // Refused records whose keys could be read: those keys apply to the account ddum manages
     // under that name, as it is (no home is made for it).
-    const keysOnly = keysOnlyUsers(seen.tables.users.keysOnly, db, p.ownership, cx.policy);
+    // The same for valid records that a later rule refused (the shell rule, the plan): a
+    // revocation never waits for whatever else is wrong with the record.
+    const acceptedNames = new Set(p.accepted.map((u) => u.name));
+    const refusedLater = seen.tables.users.records.filter((u) => !acceptedNames.has(u.name)).map((u) => ({ name: u.name, keys: u.sshKeys }));
+    const keysOnly = keysOnlyUsers([...seen.tables.users.keysOnly, ...refusedLater], db, p.ownership, cx.policy);
     if (keysOnly.length > 0) {
       const k = await syncHomes(keysOnly, { ...homesOpts, createHomes: false });
       r.keysWritten.push(...k.keysWritten);
       r.keysRemoved.push(...k.keysRemoved);
+      r.keyChanges.push(...k.keyChanges);
       r.refusals.push(...k.refusals);
       r.notices.push(...k.notices);
     }
@@ -291,7 +297,14 @@ async function converge(cx: PassContext, seen: Observed, p: Plan, db: LocalDb): 
     mkdirSync(cx.stateFile, { recursive: true, mode: 0o755 });
     const homesLock = await fcntlLock(`${cx.stateFile}/homes.lock`, config.lock_timeout * 1000, "another ddum pass is making homes");
     try {
+      // Another pass made homes and keys after this one began its scan: what the scan saw of the
+      // key files is stale (a key it saw in place may be one this pass revokes). Look again.
+      if (fstatSync(homesLock).mtimeMs >= cx.startedAt) {
+        seen.keys.inPlace.clear();
+        seen.keys.missing.clear();
+      }
       homes = await homesFor();
+      futimesSync(homesLock, new Date(), new Date());
     } finally {
       closeSync(homesLock);
     }
@@ -319,7 +332,7 @@ function record(cx: PassContext, p: Plan, memoEnv: string | null): void {
   if (parallelHomes.byWorker > 0) cx.hooks.note(`homes made by the second thread: ${parallelHomes.byWorker}`);
 }
 
-const NO_HOMES: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], refusals: [], notices: [] };
+const NO_HOMES: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], keyChanges: [], refusals: [], notices: [] };
 
 function finish(cx: PassContext, seen: Observed, p: Plan, db: LocalDb, written: string[], homes: HomesResult, ms: { applyMs: number; homesMs: number }): SyncResult {
   const homeRefusals = homes.refusals.map((r) => ({ table: cx.config.user_table_name, ...r, name: printable(r.name) }));
@@ -332,7 +345,14 @@ function finish(cx: PassContext, seen: Observed, p: Plan, db: LocalDb, written: 
     rejections: seen.rejections,
     warnings: seen.warnings,
     localIssues: db.issues,
-    counts: countsOf(p, seen.rejected),
+    counts: passCounts(p, {
+      usersRejected: seen.tables.users.rejected + seen.shellRejected,
+      groupsRejected: seen.tables.groups.rejected,
+      groupTable: cx.config.group_table_name,
+      tableGroups: seen.desired.groupNames ?? new Set(seen.tables.groupNames),
+      localGroup: (n) => db.group.has(n),
+      homes,
+    }),
     written,
     timings: { scanMs: seen.tables.scanMs, decodeMs: seen.tables.decodeMs, ...ms, totalMs: performance.now() - cx.t0 },
     memo: { pages: cx.pages.pages, known: cx.pages.memo.hits },
@@ -428,10 +448,18 @@ export async function recordedPass(config: Config, opts: Omit<SyncOptions, "dryR
     counts: result?.counts ?? null,
     error: error?.message ?? result?.plan.brake ?? null,
     durationMs: end.getTime() - start.getTime(),
+    ...(result ? passProblems(result.rejections, result.plan.refusals) : {}),
   };
   try {
-    const st = await updateStatus(stateDir(opts.root, config.state_dir), (s) => withPassRecord(s, rec));
-    if (config.metrics_file) writeMetrics(opts.root.path(config.metrics_file), st);
+    const dir = stateDir(opts.root, config.state_dir);
+    // Temporary files a killed pass left beside the files it writes here are swept once a pass.
+    removeStaleTempsFor(dir, STATE_FILES);
+    const st = await updateStatus(dir, (s) => withPassRecord(s, rec));
+    if (config.metrics_file) {
+      const metrics = opts.root.path(config.metrics_file);
+      removeStaleTempsFor(dirname(metrics), [basename(metrics)]);
+      writeMetrics(metrics, st);
+    }
   } catch (e) {
     // The accounts are what matter; a status that cannot be written is reported, not fatal.
     error ??= new DdumError(`the pass ran, but its status could not be recorded: ${(e as Error).message}`);

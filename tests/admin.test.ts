@@ -28,7 +28,8 @@ test("tables create makes both tables with the Name key, and is idempotent", asy
   // It says where it creates them, and nothing else on stderr.
   expect(first.stderr).toBe(`info: config: ${cfg}\ninfo: region: us-east-1 (from aws_region in the config)\ninfo: endpoint: ${d.endpoint}\ninfo: tables: users People, groups Teams\n`);
   expect(first.code).toBe(0);
-  expect(first.stdout).toBe("created table People (on-demand); it is active\ncreated table Teams (on-demand); it is active\n");
+  // and the account they are in, read from their ARNs.
+  expect(first.stdout).toMatch(/^created table People \(on-demand\); it is active\ncreated table Teams \(on-demand\); it is active\naccount: \d{12} \(from the tables' ARNs\)\n$/);
   for (const t of ["People", "Teams"]) {
     const desc = (await d.client.send(new DescribeTableCommand({ TableName: t }))).Table!;
     expect(desc.TableStatus).toBe("ACTIVE");
@@ -37,7 +38,7 @@ test("tables create makes both tables with the Name key, and is idempotent", asy
   }
   const again = await ddum(["tables", "create", "-c", cfg]);
   expect(again.code).toBe(0);
-  expect(again.stdout).toBe("table People already exists; left as it is\ntable Teams already exists; left as it is\n");
+  expect(again.stdout).toMatch(/^table People already exists; left as it is\ntable Teams already exists; left as it is\naccount: \d{12} \(from the tables' ARNs\)\n$/);
 });
 
 test("tables create --billing provisioned; a bad billing mode or action is a usage error", async () => {
@@ -56,13 +57,13 @@ test("tables create --billing provisioned; a bad billing mode or action is a usa
 // ---- user and group commands, import ------------------------------------------------------------
 
 let tableNo = 0;
-/** Fresh tables and a config file naming them. */
+/** Fresh tables and a config file naming them; automatic IDs from the range's bottom (auto_id_min has its own tests). */
 async function fresh(extra: Record<string, unknown> = {}) {
   tableNo++;
   const users = `AdmUsers${tableNo}`;
   const groups = `AdmGroups${tableNo}`;
   await d.createTables(users, groups);
-  return { users, groups, cfg: writeConfig(d, { user_table_name: users, group_table_name: groups, uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000, ...extra }) };
+  return { users, groups, cfg: writeConfig(d, { user_table_name: users, group_table_name: groups, uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000, auto_id_min: 1000, ...extra }) };
 }
 
 async function items(table: string): Promise<Record<string, Record<string, unknown>>> {
@@ -290,16 +291,17 @@ test("user show and list (text and JSON) report refused records, and skip reserv
   await d.put(t.users, [userItem("mallory", 1500, { Shell: { S: "sh" } })]);
   const list = await ddum(["user", "list", "-c", t.cfg]);
   expect(list.stdout).toBe(
-    "NAME     UID   GID   KEYS  STATE           REALNAME\n" +
-      "alice    1000  1000  0     enabled         Alice\n" +
-      "mallory  1500  1500  0     refused: Shell  mallory user\n",
+    "NAME     UID   GID   KEYS  STATE            REALNAME\n" +
+      "alice    1000  1000  0     enabled          Alice\n" +
+      "mallory  1500  1500  0     rejected: Shell  mallory user\n",
   );
   const json = JSON.parse((await ddum(["user", "list", "--json", "-c", t.cfg])).stdout);
-  expect(json.map((r: { name: string }) => r.name)).toEqual(["alice", "mallory"]);
+  expect(json.version).toBe(1);
+  expect(json.users.map((r: { name: string }) => r.name)).toEqual(["alice", "mallory"]);
   const show = await ddum(["user", "show", "mallory", "-c", t.cfg]);
   expect(show.stdout).toContain(`Valid: NO, every host refuses it:\n  ${t.users} record "mallory": Shell: must be an absolute path`);
   const sj = JSON.parse((await ddum(["user", "show", "alice", "--json", "-c", t.cfg])).stdout);
-  expect(sj).toEqual({ record: { Name: "alice", UID: "1000", GID: "1000", RealName: "Alice", Home: "/home/alice", Shell: "/bin/bash" }, valid: true, problems: [] });
+  expect(sj).toEqual({ version: 1, record: { Name: "alice", UID: "1000", GID: "1000", RealName: "Alice", Home: "/home/alice", Shell: "/bin/bash" }, valid: true, problems: [] });
   expect((await ddum(["user", "show", "#uid:1000", "-c", t.cfg])).code).toBe(1);
   // The reservations are invisible to check and to a pass.
   const check = await ddum(["check", "-c", t.cfg]);
@@ -436,7 +438,7 @@ test("import refuses a record whose ID another name holds, an empty password, an
   expect(r.stdout).toContain(`${t.users} record "bo": UID: 1001 is already used by "zoe"`);
   expect(r.stdout).toContain(`${t.users} record "cy": Password: the local account has an empty password`);
   expect(r.stdout).toContain(`${t.users} record "dee": SSHPublicKeys: local key`);
-  expect(r.stdout).toContain("imported 1 users");
+  expect(r.stdout).toContain("imported 1 user into");
   const u = await items(t.users);
   expect(Object.keys(u).filter((n) => !n.startsWith("#")).sort()).toEqual(["amy", "zoe"]);
 });

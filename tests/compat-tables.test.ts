@@ -2,8 +2,8 @@
 // keys judged one by one, weak hashes warned about, and names over 32 characters refused, each
 // on a record's first pass and for a user already in place (the page memo's known pages too).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { CreateTableCommand, DeleteTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
-import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { type AttributeValue, CreateTableCommand, DeleteTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Admin } from "../src/admin/commands.ts";
 import { parseConfig } from "../src/config.ts";
@@ -147,7 +147,8 @@ describe("the old daemon's own test scenario (test_scan)", () => {
     const r3 = await pass(d, root, { config });
     expect(r3.memo.known).toBe(1);
     expect(r3.written).toEqual([]);
-    expect(r3.counts).toEqual({ created: 0, updated: 0, unchanged: 5, refused: 0, rejected: 0 });
+    // Users and their groups counted apart, the user private groups among them.
+    expect(r3.counts).toMatchObject({ created: 0, updated: 0, unchanged: 6, refused: 0, rejected: 0, users: { unchanged: 3 }, groups: { unchanged: 3 } });
     expect(r3.warnings).toEqual(r2.warnings);
     expect(snapshot(root)).toEqual(before);
     expect(existsSync(join(root, "home", "testscan3"))).toBe(false);
@@ -237,6 +238,31 @@ describe("SSH keys judged one by one", () => {
     expect(file).not.toContain(KEY_CAROL_RSA.split(" ")[1]!);
     expect(r.homes.keysWritten).toEqual(["alice"]);
     // The account itself is left as it was.
+    expect(snapshot(root)).toEqual(accounts);
+  });
+
+  test.each([
+    ["the shell rule", "Shell", (root: string) => {
+      mkdirSync(join(root, "opt", "bad"), { recursive: true, mode: 0o775 });
+      chmodSync(join(root, "opt", "bad"), 0o775);
+      return { Shell: { S: "/opt/bad/sh" } };
+    }],
+    ["the plan (a UID change)", "UID", () => ({ UID: { N: "2100" } })],
+  ] as const)("a valid record refused later by %s still revokes a key", async (_what, field, change) => {
+    await d.createTables();
+    await d.put("Users", [userItem("alice", 2000, { SSHPublicKeys: { SS: [KEY_ALICE, KEY_BOB] } })]);
+    const root = makeRoot();
+    const config = { ssh_key_location: "/etc/ssh/keys/%u" };
+    const keyFile = join(root, "etc", "ssh", "keys", "alice");
+    expect((await pass(d, root, { config })).exitCode).toBe(0);
+    const accounts = snapshot(root);
+    await d.put("Users", [userItem("alice", 2000, { ...change(root), SSHPublicKeys: { SS: [KEY_ALICE] } } as Record<string, AttributeValue>)]);
+    const r = await pass(d, root, { config });
+    expect(r.exitCode).toBe(3);
+    expect([...r.rejections, ...r.plan.refusals].map((x) => `${x.name} ${x.field}`)).toEqual([`"alice" ${field}`]);
+    expect(readFileSync(keyFile, "utf8")).not.toContain(KEY_BOB.split(" ")[1]!);
+    expect(readFileSync(keyFile, "utf8")).toContain(KEY_ALICE.split(" ")[1]!);
+    expect(r.homes.keysWritten).toEqual(["alice"]);
     expect(snapshot(root)).toEqual(accounts);
   });
 
@@ -381,7 +407,7 @@ describe("ddum check: rejections and warnings", () => {
     const json = await ddum(["check", "--json", "-c", cfg]);
     expect(json.code).toBe(3);
     const doc = JSON.parse(json.stdout);
-    expect(doc.rejections.map((r: { name: string; field: string }) => `${r.name} ${r.field}`)).toEqual(['"bob" Shell']);
+    expect(doc.rejections.map((r: { name: string; field: string }) => `${r.name} ${r.field}`)).toEqual(["bob Shell"]);
     expect(doc.warnings.length).toBe(5);
     expect(doc.summary).toEqual({ users: 3, groups: 0, valid: 2, rejected: 1, warnings: 5 });
   });
@@ -416,7 +442,7 @@ describe("password fields of users already in place", () => {
     for (let i = 0; i < 2; i++) {
       const r = await pass(d, root);
       expect(r.written).toEqual([]);
-      expect(r.counts).toEqual({ created: 0, updated: 0, unchanged: 2, refused: 0, rejected: 1 });
+      expect(r.counts).toMatchObject({ created: 0, updated: 0, unchanged: 5, refused: 0, rejected: 1, users: { unchanged: 2, rejected: 1 }, groups: { unchanged: 3 } });
       expect(r.rejections.map((x) => `${x.name} ${x.field}`)).toEqual(['"cid" Password']);
       expect(r.rejections[0]!.reason).toContain("value not shown");
       expect(r.warnings.map((x) => `${x.name} ${x.field}`)).toEqual(['"bea" Password']);

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CONFIG_KEYS, loadConfig, parseConfig } from "../src/config.ts";
+import { CONFIG_KEYS, closestKey, loadConfig, parseConfig } from "../src/config.ts";
 import { resolveRegion } from "../src/source/dynamo.ts";
 
 describe("config", () => {
@@ -58,8 +58,34 @@ describe("config", () => {
     });
   }
 
-  test("unknown keys warn", () => {
-    expect(parseConfig({ user_tabel_name: "X" }, "f").warnings).toEqual(['f: unknown key "user_tabel_name" is ignored']);
+  test.each([
+    ["user_tabel_name", "user_table_name"],
+    ["ssh_key_locaton", "ssh_key_location"],
+    ["SSH_KEY_LOCATION", "ssh_key_location"],
+    ["min_uid", "uid_min"],
+    ["max-attempts", "max_attempts"],
+    ["aws_secret", "aws_secret_key"],
+  ])("an unknown key %p is an error that suggests %p", (typo, near) => {
+    expect(() => parseConfig({ [typo]: "X" }, "f")).toThrow(`f: unknown key "${typo}" (did you mean "${near}"?)`);
+  });
+
+  test("an unknown key far from every known one is an error with no suggestion; a secret pasted as a key is not echoed", () => {
+    expect(() => parseConfig({ colour_scheme: 1 }, "f")).toThrow(/^f: unknown key "colour_scheme"; the known keys are listed in ddum\(8\)/);
+    expect(() => parseConfig({ "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY": 1 }, "f")).toThrow("unknown key (a key that is not a name)");
+  });
+
+  test("the old daemon's keys and the documented ones are all known", () => {
+    const old = ["aws_access_key", "aws_secret_key", "aws_session_token", "aws_profile", "aws_region", "full_update_period", "full_update_jitter", "user_table_name", "group_table_name", "logging"];
+    const man = readFileSync(join(import.meta.dir, "..", "packaging", "ddum.8"), "utf8");
+    const section = man.slice(man.indexOf(".SH CONFIGURATION"), man.indexOf(".SH EXIT STATUS"));
+    // Each key is the head of a .TP item: .BR key ", " key2 " (type, default)".
+    const documented = [...section.matchAll(/^\.TP\n\.BR? (.*)$/gm)].flatMap((m) => m[1]!.split("(")[0]!.match(/[a-z][a-z_]+/g) ?? []);
+    expect(documented.length).toBeGreaterThan(20);
+    for (const k of [...old, ...documented]) expect([k, closestKey(k)]).toEqual([k, k]);
+    // And every key ddum knows is documented.
+    for (const k of CONFIG_KEYS) expect([k, new RegExp(`^\\.BR? (.*\\W)?${k}\\b`, "m").test(section)]).toEqual([k, true]);
+    expect(parseConfig({ auto_id_min: 3000 }, "f").config.auto_id_min).toBe(3000);
+    expect(parseConfig({}, "f").config.auto_id_min).toBe(2000);
   });
 
   test("a secret key readable by others warns; the default path may be absent, a named one may not", () => {

@@ -2,14 +2,14 @@
 // one user's broken home fails only that user; a pass killed or stopped while it builds homes
 // leaves nothing a later pass refuses; two passes never race on homes.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { DDUM, ddum, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE } from "./helpers/keys.ts";
-import { cleanupRoots, makeRoot } from "./helpers/root.ts";
+import { cleanupRoots, FLAVOUR, makeRoot } from "./helpers/root.ts";
 
 let d: Dynamo;
 beforeAll(async () => {
@@ -40,8 +40,8 @@ async function sync(root: string, extra: Record<string, unknown> = HOMES): Promi
     throw new Error(`no JSON report (exit ${out.code}): ${out.stderr}`);
   }
 }
-const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === JSON.stringify(name));
-const rejectionOf = (r: Report, name: string) => r.rejections.filter((x) => x.name === JSON.stringify(name));
+const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === name);
+const rejectionOf = (r: Report, name: string) => r.rejections.filter((x) => x.name === name);
 
 async function until(cond: () => boolean): Promise<void> {
   const end = Date.now() + 60_000;
@@ -57,11 +57,12 @@ function checkHomes(root: string, uidOf: (name: string) => number, allowTemps: b
   for (const name of readdirSync(join(root, "home"))) {
     if (name.startsWith(".ddum~")) {
       expect(allowTemps).toBe(true);
-      expect(lstatSync(join(root, "home", name)).uid).toBe(0);
+      // Half-built (root's), or complete and given to its user just before the rename.
+      expect([0, uidOf(name.slice(".ddum~home~".length))]).toContain(lstatSync(join(root, "home", name)).uid);
       continue;
     }
     const st = lstatSync(join(root, "home", name));
-    expect([name, st.isDirectory(), st.uid, st.mode & 0o7777]).toEqual([name, true, uidOf(name), 0o755]);
+    expect([name, st.isDirectory(), st.uid, st.mode & 0o7777]).toEqual([name, true, uidOf(name), FLAVOUR.homeMode]);
     expect([name, lstatSync(join(root, "home", name, ".bashrc")).uid]).toEqual([name, uidOf(name)]);
     homes++;
   }
@@ -136,6 +137,22 @@ describe("a pass interrupted while it makes homes", () => {
     expect(checkHomes(root, uidOf, false)).toBe(N);
   });
 
+  test("a complete home left under its temporary name (killed just before the rename) is moved into place, as it is", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("h1", 10001)]);
+    const tmp = join(root, "home", ".ddum~home~h1");
+    mkdirSync(join(root, "home"), { recursive: true, mode: 0o755 });
+    mkdirSync(tmp, { mode: 0o700 });
+    writeFileSync(join(tmp, ".bashrc"), "# made before the kill\n");
+    chownSync(join(tmp, ".bashrc"), 10001, 10001);
+    chownSync(tmp, 10001, 10001);
+    chmodSync(tmp, FLAVOUR.homeMode);
+    const { code, r } = await sync(root);
+    expect([code, r.refusals]).toEqual([0, []]);
+    expect(readFileSync(join(root, "home", "h1", ".bashrc"), "utf8")).toBe("# made before the kill\n");
+    expect(checkHomes(root, uidOf, false)).toBe(1);
+  });
+
   test("SIGTERM: the pass finishes the home in hand, makes no more, says so and exits 3; the next pass makes the rest", async () => {
     const root = makeRoot();
     await d.put("Users", users());
@@ -151,6 +168,37 @@ describe("a pass interrupted while it makes homes", () => {
     expect([again.code, again.r.refusals]).toEqual([0, []]);
     expect(again.r.homes.homesCreated.length).toBe(N - made);
     expect(checkHomes(root, uidOf, false)).toBe(N);
+  });
+
+  test("a pass that waited for homes.lock while another made keys looks at the key files again", async () => {
+    const root = makeRoot();
+    const cfg = writeConfig(d, { ssh_key_location: "/etc/ssh/keys/%u" });
+    await d.put("Users", [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } })]);
+    expect((await ddum(["sync", "--root", root, "-c", cfg])).code).toBe(0);
+    const keyFile = join(root, "etc", "ssh", "keys", "alice");
+    const want = readFileSync(keyFile, "utf8");
+    const lockPath = join(root, "var", "lib", "ddum", "homes.lock");
+    // Another pass holds the homes phase (a process holding the lock until told to go).
+    const holder = Bun.spawn(["python3", "-c", "import fcntl,os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY)\nfcntl.lockf(fd,fcntl.LOCK_EX)\nprint('held',flush=True)\nsys.stdin.readline()", lockPath], { stdin: "pipe", stdout: "pipe" });
+    const reader = holder.stdout.getReader();
+    let said = "";
+    while (!said.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      said += new TextDecoder().decode(value);
+    }
+    expect(said).toBe("held\n");
+    const p = Bun.spawn([DDUM, "sync", "--root", root, "-c", cfg], { stdout: "pipe", stderr: "pipe" });
+    // This pass scanned (the key file in place) and now waits for the lock.
+    await until(() => readdirSync(`/proc/${p.pid}/fd`).some((f) => { try { return readlinkSync(`/proc/${p.pid}/fd/${f}`) === lockPath; } catch { return false; } }));
+    // Meanwhile the other pass writes the key file (here: a key the table does not hold) and ends.
+    writeFileSync(keyFile, `${want}ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlanted planted\n`);
+    utimesSync(lockPath, new Date(), new Date());
+    holder.stdin.write("go\n");
+    await holder.stdin.flush();
+    expect(await holder.exited).toBe(0);
+    expect(await p.exited).toBe(0);
+    expect(readFileSync(keyFile, "utf8")).toBe(want);
   });
 
   test("two passes at once on one root: the homes phase is taken in turn, nothing is refused", async () => {
@@ -248,6 +296,32 @@ describe("login shells", () => {
     const { code, r } = await sync(root, {});
     expect(code).toBe(3);
     expect(rejectionOf(r, "alice").map((x) => x.reason)).toEqual([expect.stringContaining("/opt/tools is not owned by root or is writable by others")]);
+    expect(readFileSync(join(root, "etc", "passwd"), "utf8")).toBe(passwd);
+  });
+
+  test("the shell file itself: one others can write or own, or a link to /tmp, is refused, also for a user in place", async () => {
+    const root = makeRoot();
+    const tools = join(root, "opt", "tool");
+    mkdirSync(tools, { recursive: true, mode: 0o755 });
+    writeFileSync(join(tools, "sh"), "#!/bin/sh\n", { mode: 0o755 });
+    writeFileSync(join(tools, "theirs"), "#!/bin/sh\n", { mode: 0o755 });
+    chownSync(join(tools, "theirs"), 1500, 1500);
+    symlinkSync("/tmp/evil", join(tools, "link"));
+    await d.put("Users", [
+      userItem("alice", 2001, { Shell: { S: "/opt/tool/sh" } }),
+      userItem("bob", 2002, { Shell: { S: "/opt/tool/theirs" } }),
+      userItem("carol", 2003, { Shell: { S: "/opt/tool/link" } }),
+    ]);
+    const first = await sync(root, {});
+    expect(first.code).toBe(3);
+    expect(rejectionOf(first.r, "alice")).toEqual([]);
+    expect(rejectionOf(first.r, "bob").map((x) => x.reason)).toEqual(["/opt/tool/theirs is not owned by root or is writable by others; refused"]);
+    expect(rejectionOf(first.r, "carol").map((x) => x.reason)).toEqual([expect.stringContaining("/tmp/evil, in /tmp, a directory others can write")]);
+    // alice is in place; her shell becomes writable by others: refused on the next pass.
+    chmodSync(join(tools, "sh"), 0o777);
+    const passwd = readFileSync(join(root, "etc", "passwd"), "utf8");
+    const again = await sync(root, {});
+    expect(rejectionOf(again.r, "alice").map((x) => x.reason)).toEqual(["/opt/tool/sh is not owned by root or is writable by others; refused"]);
     expect(readFileSync(join(root, "etc", "passwd"), "utf8")).toBe(passwd);
   });
 

@@ -44,7 +44,7 @@ export async function sync(root: string, extra: Record<string, unknown> = { crea
   return { code: out.code, r, stderr: out.stderr };
 }
 
-const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === JSON.stringify(name));
+const refusalOf = (r: Report, name: string) => r.refusals.filter((x) => x.name === name);
 
 /** Every directory under dir, for "no directory was made there" (a pass adds files to /etc itself). */
 const listing = (dir: string) =>

@@ -43,6 +43,30 @@ async function waitFor(cond: () => boolean): Promise<void> {
 }
 
 describe("a lock path that is not a lock file", () => {
+  // FILE.PID, the link protocol's own temp name, taken by a directory (unlink cannot remove it):
+  // planted for the PIDs the next process may get, in each file's place.
+  for (const file of ["passwd", "shadow", "group", "gshadow"]) {
+    test(`${file}.PID as a directory: bounded by lock_timeout, asleep, named, every lock given back`, async () => {
+      const root = makeRoot();
+      const before = snapshot(root);
+      const last = Number(readFileSync("/proc/sys/kernel/ns_last_pid", "utf8"));
+      for (let p = last + 1; p < last + 300; p++) mkdirSync(join(root, "etc", `${file}.${p}`));
+      const cfg = writeConfig(d, { lock_timeout: 2, state_dir: "/var/lib/ddum" });
+      const proc = Bun.spawn([DDUM, "sync", "--root", root, "-c", cfg], { stdout: "pipe", stderr: "pipe" });
+      const t0 = performance.now();
+      const [, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      const wall = performance.now() - t0;
+      const cpu = proc.resourceUsage()!.cpuTime;
+      expect(code).toBe(1);
+      expect(stderr).toContain(`${join(root, "etc", `${file}.${proc.pid}`)}, which is a directory in the way of the lock`);
+      expect(wall).toBeGreaterThanOrEqual(2000);
+      expect(Number(cpu.user + cpu.system) / 1000).toBeLessThan(1500);
+      expect(snapshot(root)).toEqual(before);
+      expect(readdirSync(join(root, "etc")).filter((n) => n.endsWith(".lock") && n !== ".pwd.lock")).toEqual([]);
+      expect(pwdLockFree(root)).toBe(true);
+    });
+  }
+
   for (const lock of LOCKS) {
     for (const kind of ["directory", "dangling symlink"] as const) {
       test(`${lock} as a ${kind}: the pass gives up after lock_timeout, mostly asleep, naming it and releasing the others`, async () => {

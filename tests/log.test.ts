@@ -37,3 +37,23 @@ test("levels filter", () => {
   log.error("shown");
   expect(readFileSync(file, "utf8")).toMatch(/^\S+ error: shown\n$/);
 });
+
+test.each([
+  ["a short secret inside words stays", "test", "the latest tests passed", "the latest tests passed"],
+  ["a short secret standing whole goes", "test", 'aws_secret_key "test" refused', 'aws_secret_key "(secret hidden)" refused'],
+  ["a secret after = or : goes", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "key=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY&x", "key=(secret hidden)&x"],
+  ["a longer token holding the secret stays", "K7MDENG", "AKIDK7MDENGX and K7MDENG", "AKIDK7MDENGX and (secret hidden)"],
+  ["a secret with regex characters", "a.b*c?", "x a.b*c? y axbbc", "x (secret hidden) y axbbc"],
+])("redaction: %s", (_name, secret, line, want) => {
+  addSecret(secret);
+  expect(redact(line)).toBe(want);
+});
+
+test.each([
+  ["scheme prefixes in a list are no hash", "accepted methods: $1$, $5$, $6$, $y$, $2b$ and $md5,", "accepted methods: $1$, $5$, $6$, $y$, $2b$ and $md5,"],
+  ["a whole hash goes", "Password $6$rounds=5000$salt$abcdefghijkl now", "Password (hash hidden) now"],
+  ["an NT hash with an empty salt goes", "Password $3$$8846f7eaee8fb117ad06bdd830b7586c", "Password (hash hidden)"],
+  ["a price is no hash", "costs $5 or $6 each", "costs $5 or $6 each"],
+])("redaction of hashes: %s", (_name, line, want) => {
+  expect(redact(line)).toBe(want);
+});

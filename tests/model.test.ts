@@ -18,6 +18,10 @@ describe("users: a hostile-record corpus, each refused with its own message", ()
     { name: "vertical tab in RealName", item: userItem("eve", 2000, { RealName: { S: "E\vve" } }), field: "RealName", reason: /vertical tab/ },
     { name: "carriage return in RealName", item: userItem("eve", 2000, { RealName: { S: "E\rve" } }), field: "RealName", reason: /carriage return/ },
     { name: "257-character RealName", item: userItem("eve", 2000, { RealName: { S: "x".repeat(257) } }), field: "RealName", reason: /256/ },
+    // C1 controls reach a terminal raw (U+009B is CSI); so do the Unicode line separators.
+    { name: "C1 CSI in RealName", item: userItem("eve", 2000, { RealName: { S: "Eve\u009b31m" } }), field: "RealName", reason: /control characters/ },
+    { name: "C1 CSI in Shell", item: userItem("eve", 2000, { Shell: { S: "/bin/bash\u009b31m" } }), field: "Shell", reason: /control characters/ },
+    { name: "line separator in Home", item: userItem("eve", 2000, { Home: { S: "/home/eve\u2028x" } }), field: "Home", reason: /control characters/ },
     { name: "newline in Home", item: userItem("eve", 2000, { Home: { S: "/home/eve\n" } }), field: "Home", reason: /control/ },
     { name: "colon in Home", item: userItem("eve", 2000, { Home: { S: "/home/e:ve" } }), field: "Home", reason: /':'/ },
     { name: "relative Home", item: userItem("eve", 2000, { Home: { S: "home/eve" } }), field: "Home", reason: /absolute/ },

@@ -125,16 +125,16 @@ describe("the x86_64 RPM installed with rpm --root DIR --nodeps -i", () => {
     const bin = join(root, "usr", "bin", "ddum");
     expect(statSync(bin).mode & 0o7777).toBe(0o755);
     expect(sha256(bin)).toBe(sha256(join(REPO, "dist", "ddum")));
-    expect(run(bin, ["--version"]).stdout).toBe(`ddum ${VERSION}\n`);
+    expect(run(bin, ["--version"]).stdout).toStartWith(`ddum ${VERSION} (commit `);
     expect(readlinkSync(join(root, "usr", "sbin", "dynamodb-user-manager"))).toBe("../bin/ddum");
     // Under the old name, --version too (a missing config and a scratch pidfile: were it taken
     // for the daemon, it would stop at once rather than run).
     const oldArgs = ["--version", "-f", "-c", join(root, "missing.cfg"), "-p", join(root, "ddum.pid")];
     const oldVersion = run(join(root, "usr", "sbin", "dynamodb-user-manager"), oldArgs);
     expect(oldVersion.stderr).toBe("");
-    expect(oldVersion.stdout).toBe(`ddum ${VERSION}\n`);
+    expect(oldVersion.stdout).toStartWith(`ddum ${VERSION} (commit `);
     expect(oldVersion.code).toBe(0);
-    expect(run(bin, ["sync", "--version", "-c", join(root, "missing.cfg")]).stdout).toBe(`ddum ${VERSION}\n`);
+    expect(run(bin, ["sync", "--version", "-c", join(root, "missing.cfg")]).stdout).toStartWith(`ddum ${VERSION} (commit `);
     const old = run(join(root, "usr", "sbin", "dynamodb-user-manager"), ["-h"]);
     expect(old.code).toBe(0);
     expect(old.stdout).toContain("$ ddum daemon");

@@ -7,12 +7,29 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { daysToIsoDate, type Rejection } from "../src/model.ts";
-import { pamAccepts } from "../src/plan.ts";
+import { BRAKE_HORIZON_DAYS, pamAccepts } from "../src/plan.ts";
 import { todayDays } from "../src/sync.ts";
 import { ddum, pass, writeConfig } from "./helpers/ddum.ts";
 import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { PAM_CASES, pamCaseFields } from "./helpers/pam-cases.ts";
-import { checkAccounts, cleanupRoots, makeRoot, run, snapshot } from "./helpers/root.ts";
+import { checkAccounts, cleanupRoots, makeRoot as stockRoot, run, snapshot } from "./helpers/root.ts";
+
+/**
+ * The run's stock root, with Debian's local groups sudo (27) and shadow (42) as the distribution
+ * made them where the root has none (AL2023 has wheel, no sudo, no shadow group): the rules below
+ * are about local groups a host may consent to, whichever those are.
+ */
+function makeRoot(): string {
+  const root = stockRoot();
+  for (const [name, gid] of [["sudo", 27], ["shadow", 42]] as const) {
+    const group = join(root, "etc", "group");
+    if (readFileSync(group, "utf8").split("\n").some((l) => l.startsWith(`${name}:`))) continue;
+    expect(run("groupadd", ["-R", root, "-g", String(gid), name]).code).toBe(0);
+    const gshadow = join(root, "etc", "gshadow");
+    writeFileSync(gshadow, readFileSync(gshadow, "utf8").replace(new RegExp(`^${name}:!::$`, "m"), `${name}:*::`));
+  }
+  return root;
+}
 
 let d: Dynamo;
 beforeAll(async () => {
@@ -49,7 +66,7 @@ const line = (root: string, file: string, name: string) =>
 
 const reasonFor = (r: JsonReport, name: string) =>
   r.refusals
-    .filter((x) => x.name === JSON.stringify(name))
+    .filter((x) => x.name === name)
     .map((x) => `${x.field}: ${x.reason}`)
     .join("; ");
 
@@ -145,7 +162,7 @@ describe("a user's primary GID must be ddum's group or a consented one", () => {
     await d.put("Users", [userItem("eve", 2001, { GID: { N: "3000" } })]);
     await pass(d, root);
     const known = await pass(d, root);
-    expect(known.counts).toMatchObject({ unchanged: 1, refused: 0 });
+    expect(known.counts).toMatchObject({ users: { unchanged: 1 }, groups: { unchanged: 1 }, refused: 0 });
     // By hand: the user private group ddum made for GID 3000 becomes a local admin group.
     for (const f of ["group", "gshadow"]) {
       const p = join(root, "etc", f);
@@ -202,7 +219,7 @@ describe("group records list only users ddum manages", () => {
     expect(run("useradd", ["-R", root, "-u", "2500", "-U", "-G", "sudo", "localadmin"]).code).toBe(0);
     await d.put("Users", [userItem("alice", 2001)]);
     await d.put("Groups", [
-      groupItem("devs", 3000, { Members: { SS: ["alice", "root", "www-data", "nobody"] }, Administrators: { SS: ["daemon"] } }),
+      groupItem("devs", 3000, { Members: { SS: ["alice", "root", "mail", "nobody"] }, Administrators: { SS: ["daemon"] } }),
       groupItem("sudo", 27, { Members: { SS: ["alice", "localadmin", "root"] } }),
     ]);
     const r = await sync(root, { merge_groups: ["sudo"] });
@@ -214,7 +231,7 @@ describe("group records list only users ddum manages", () => {
         'Groups record "devs": member "daemon" is a local account ddum does not manage; left out',
         'Groups record "devs": member "nobody" is a local account ddum does not manage; left out',
         'Groups record "devs": member "root" is a local account ddum does not manage; left out',
-        'Groups record "devs": member "www-data" is a local account ddum does not manage; left out',
+        'Groups record "devs": member "mail" is a local account ddum does not manage; left out',
         'Groups record "sudo": member "root" is a local account ddum does not manage; left out',
       ].sort(),
     );
@@ -315,13 +332,64 @@ describe("a group record that leaves the table", () => {
     expect(run("useradd", ["-R", root, "-u", "2500", "-U", "-G", "sudo", "localadmin"]).code).toBe(0);
     await d.put("Users", [userItem("alice", 2001)]);
     await d.put("Groups", [groupItem("sudo", 27, { Members: { SS: ["alice"] }, Administrators: { SS: ["alice"] } })]);
-    await sync(root, { merge_groups: ["sudo"] });
-    expect(line(root, "gshadow", "sudo")).toBe("sudo:*:alice:localadmin,alice");
+    const r = await sync(root, { merge_groups: ["sudo"] });
+    // No administrators from the table in a local group: gpasswd would let them add any account.
+    expect(line(root, "gshadow", "sudo")).toBe("sudo:*::localadmin,alice");
+    expect(r.notices).toContain('Groups record "sudo": Administrators of a local group are not taken from the table (gpasswd would let them add any local account); left out');
     await d.remove("Groups", "sudo");
     await sync(root, { merge_groups: ["sudo"] });
     expect(line(root, "group", "sudo")).toBe("sudo:x:27:localadmin");
     expect(line(root, "gshadow", "sudo")).toBe("sudo:*::localadmin");
     expectClean(root);
+  });
+
+  test("a membership an admin made by hand stays when the record that also lists it leaves", async () => {
+    const root = makeRoot();
+    await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
+    await sync(root, { merge_groups: ["sudo"] });
+    expect(run("usermod", ["-R", root, "-aG", "sudo", "alice"]).code).toBe(0);
+    await d.put("Groups", [groupItem("sudo", 27, { Members: { SS: ["alice", "bob"] } })]);
+    await sync(root, { merge_groups: ["sudo"] });
+    expect(line(root, "group", "sudo")).toBe("sudo:x:27:alice,bob");
+    expect(state(root).members.sudo).toEqual(["bob"]);
+    await d.remove("Groups", "sudo");
+    await sync(root, { merge_groups: ["sudo"] });
+    expect(line(root, "group", "sudo")).toBe("sudo:x:27:alice");
+    expectClean(root);
+  });
+
+  test("a record may not give a local account's primary GID to a group, nor create a privileged group", async () => {
+    const root = makeRoot();
+    // A local service account whose primary group has no group line (as some tools leave it).
+    writeFileSync(join(root, "etc", "passwd"), `${readFileSync(join(root, "etc", "passwd"), "utf8")}svc:x:1100:1100::/srv/svc:/usr/sbin/nologin\n`);
+    writeFileSync(join(root, "etc", "shadow"), `${readFileSync(join(root, "etc", "shadow"), "utf8")}svc:!:::::::\n`);
+    await d.put("Users", [userItem("alice", 2001)]);
+    await d.put("Groups", [
+      groupItem("svcgrp", 1100, { Members: { SS: ["alice"] } }),
+      groupItem("admin", 3100, { Members: { SS: ["alice"] } }),
+      groupItem("docker", 3101, { Members: { SS: ["alice"] } }),
+    ]);
+    const r = await sync(root);
+    expect(reasonFor(r, "svcgrp")).toBe('GID: 1100 is the primary group of the local account "svc"');
+    for (const g of ["admin", "docker"]) {
+      expect(reasonFor(r, g)).toContain(`Name: a group named "${g}" grants privileges on many systems`);
+      expect(line(root, "group", g)).toBeUndefined();
+    }
+    // The host's consent makes it: a host that wants a table-fed docker group says so.
+    await sync(root, { merge_groups: ["docker"] });
+    expect(line(root, "group", "docker")).toBe("docker:x:3101:alice");
+  });
+
+  test("a stray gshadow line with a new user's name costs that user's private group only", async () => {
+    const root = makeRoot();
+    writeFileSync(join(root, "etc", "gshadow"), `${readFileSync(join(root, "etc", "gshadow"), "utf8")}alice:!::\n`);
+    await d.put("Users", [userItem("alice", 2001), userItem("bob", 2002)]);
+    const r = await sync(root);
+    expect(r.code).toBe(0);
+    expect(line(root, "passwd", "bob")).toBe("bob:x:2002:2002:bob user:/home/bob:/bin/bash");
+    expect(line(root, "group", "bob")).toBe("bob:x:2002:");
+    expect(line(root, "passwd", "alice")).toBe("alice:x:2001:2001:alice user:/home/alice:/bin/bash");
+    expect(r.notices).toContain(`user "alice": no group has GID 2001, and the name is taken by another group line, so none was made`);
   });
 
   test("a record still in the table but rejected has not left it: its members stay", async () => {
@@ -359,7 +427,8 @@ describe("a user's private group belongs to the user", () => {
     expectClean(root);
     // A local user's name too (daemon's group keeps GID 1).
     await d.put("Groups", [groupItem("daemon", 5001)]);
-    expect(reasonFor(await sync(root), "daemon")).toContain('the user "daemon" is that user\'s private group, with the user\'s GID 1');
+    const daemonGid = line(root, "passwd", "daemon")!.split(":")[3];
+    expect(reasonFor(await sync(root), "daemon")).toContain(`the user "daemon" is that user's private group, with the user's GID ${daemonGid};`);
   });
 
   test("a refused user's name is still its own: a group record with another GID is refused too", async () => {
@@ -405,7 +474,8 @@ describe("an account's UID and GID are never renumbered by a pass", () => {
   });
 
   test("the admin commands retire a UID or GID left behind and never give it out again", async () => {
-    const cfg = writeConfig(d, { uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000 });
+    // Automatic IDs from the range's bottom here (auto_id_min has its own tests).
+    const cfg = writeConfig(d, { uid_min: 1000, uid_max: 60000, gid_min: 1000, gid_max: 60000, auto_id_min: 1000 });
     expect((await ddum(["user", "add", "alice", "-c", cfg])).code).toBe(0);
     const moved = await ddum(["user", "set", "alice", "--uid", "1005", "-c", cfg]);
     expect(moved.code).toBe(0);
@@ -456,15 +526,18 @@ describe("the safety brake counts what PAM would refuse", () => {
     expect(snapshot(root)).toEqual(before);
   });
 
-  test("an expiry date of today disables; tomorrow does not", async () => {
+  test("an expiry date of today disables, and so does one within the brake's horizon; one past it does not", async () => {
     const root = makeRoot();
     await d.put("Users", twenty(() => ({})));
     await sync(root);
-    await d.put("Users", twenty((i) => (i < 3 ? { AccountExpireDate: { S: daysToIsoDate(today + 1) } } : {}) as Record<string, AttributeValue>));
+    const expiring = (day: number) => twenty((i) => (i < 3 ? { AccountExpireDate: { S: daysToIsoDate(day) } } : {}) as Record<string, AttributeValue>);
+    // Every expiry dated tomorrow would lock them out before anyone noticed: counted now.
+    for (const day of [today, today + 1, today + BRAKE_HORIZON_DAYS]) {
+      await d.put("Users", expiring(day));
+      expect([day - today, (await sync(root)).brake]).toEqual([day - today, expect.stringContaining("would disable 3 of 20")]);
+    }
+    await d.put("Users", expiring(today + BRAKE_HORIZON_DAYS + 1));
     expect((await sync(root)).brake).toBeNull();
-    await d.put("Users", twenty((i) => (i < 3 ? { AccountExpireDate: { S: daysToIsoDate(today) } } : {}) as Record<string, AttributeValue>));
-    const r = await sync(root);
-    expect(r.brake).toContain("would disable 3 of 20");
   });
 
   test("missing_users: disable sets the expiry also on an account refused by password ageing alone", async () => {

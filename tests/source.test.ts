@@ -127,11 +127,12 @@ describe("tables create", () => {
       await slow.client.send(new DeleteTableCommand({ TableName: "Teams" }));
       const t0 = Date.now();
       const r = await createTables(slow.client, ["Teams"], "on-demand", 10);
-      expect(r).toEqual({ created: ["Teams"], existed: [] });
+      expect(r).toMatchObject({ created: ["Teams"], existed: [] });
+      expect(r.arns.Teams).toMatch(/^arn:aws:dynamodb:us-east-1:\d{12}:table\/Teams$/);
       expect(Date.now() - t0).toBeLessThan(9_000);
       const t = await slow.client.send(new DescribeTableCommand({ TableName: "Teams" }));
       expect(t.Table?.TableStatus).toBe("ACTIVE");
-      expect(await createTables(slow.client, ["Teams"], "on-demand", 10)).toEqual({ created: [], existed: ["Teams"] });
+      expect(await createTables(slow.client, ["Teams"], "on-demand", 10)).toMatchObject({ created: [], existed: ["Teams"] });
     } finally {
       await slow.close();
     }

@@ -57,7 +57,7 @@ describe("state.json lost or damaged, its backup readable", () => {
       const r = await sync(root);
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain("user alice: update");
+      expect(r.stdout).toContain("~ user alice: RealName: ");
       expect(r.stdout).toContain("notice: state: ");
       expect(r.stdout).toContain("its backup");
       expect(r.stdout).not.toContain("refused:");
@@ -183,7 +183,7 @@ describe("status.json only reports", () => {
       await putOne(d, "Users", userItem("bob", 2002, { RealName: { S: `Bob ${how}` } }));
       const r = await sync(root);
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain("user bob: update");
+      expect(r.stdout).toContain("~ user bob: RealName: ");
       expect(readFileSync(join(root, "etc", "passwd"), "utf8")).toContain(`bob:x:2002:2002:Bob ${how}`);
       const json = JSON.parse(readFileSync(join(stateDir(root), "status.json"), "utf8"));
       expect(json.lastPass.result).toBe("ok");

@@ -26,8 +26,8 @@ test("drift is listed with exit 4 and nothing is written; after a sync the host 
   const before = treeSnapshot(root);
   const first = await ddum(["verify", "--root", root, "-c", cfg]);
   expect(first.code).toBe(4);
-  expect(first.stdout).toContain("user alice: would create");
-  expect(first.stdout).toContain("user alice: would write SSH keys");
+  expect(first.stdout).toMatch(/^\+ user alice: UID /m);
+  expect(first.stdout).toMatch(/^~ keys alice: \/etc\/ssh\/authorized_keys\/alice: \+SHA256:/m);
   expect(first.stdout).toMatch(/^drift: \d+ changes pending on this host; ddum sync applies them$/m);
   expect(treeSnapshot(root)).toEqual(before);
 
@@ -43,7 +43,7 @@ test("drift is listed with exit 4 and nothing is written; after a sync the host 
   writeFileSync(passwd, text.replace(/^alice:(.*):\/bin\/bash$/m, "alice:$1:/bin/sh"));
   const edited = await ddum(["verify", "--root", root, "-c", cfg]);
   expect(edited.code).toBe(4);
-  expect(edited.stdout).toContain("user alice: would update");
+  expect(edited.stdout).toContain("~ user alice: Shell: /bin/sh → /bin/bash");
   writeFileSync(passwd, text);
   const keyFile = join(root, "etc", "ssh", "authorized_keys", "alice");
   writeFileSync(keyFile, `${readFileSync(keyFile, "utf8")}ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlanted planted\n`);

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import type { Config } from "../config.ts";
 import { type Scheme, hashPassword } from "../crypt.ts";
-import { DdumError, EXIT, errorMessage } from "../errors.ts";
+import { DdumError, EXIT, errorMessage, JSON_VERSION } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { escapeControls, terminalSafe } from "../escape.ts";
 import { daysToIsoDate, decodeGroupItem, decodeUserItem, isoDateToDays, printable, RESERVATION_RE } from "../model.ts";
@@ -147,13 +147,14 @@ export class Admin {
   async allocateUid(ids: Ids, owner: string, want: number | "auto", privateGid: boolean): Promise<number> {
     const others = (names: string[] | undefined) => othersThan(names, owner);
     const { uidMin, uidMax } = this.ranges;
-    let after = uidMin - 1;
+    // auto starts at auto_id_min (never below the managed range): not at 1000, the default user's ID on stock cloud images.
+    let after = Math.max(uidMin, this.config.auto_id_min) - 1;
     for (;;) {
       let id: number;
       if (want === "auto") {
         // A retired ID is not given out again, not even to the name that left it.
         const free = firstFree(uidMin, uidMax, (n) => uidTaken(ids, owner, n) || ids.uid.retired.has(n) || (privateGid && (gidTaken(ids, owner, n) || ids.gid.retired.has(n))), after);
-        if (free === null) throw new DdumError(`no free UID left in the managed range ${uidMin}-${uidMax}`);
+        if (free === null) throw new DdumError(`no free UID left from auto_id_min (${this.config.auto_id_min}) in the managed range ${uidMin}-${uidMax}; give --uid, or lower auto_id_min`);
         id = free;
       } else {
         id = want;
@@ -181,12 +182,12 @@ export class Admin {
     const others = (names: string[] | undefined) => othersThan(names, owner);
     const taken = (id: number) => gidTaken(ids, owner, id);
     const { gidMin, gidMax } = this.ranges;
-    let after = gidMin - 1;
+    let after = Math.max(gidMin, this.config.auto_id_min) - 1;
     for (;;) {
       let id: number;
       if (want === "auto") {
         const free = firstFree(gidMin, gidMax, (n) => taken(n) || ids.gid.retired.has(n), after);
-        if (free === null) throw new DdumError(`no free GID left in the managed range ${gidMin}-${gidMax}`);
+        if (free === null) throw new DdumError(`no free GID left from auto_id_min (${this.config.auto_id_min}) in the managed range ${gidMin}-${gidMax}; give --gid, or lower auto_id_min`);
         id = free;
       } else {
         id = want;
@@ -399,9 +400,9 @@ export class Admin {
     if (action === "add") {
       const keys = usage(() => [
         ...args.flatMap((k, i) => parseKeys(k, `key ${i + 1}`)),
-        ...list(o.file).flatMap((f) => this.readKeySource(f)),
+        ...[...list(o.sshKey), ...list(o.file)].flatMap((f) => this.readKeySource(f)),
       ]);
-      if (keys.length === 0) throw new DdumError("give the keys to add as arguments, or --file FILE|-", EXIT.usage);
+      if (keys.length === 0) throw new DdumError("give the keys to add as arguments, or --ssh-key FILE|-", EXIT.usage);
       await this.changeUser(name, (item) => {
         setAttr(item, "SSHPublicKeys", [...setAttrValues(item, "SSHPublicKeys"), ...keys]);
       });
@@ -458,7 +459,7 @@ export class Admin {
         const expDays = exp === undefined ? null : isoDateToDays(exp);
         const state =
           d.kind !== "ok"
-            ? `refused: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`
+            ? `rejected: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`
             : expDays !== null && expDays <= this.today
               ? `disabled since ${exp}`
               : exp !== undefined
@@ -475,7 +476,7 @@ export class Admin {
       })
       .sort(byName);
     if (o.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, users: rows }, null, 2)}\n`);
       return EXIT.ok;
     }
     const table = [["NAME", "UID", "GID", "KEYS", "STATE", "REALNAME"], ...rows.map((r) => [printableCell(r.name), String(r.uid ?? "-"), String(r.gid ?? "-"), String(r.keys), r.state, printableCell(r.realName)])];
@@ -592,12 +593,12 @@ export class Admin {
           gid: numAttr(item, "GID") ?? null,
           members: setAttrValues(item, "Members"),
           administrators: setAttrValues(item, "Administrators"),
-          state: d.kind === "ok" ? "valid" : `refused: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`,
+          state: d.kind === "ok" ? "valid" : `rejected: ${d.kind === "rejected" ? d.rejections.map((r) => r.field).join(",") : "Name"}`,
         };
       })
       .sort(byName);
     if (o.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, groups: rows }, null, 2)}\n`);
       return EXIT.ok;
     }
     printTable([["NAME", "GID", "STATE", "MEMBERS"], ...rows.map((r) => [printableCell(r.name), String(r.gid ?? "-"), r.state, r.members.map(printableCell).join(",")])]);
@@ -611,7 +612,7 @@ const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? 
 function printRecordJson(item: RawItem, problems: string[], warnings: string[] = []): number {
   const plain: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(item)) plain[k] = k === "Password" ? describePassword(strAttr(item, "Password")) : Object.values(v)[0];
-  process.stdout.write(`${JSON.stringify({ record: plain, valid: problems.length === 0, problems, ...(warnings.length > 0 ? { warnings } : {}) }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ version: JSON_VERSION, record: plain, valid: problems.length === 0, problems, ...(warnings.length > 0 ? { warnings } : {}) }, null, 2)}\n`);
   return EXIT.ok;
 }
 

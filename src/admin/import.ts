@@ -20,6 +20,9 @@ interface Candidate {
   problems: string[];
 }
 
+/** A count with its noun: 1 user, 2 users. */
+const n = (count: number, word: string) => `${count} ${count === 1 ? word : `${word}s`}`;
+
 /** The records a host's files describe, each with its problems (empty when it can be written). */
 export function localCandidates(admin: Admin, root: Root): { candidates: Candidate[]; skipped: { users: number; groups: number }; warnings: string[] } {
   const db = LocalDb.load(root);
@@ -121,8 +124,8 @@ export async function importLocal(admin: Admin, root: Root, dryRun: boolean): Pr
     say(`${dryRun ? "would import" : "imported"} ${c.kind} ${c.name} (${idKind.toUpperCase()} ${c.id})`);
   }
   say(
-    `${dryRun ? "would import" : "imported"} ${counts.user} users into ${admin.users} and ${counts.group} groups into ${admin.groups}; ` +
-      `${refused} refused; ${skipped.users} users and ${skipped.groups} groups outside the managed ranges left out` +
+    `${dryRun ? "would import" : "imported"} ${n(counts.user, "user")} into ${admin.users} and ${n(counts.group, "group")} into ${admin.groups}; ` +
+      `${refused} refused; ${n(skipped.users, "user")} and ${n(skipped.groups, "group")} outside the managed ranges left out` +
       (dryRun ? " (dry run: nothing was written)" : ""),
   );
   return refused > 0 ? EXIT.partial : EXIT.ok;

@@ -161,8 +161,10 @@ async function linkLock(file: string, deadline: number, timeoutMs: number): Prom
     } catch {
       // not there
     }
+    let tmpMade = false;
     try {
       const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW | O_CLOEXEC, 0o600);
+      tmpMade = true;
       try {
         writeSync(fd, String(process.pid));
       } finally {
@@ -182,8 +184,18 @@ async function linkLock(file: string, deadline: number, timeoutMs: number): Prom
         // never created
       }
     }
+    if (!tmpMade) {
+      // FILE.PID itself is in the way (a directory, something unlink cannot remove): it is not
+      // the lock, and trying again at once would spin; wait for it like any other blocker.
+      await waitOrGiveUp(deadline, timeoutMs, () => `${tmp}, which is ${kindOf(tmp)} in the way of the lock: remove it`);
+      continue;
+    }
     const holder = readLockHolder(lock);
-    if (holder === "gone") continue; // vanished between link and read: try again at once
+    if (holder === "gone") {
+      // Vanished between link and read: try again, but never past the deadline or a signal.
+      await waitOrGiveUp(deadline, timeoutMs, () => `${lock}, which keeps appearing and vanishing`);
+      continue;
+    }
     if (holder === "not a file") {
       await waitOrGiveUp(deadline, timeoutMs, () => `${lock}, which is ${kindOf(lock)}, not a lock file: remove it`);
       continue;

@@ -343,7 +343,8 @@ export async function createTables(
   names: string[],
   billing: Billing = "on-demand",
   waitSeconds = 300,
-): Promise<{ created: string[]; existed: string[] }> {
+): Promise<{ created: string[]; existed: string[]; arns: Record<string, string> }> {
+  const arns: Record<string, string> = {};
   const created: string[] = [];
   const existed: string[] = [];
   const deadline = Date.now() + waitSeconds * 1000;
@@ -380,8 +381,10 @@ export async function createTables(
     const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
     const r = await waitUntilTableExists({ client, maxWaitTime: left, minDelay: 1, maxDelay: 5 }, { TableName: name });
     if (r.state !== "SUCCESS") throw new DdumError(`table ${name} did not become active within ${waitSeconds} s`);
+    const arn = (r.reason as { Table?: { TableArn?: string } } | undefined)?.Table?.TableArn;
+    if (arn) arns[name] = arn;
   }
-  return { created, existed };
+  return { created, existed, arns };
 }
 
 /** A table's status (ACTIVE, CREATING, UPDATING, DELETING, ...), or null when there is none. */
