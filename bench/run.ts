@@ -13,6 +13,15 @@ const DDUM = join(REPO, "dist", "ddum");
 const SIZES = (process.env.BENCH_SIZES ?? "10000,100000").split(",").map(Number);
 const SEGMENTS = Number(process.env.BENCH_SEGMENTS ?? 4);
 const STARTUP_RUNS = 51;
+/**
+ * BENCH_BASELINE=/path/to/an/older/ddum measures that build too, in the same run, against the
+ * same server and data, each pass run by both builds in turn (which goes first alternates), each build on
+ * a root of its own: the side-by-side comparison a change to the pass is judged by.
+ */
+const BUILDS: { label: string; bin: string }[] = [
+  ...(process.env.BENCH_BASELINE ? [{ label: "baseline", bin: process.env.BENCH_BASELINE }] : []),
+  { label: "this", bin: DDUM },
+];
 
 type Item = Record<string, AttributeValue>;
 
@@ -145,6 +154,8 @@ async function seed(client: DynamoDBClient, table: string, items: Item[]) {
 interface Row {
   n: number;
   scenario: string;
+  /** Which build ran it ("this" unless BENCH_BASELINE is set). */
+  build?: string;
   ms: number;
   ratio: number;
   rssMb: number;
@@ -209,29 +220,44 @@ async function benchSize(n: number, results: Row[]) {
     // BENCH_MODES=2 (or 1) measures one key mode only, for quicker rounds while optimising.
     const only = process.env.BENCH_MODES;
     for (const mode of modes.filter((_, i) => !only || only.includes(String(2 - i)))) {
-      const root = join(work, `root-${results.length}`);
-      cpSync(join(REPO, "examples", "debian12-root"), root, { recursive: true });
+      const roots = BUILDS.map((b) => {
+        const root = join(work, `root-${results.length}-${b.label}`);
+        cpSync(join(REPO, "examples", "debian12-root"), root, { recursive: true });
+        return root;
+      });
       // A pass measured `runs` times (before(i) makes each run's change): the row is the median
       // run's time, the highest RSS and the most bytes written of all runs, every time kept.
       const pass = async (scenario: string, runs = 1, before?: (i: number) => Promise<void>) => {
-        const samples: { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] }[] = [];
+        type Sample = { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] };
+        const byBuild: Sample[][] = BUILDS.map(() => []);
         for (let i = 0; i < runs; i++) {
           await before?.(i);
-          const since = Date.now() - 1;
-          const m = await measure([DDUM, "sync", "--json", "--root", root, "-c", mode.cfg]);
-          const doc = m.stdout ? JSON.parse(m.stdout) : null;
-          if (m.code !== 0) {
-            const why = doc ? JSON.stringify([...doc.refusals, ...doc.rejections].slice(0, 5)) : m.stderr.slice(0, 2000);
-            throw new Error(`${scenario}: exit ${m.code}: ${why}`);
+          // Alternate which build goes first, so neither always finds the server or the page cache warm.
+          const order = [...BUILDS.entries()];
+          if (i % 2 === 1) order.reverse();
+          for (const [b, build] of order) {
+            const root = roots[b]!;
+            const since = Date.now() - 1;
+            const m = await measure([build.bin, "sync", "--json", "--root", root, "-c", mode.cfg]);
+            const doc = m.stdout ? JSON.parse(m.stdout) : null;
+            if (m.code !== 0) {
+              const why = doc ? JSON.stringify([...doc.refusals, ...doc.rejections].slice(0, 5)) : m.stderr.slice(0, 2000);
+              throw new Error(`${scenario} (${build.label}): exit ${m.code}: ${why}`);
+            }
+            byBuild[b]!.push({ m, doc, written: writtenSince(root, since) });
+            const who = BUILDS.length > 1 ? ` [${build.label}]` : "";
+            console.error(`  ${scenario} #${i + 1}, ${mode.label}${who}: ${(m.ms / 1000).toFixed(2)} s, ${(m.rssKb / 1024).toFixed(0)} MB ${JSON.stringify(doc.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`);
           }
-          samples.push({ m, doc, written: writtenSince(root, since) });
-          console.error(`  ${scenario} #${i + 1}, ${mode.label}: ${(m.ms / 1000).toFixed(2)} s, ${(m.rssKb / 1024).toFixed(0)} MB ${JSON.stringify(doc.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`);
         }
+        for (const [b, build] of BUILDS.entries()) addRow(scenario, build.label, byBuild[b]!, runs);
+      };
+      const addRow = (scenario: string, build: string, samples: { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] }[], runs: number) => {
         const mid = [...samples].sort((a, b) => a.m.ms - b.m.ms)[Math.floor(runs / 2)]!;
         const most = (k: keyof Row["written"]) => Math.max(...samples.map((x) => x.written[k]));
         const row: Row = {
           n,
           scenario: `${scenario}, ${mode.label}`,
+          build,
           ms: mid.m.ms,
           ratio: mid.m.ms / floorMs,
           rssMb: Math.max(...samples.map((x) => x.m.rssKb)) / 1024,
@@ -253,9 +279,11 @@ async function benchSize(n: number, results: Row[]) {
       for (const original of changed) await client.send(new PutItemCommand({ TableName: "Users", Item: original }));
       if (mode.label.startsWith("keys in /etc")) {
         const name = "user000001";
-        const times: number[] = [];
-        for (let i = 0; i < STARTUP_RUNS; i++) times.push((await measure([DDUM, "authorized-keys", "--root", root, "-c", mode.cfg, name])).ms);
-        results.push({ n, scenario: "ddum authorized-keys NAME (median start-up)", ms: median(times), ratio: 0, rssMb: 0, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
+        for (const [b, build] of BUILDS.entries()) {
+          const times: number[] = [];
+          for (let i = 0; i < STARTUP_RUNS; i++) times.push((await measure([build.bin, "authorized-keys", "--root", roots[b]!, "-c", mode.cfg, name])).ms);
+          results.push({ n, scenario: "ddum authorized-keys NAME (median start-up)", build: build.label, ms: median(times), ratio: 0, rssMb: 0, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
+        }
       }
     }
     for (let i = 0; i < 2; i++) await scanFloor();
@@ -289,12 +317,24 @@ async function main() {
   console.log(`\n${pad("N", 8)}${pad("scenario", 92)}${pad("wall s", 9)}${pad("x floor", 9)}${pad("RSS MB", 8)}${pad("accounts s", 14)}${pad("homes/keys s", 14)}written (accounts / homes / keys / state)`);
   for (const r of results) {
     const w = r.written;
+    const who = BUILDS.length > 1 && r.build ? ` [${r.build}]` : "";
     console.log(
-      `${pad(String(r.n || ""), 8)}${pad(r.scenario, 92)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${pad(r.homesMs == null ? "" : (r.homesMs / 1000).toFixed(2), 14)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
+      `${pad(String(r.n || ""), 8)}${pad(r.scenario + who, 92)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${pad(r.homesMs == null ? "" : (r.homesMs / 1000).toFixed(2), 14)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
     );
   }
 
-  const find = (n: number, s: string) => results.find((r) => r.n === n && r.scenario.startsWith(s));
+  const find = (n: number, s: string) => results.find((r) => r.n === n && r.scenario.startsWith(s) && (r.build ?? "this") === "this");
+  if (BUILDS.length > 1) {
+    // The comparison: each pass of this build against the baseline's, in the same run.
+    console.log(`\nThis build against the baseline (${BUILDS[0]!.bin}), same run, same server and data:`);
+    console.log(`${pad("N", 8)}${pad("scenario", 92)}${pad("base s", 9)}${pad("this s", 9)}${pad("this/base", 11)}${pad("base MB", 9)}this MB`);
+    for (const r of results) {
+      if (r.build !== "this" || r.n === 0) continue;
+      const base = results.find((x) => x.n === r.n && x.scenario === r.scenario && x.build === "baseline");
+      if (!base) continue;
+      console.log(`${pad(String(r.n), 8)}${pad(r.scenario, 92)}${pad((base.ms / 1000).toFixed(3), 9)}${pad((r.ms / 1000).toFixed(3), 9)}${pad((r.ms / base.ms).toFixed(3), 11)}${pad(base.rssMb ? base.rssMb.toFixed(0) : "", 9)}${r.rssMb ? r.rssMb.toFixed(0) : ""}`);
+    }
+  }
   const targets: { what: string; holds: boolean; figure: string }[] = [];
   for (const n of SIZES) {
     if (process.env.BENCH_MODES) break;

@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT } from "../src/errors.ts";
-import { USER_RULES, type UserRule } from "../src/judge.ts";
+import { GROUP_RULES, type GroupRule, USER_RULES, type UserRule } from "../src/judge.ts";
 import { AccountTable } from "../src/localdb/index.ts";
 import { EMPTY_OWNERSHIP, InPlaceUsers, type Policy } from "../src/plan.ts";
 import { pass } from "./helpers/ddum.ts";
-import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
+import { type Dynamo, groupItem, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { cleanupRoots, makeRoot } from "./helpers/root.ts";
 
 const THROWAWAY = "refused by a rule that exists only in this test";
@@ -87,5 +87,40 @@ describe("a rule added in one place applies on every path", () => {
     expect(new InPlaceUsers(cur, owned, policy).check(u)).toBe(true);
     expect(await withRule(["zoe"], () => new InPlaceUsers(cur, owned, policy).check(u))).toBe(false);
     expect(new InPlaceUsers(cur, owned, policy).check(u)).toBe(true);
+  });
+});
+
+describe("a group rule added in one place applies to new groups and groups in place", () => {
+  const root = makeRoot();
+  const group = () => readFileSync(join(root, "etc", "group"), "utf8");
+  const refusedGroups = new Set<string>();
+  const groupRule: GroupRule = ({ g }) => (refusedGroups.has(g.name) ? { field: "Name", reason: THROWAWAY } : null);
+  const withGroupRule = async <T>(names: string[], body: () => Promise<T>): Promise<T> => {
+    for (const n of names) refusedGroups.add(n);
+    GROUP_RULES.push(groupRule);
+    try {
+      return await body();
+    } finally {
+      GROUP_RULES.splice(GROUP_RULES.indexOf(groupRule), 1);
+      refusedGroups.clear();
+    }
+  };
+
+  test("a group in place is refused and left as it is; a new one is not made", async () => {
+    await d.put("Groups", [groupItem("crew", 30001, { Members: { SS: ["user1", "user2"] } })]);
+    await pass(d, root, { today: 20600 });
+    expect(group()).toContain("crew:x:30001:user1,user2\n");
+    await d.put("Groups", [groupItem("crew", 30001, { Members: { SS: ["user1", "user3"] } }), groupItem("fresh", 30002)]);
+    const before = group();
+    const r = await withGroupRule(["crew", "fresh"], () => pass(d, root, { today: 20600 }));
+    expect(r.plan.refusals.map((x) => [x.table, x.name, x.reason]).sort()).toEqual([
+      ["Groups", '"crew"', THROWAWAY],
+      ["Groups", '"fresh"', THROWAWAY],
+    ]);
+    expect(group()).toBe(before);
+    const after = await pass(d, root, { today: 20600 });
+    expect(after.plan.refusals).toEqual([]);
+    expect(group()).toContain("crew:x:30001:user1,user3\n");
+    expect(group()).toContain("fresh:x:30002:\n");
   });
 });
