@@ -13,6 +13,8 @@ const DDUM = join(REPO, "dist", "ddum");
 const SIZES = (process.env.BENCH_SIZES ?? "10000,100000").split(",").map(Number);
 const SEGMENTS = Number(process.env.BENCH_SEGMENTS ?? 4);
 const STARTUP_RUNS = 51;
+/** Runs of the steady and the one-change pass (the median is reported). */
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /**
  * BENCH_BASELINE=/path/to/an/older/ddum measures that build too, in the same run, against the
  * same server and data, each pass run by both builds in turn (which goes first alternates), each build on
@@ -70,6 +72,8 @@ function group(j: number, n: number): Item {
 
 interface Measured {
   ms: number;
+  /** CPU time, user + system (less swayed than wall time by whatever else the machine runs). */
+  cpuMs: number;
   rssKb: number;
   code: number;
   stdout: string;
@@ -80,7 +84,7 @@ interface Measured {
 function measure(cmd: string[], env: Record<string, string> = {}): Promise<Measured> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const p = spawn("/usr/bin/time", ["-f", "__RSS_KB__ %M", ...cmd], { env: { ...process.env, ...env } });
+    const p = spawn("/usr/bin/time", ["-f", "__RSS_KB__ %M %U %S", ...cmd], { env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (c) => {
@@ -91,8 +95,9 @@ function measure(cmd: string[], env: Record<string, string> = {}): Promise<Measu
     });
     p.on("exit", (code) => {
       const ms = performance.now() - t0;
-      const m = /__RSS_KB__ (\d+)/.exec(stderr);
-      resolve({ ms, rssKb: m ? Number(m[1]) : 0, code: code ?? -1, stdout, stderr: stderr.replace(/__RSS_KB__ \d+\n?/, "") });
+      const m = /__RSS_KB__ (\d+) ([0-9.]+) ([0-9.]+)/.exec(stderr);
+      const cpuMs = m ? (Number(m[2]) + Number(m[3])) * 1000 : 0;
+      resolve({ ms, cpuMs, rssKb: m ? Number(m[1]) : 0, code: code ?? -1, stdout, stderr: stderr.replace(/__RSS_KB__ [^\n]*\n?/, "") });
     });
   });
 }
@@ -157,6 +162,8 @@ interface Row {
   /** Which build ran it ("this" unless BENCH_BASELINE is set). */
   build?: string;
   ms: number;
+  /** CPU time (user + system) of the same run. */
+  cpuMs?: number;
   ratio: number;
   rssMb: number;
   written: { accounts: number; homes: number; keys: number; state: number };
@@ -259,6 +266,7 @@ async function benchSize(n: number, results: Row[]) {
           scenario: `${scenario}, ${mode.label}`,
           build,
           ms: mid.m.ms,
+          cpuMs: median(samples.map((x) => x.m.cpuMs)),
           ratio: mid.m.ms / floorMs,
           rssMb: Math.max(...samples.map((x) => x.m.rssKb)) / 1024,
           written: { accounts: most("accounts"), homes: most("homes"), keys: most("keys"), state: most("state") },
@@ -273,9 +281,9 @@ async function benchSize(n: number, results: Row[]) {
       // ledger; from the third on (every hourly pass of a host's life), one statx per file. Both
       // the steady pass and the one-change pass are the median of three runs.
       await pass("no-change pass");
-      await pass("steady no-change pass (3rd-5th, median)", 3);
-      const changed = [0.25, 0.5, 0.75].map((f) => users[Math.floor(n * f)]!);
-      await pass("one-change pass (median of 3)", 3, (i) => client.send(new PutItemCommand({ TableName: "Users", Item: { ...changed[i]!, Shell: { S: "/bin/zsh" } } })).then(() => {}));
+      await pass("steady no-change pass (3rd-5th, median)", RUNS);
+      const changed = Array.from({ length: RUNS }, (_, i) => users[Math.floor((n * (i + 1)) / (RUNS + 1))]!);
+      await pass("one-change pass (median of 3)", RUNS, (i) => client.send(new PutItemCommand({ TableName: "Users", Item: { ...changed[i]!, Shell: { S: "/bin/zsh" } } })).then(() => {}));
       for (const original of changed) await client.send(new PutItemCommand({ TableName: "Users", Item: original }));
       if (mode.label.startsWith("keys in /etc")) {
         const name = "user000001";
@@ -327,12 +335,16 @@ async function main() {
   if (BUILDS.length > 1) {
     // The comparison: each pass of this build against the baseline's, in the same run.
     console.log(`\nThis build against the baseline (${BUILDS[0]!.bin}), same run, same server and data:`);
-    console.log(`${pad("N", 8)}${pad("scenario", 92)}${pad("base s", 9)}${pad("this s", 9)}${pad("this/base", 11)}${pad("base MB", 9)}this MB`);
+    console.log(`${pad("N", 8)}${pad("scenario", 92)}${pad("base s", 9)}${pad("this s", 9)}${pad("this/base", 11)}${pad("base cpu s", 12)}${pad("this cpu s", 12)}${pad("cpu t/b", 9)}${pad("base MB", 9)}this MB`);
     for (const r of results) {
       if (r.build !== "this" || r.n === 0) continue;
       const base = results.find((x) => x.n === r.n && x.scenario === r.scenario && x.build === "baseline");
       if (!base) continue;
-      console.log(`${pad(String(r.n), 8)}${pad(r.scenario, 92)}${pad((base.ms / 1000).toFixed(3), 9)}${pad((r.ms / 1000).toFixed(3), 9)}${pad((r.ms / base.ms).toFixed(3), 11)}${pad(base.rssMb ? base.rssMb.toFixed(0) : "", 9)}${r.rssMb ? r.rssMb.toFixed(0) : ""}`);
+      const cpu = (x: Row) => (x.cpuMs === undefined ? "" : (x.cpuMs / 1000).toFixed(3));
+      const cpuRatio = r.cpuMs && base.cpuMs ? (r.cpuMs / base.cpuMs).toFixed(3) : "";
+      console.log(
+        `${pad(String(r.n), 8)}${pad(r.scenario, 92)}${pad((base.ms / 1000).toFixed(3), 9)}${pad((r.ms / 1000).toFixed(3), 9)}${pad((r.ms / base.ms).toFixed(3), 11)}${pad(cpu(base), 12)}${pad(cpu(r), 12)}${pad(cpuRatio, 9)}${pad(base.rssMb ? base.rssMb.toFixed(0) : "", 9)}${r.rssMb ? r.rssMb.toFixed(0) : ""}`,
+      );
     }
   }
   const targets: { what: string; holds: boolean; figure: string }[] = [];

@@ -168,6 +168,14 @@ export function judgeUser(u: User, view: LocalView, owned: Owned, book: Rulebook
   return { kind: "update", ...lines, changes, addShadow: !curShadow, disables: disablesSoon(curShadow, lines.shadow, today) };
 }
 
+/**
+ * The rule book for users as text: what judgeUser's verdict for a user already in place is made
+ * of. The page memo is bound to it, so a memo made under other rules vouches for nothing.
+ */
+export function userRulesText(): string {
+  return [judgeUser, linesInPlace, primaryGidProblem, disablesSoon, ...USER_RULES].map(String).join("\n");
+}
+
 // ---- groups ----
 
 export type GroupVerdict =

@@ -1,22 +1,22 @@
-// The page memo (STATE_DIR/scan-pages.memo): the SHA-256 of each page of the Users table on which
-// a pass found every item a valid record whose account was already exactly right (the plan's
-// in-place check: ranges, ownership, parse state, UID holder, both lines), together with a digest
-// of everything else that check reads: this build, the configuration, the policy, the texts
-// of /etc/passwd and /etc/shadow, and the users ddum owns. A later pass that receives a page with
-// a recorded digest, under the same digest of everything else, decodes its records without their
-// string rules (which only ever refuse): the memo vouches only that these bytes made valid
-// records in this very build. It decides nothing else: every user of a known page is judged by
-// the rule book (judge.ts) like any other, key files are checked (one statx), duplicate IDs
-// across the table are refused, homes.
+// The page memo (STATE_DIR/scan-pages.memo): a cache of the rule book's verdicts. It holds the
+// SHA-256 of each page of the Users table on which a pass found every item a valid record that
+// judgeUser (judge.ts) found in place, together with a digest of everything else that verdict
+// reads: this build, the rule book's own text, the configuration, the policy, the texts of
+// /etc/passwd, /etc/shadow and /etc/group, and the users and groups ddum owns. A later pass that
+// receives a page with a recorded digest, under the same digest of everything else, takes its
+// users as in place without decoding their strings or asking the rule book again: the answer
+// would be the same, as it is a pure function of exactly these inputs. A rule added to the rule
+// book changes its text, so no memo made without it vouches for anything (a test adds one). Key
+// files are still checked (one statx), duplicate IDs across the table refused, homes converged.
 //
-// Why this is exact: the check is a pure function of the record, the two files' texts, the owned
-// users and the policy; the record is a pure function of the page's bytes and this build. A page
-// differs by one byte: another SHA-256. A pass that changed the accounts records the digest of
-// the files it wrote (read back under the locks): its actions touch no user it found in place
-// (they are counted, not acted on), new entries take no name or UID that exists, and ownership
-// only grows, so those users are still in place in the new files; and a page whose other users
-// it created or updated is recorded as well, as those now have exactly their record's lines, are
-// owned and hold their UID (a test holds passes with and without the memo to the same outcome).
+// Why this is exact: the verdict is a pure function of the record and the inputs above (a rule
+// sees no clock: UserCase has no today); the record is a pure function of the page's bytes and
+// this build. A page differs by one byte: another SHA-256. A pass that changed the accounts
+// records the digest of the files it wrote (read back under the locks): its actions touch no user
+// it found in place (they are counted, not acted on), new entries take no name or ID that exists,
+// and a page whose other users it created or updated is recorded as well, as those now have
+// exactly their record's lines, are owned and hold their UID (a test holds passes with and
+// without the memo to the same outcome).
 //
 // Scan pages end at 1 MB, so a record that changes size moves the boundaries of the pages after
 // it in its segment: those are checked in full once, then recorded again.
@@ -28,7 +28,7 @@ import { writeCacheFile } from "./cachefile.ts";
 import { VERSION } from "./version.ts";
 
 export const MEMO_FILE = "scan-pages.memo";
-const FORMAT = "ddum page memo 1";
+const FORMAT = "ddum page memo 2";
 
 const sha256 = (s: string) => new Bun.CryptoHasher("sha256").update(s).digest("base64");
 
@@ -59,8 +59,14 @@ export interface MemoInputs {
   /** The texts of /etc/passwd and /etc/shadow the check reads (null: no such file). */
   passwd: string | null;
   shadow: string | null;
+  /** The text of /etc/group (a user's primary GID is judged against it). */
+  group: string | null;
   /** The users ddum owns (state.json). */
   owned: readonly string[];
+  /** The groups ddum owns (state.json). */
+  ownedGroups: readonly string[];
+  /** The rule book's own text (judge.ts, userRulesText): a rule added or changed, another digest. */
+  rules: string;
 }
 
 /** One digest of everything but the record that the in-place check depends on. */
@@ -74,6 +80,9 @@ export function memoEnvironment(m: MemoInputs): string {
     m.passwd === null ? "absent" : `text:${m.passwd}`,
     m.shadow === null ? "absent" : `text:${m.shadow}`,
     JSON.stringify(m.owned),
+    m.group === null ? "absent" : `text:${m.group}`,
+    JSON.stringify(m.ownedGroups),
+    m.rules,
   ];
   // Each part hashed on its own, then the fixed-length digests: no two lists of parts meet.
   return sha256(parts.map(sha256).join(","));
@@ -133,16 +142,22 @@ export class PageMemo {
 export class PageBook {
   /** Pages of the Users table seen. */
   pages = 0;
-  private page = { digest: undefined as string | undefined, valid: false, pending: [] as string[] };
+  private page = { digest: undefined as string | undefined, known: false, valid: false, pending: [] as string[] };
   private readonly mended: { digest: string; pending: string[] }[] = [];
 
   constructor(readonly memo: PageMemo) {}
 
-  /** A page begins; true when the memo vouches for its bytes under env. */
+  /** A page begins; true when the memo knows it under env. */
   begin(env: string, digest: string | undefined): boolean {
     this.pages++;
-    this.page = { digest, valid: digest !== undefined, pending: [] };
-    return digest !== undefined && this.memo.knows(env, digest);
+    const known = digest !== undefined && this.memo.knows(env, digest);
+    this.page = { digest, known, valid: digest !== undefined, pending: [] };
+    return known;
+  }
+
+  /** Whether the memo vouches for the page being read: its users are in place as they stand. */
+  get known(): boolean {
+    return this.page.known;
   }
 
   /** An item of the page that is not a valid record. */

@@ -180,6 +180,14 @@ export class InPlaceUsers {
     return this.ownedSet;
   }
 
+  /**
+   * Holds u as in place on the page memo's word: a page it knows held only users judgeUser found
+   * in place, under this very rule book and these files and owners (see pagememo.ts), all owned.
+   */
+  hold(u: User): void {
+    this.users.add(u);
+  }
+
   /** Whether u is in place by judgeUser's verdict; if so, it is held. */
   check(u: User): boolean {
     // Cheap tests that fail for most users with something to do, before the verdict's lookups.

@@ -7,7 +7,7 @@ import { type ApplyStep, applyUnderLocks } from "./apply.ts";
 import { checkRanges, type Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
 import { HomeRules, type HomesResult, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
-import { keysOnlyUsers } from "./judge.ts";
+import { keysOnlyUsers, userRulesText } from "./judge.ts";
 import { KeyLedger } from "./keyledger.ts";
 import { identityOf, LocalDb, type ParseIssue, readAccountText } from "./localdb/index.ts";
 import { fcntlLock } from "./localdb/lock.ts";
@@ -129,7 +129,7 @@ interface PassContext {
   /** Pages of users whose bytes this build found valid before (pagememo.ts). */
   pages: PageBook;
   /** The digest of what the in-place verdicts read besides the record, for the page memo. */
-  memoEnv(passwd: string | null, shadow: string | null, owned: readonly string[]): string;
+  memoEnv(texts: { passwd: string | null; shadow: string | null; group: string | null }, owned: { users: readonly string[]; groups: readonly string[] }): string;
   /** The key-file and home directories ddum keeps for itself. */
   own: ReturnType<typeof ownDirs>;
 }
@@ -173,7 +173,7 @@ function passContext(config: Config, opts: SyncOptions): PassContext {
     ledger: KeyLedger.load(stateFile, opts.clock),
     pages: new PageBook(PageMemo.load(stateFile)),
     // What the in-place verdicts depend on besides the record (--force is not part of it).
-    memoEnv: (passwd, shadow, owned) => memoEnvironment({ config, policy: { ...policy, force: false }, passwd, shadow, owned }),
+    memoEnv: (texts, owned) => memoEnvironment({ config, policy: { ...policy, force: false }, ...texts, owned: owned.users, ownedGroups: owned.groups, rules: userRulesText() }),
     own: ownDirs(config.ssh_key_location, config.state_dir, config.metrics_file),
   };
 }
@@ -184,7 +184,7 @@ function readLocal(cx: PassContext): Local {
   const state = readState(cx.stateFile);
   db.group.idOwners(2);
   const seen = new InPlaceUsers(db, state.ownership, cx.policy, cx.today);
-  return { db, state, stateId, seen, env: cx.memoEnv(db.textOf("passwd"), db.textOf("shadow"), state.ownership.users) };
+  return { db, state, stateId, seen, env: cx.memoEnv({ passwd: db.textOf("passwd"), shadow: db.textOf("shadow"), group: db.textOf("group") }, state.ownership) };
 }
 
 /**
@@ -211,7 +211,8 @@ async function observe(cx: PassContext): Promise<Observed> {
         if (d.kind === "reserved") return;
         if (d.kind === "rejected") return pages.rejected();
         keys.check(d.ok);
-        pages.user(d.ok.name, local!.seen.check(d.ok));
+        if (pages.known) local!.seen.hold(d.ok);
+        else pages.user(d.ok.name, local!.seen.check(d.ok));
       },
       end: () => pages.end(),
     },
@@ -409,8 +410,9 @@ function applyStep(cx: PassContext, seen: Observed, memoEnv: (env: string) => vo
     decide: (local) => decide(cx, seen, local),
     committed: (p, local, written) => {
       if (!fromScan) return;
-      const rewritten = written.includes(opts.root.etc("passwd")) || written.includes(opts.root.etc("shadow"));
-      memoEnv(rewritten || p.ownershipChanged ? cx.memoEnv(readAccountText(opts.root, "passwd"), readAccountText(opts.root, "shadow"), p.ownership.users) : local.env);
+      const rewritten = ["passwd", "shadow", "group"].some((f) => written.includes(opts.root.etc(f)));
+      const reread = () => ({ passwd: readAccountText(opts.root, "passwd"), shadow: readAccountText(opts.root, "shadow"), group: readAccountText(opts.root, "group") });
+      memoEnv(rewritten || p.ownershipChanged ? cx.memoEnv(reread(), p.ownership) : local.env);
       if (rewritten && cx.pages.mendable) {
         const madeRight = new Set<string>();
         for (const a of p.actions) if (a.kind === "create-user" || a.kind === "update-user") madeRight.add(a.name);
