@@ -234,18 +234,18 @@ async function benchSize(n: number, results: Row[]) {
       });
       // A pass measured `runs` times (before(i) makes each run's change): the row is the median
       // run's time, the highest RSS and the most bytes written of all runs, every time kept.
-      const pass = async (scenario: string, runs = 1, before?: (i: number) => Promise<void>) => {
+      const pass = async (scenario: string, runs = 1, before?: (i: number) => Promise<void>, env: Record<string, string> = {}, builds = BUILDS) => {
         type Sample = { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] };
-        const byBuild: Sample[][] = BUILDS.map(() => []);
+        const byBuild: Sample[][] = builds.map(() => []);
         for (let i = 0; i < runs; i++) {
           await before?.(i);
           // Alternate which build goes first, so neither always finds the server or the page cache warm.
-          const order = [...BUILDS.entries()];
+          const order = [...builds.entries()];
           if (i % 2 === 1) order.reverse();
           for (const [b, build] of order) {
-            const root = roots[b]!;
+            const root = roots[BUILDS.indexOf(build)]!;
             const since = Date.now() - 1;
-            const m = await measure([build.bin, "sync", "--json", "--root", root, "-c", mode.cfg]);
+            const m = await measure([build.bin, "sync", "--json", "--root", root, "-c", mode.cfg], env);
             const doc = m.stdout ? JSON.parse(m.stdout) : null;
             if (m.code !== 0) {
               const why = doc ? JSON.stringify([...doc.refusals, ...doc.rejections].slice(0, 5)) : m.stderr.slice(0, 2000);
@@ -256,7 +256,7 @@ async function benchSize(n: number, results: Row[]) {
             console.error(`  ${scenario} #${i + 1}, ${mode.label}${who}: ${(m.ms / 1000).toFixed(2)} s, ${(m.rssKb / 1024).toFixed(0)} MB ${JSON.stringify(doc.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`);
           }
         }
-        for (const [b, build] of BUILDS.entries()) addRow(scenario, build.label, byBuild[b]!, runs);
+        for (const [b, build] of builds.entries()) addRow(scenario, build.label, byBuild[b]!, runs);
       };
       const addRow = (scenario: string, build: string, samples: { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] }[], runs: number) => {
         const mid = [...samples].sort((a, b) => a.m.ms - b.m.ms)[Math.floor(runs / 2)]!;
@@ -282,6 +282,12 @@ async function benchSize(n: number, results: Row[]) {
       // the steady pass and the one-change pass are the median of three runs.
       await pass("no-change pass");
       await pass("steady no-change pass (3rd-5th, median)", RUNS);
+      // What each cache buys: the steady pass of this build with it switched off (then on again:
+      // a pass without a cache leaves the cache's file as it was).
+      const self = BUILDS.filter((b) => b.label === "this");
+      for (const off of ["page-memo", "key-ledger", "page-memo,key-ledger"]) {
+        await pass(`steady no-change pass, caches off: ${off} (median)`, RUNS, undefined, { DDUM_CACHES_OFF: off }, self);
+      }
       const changed = Array.from({ length: RUNS }, (_, i) => users[Math.floor((n * (i + 1)) / (RUNS + 1))]!);
       await pass("one-change pass (median of 3)", RUNS, (i) => client.send(new PutItemCommand({ TableName: "Users", Item: { ...changed[i]!, Shell: { S: "/bin/zsh" } } })).then(() => {}));
       for (const original of changed) await client.send(new PutItemCommand({ TableName: "Users", Item: original }));
@@ -369,6 +375,21 @@ async function main() {
   if (SIZES.includes(10000) && SIZES.includes(100000) && !process.env.BENCH_MODES) {
     const post = (n: number) => find(n, "first pass, keys in /etc")!.postScanMs!;
     targets.push({ what: "work after the scan (first pass, mode 2): 100k <= 12x 10k", holds: post(100000) <= 12 * post(10000), figure: `${(post(100000) / post(10000)).toFixed(1)}x` });
+  }
+  // What each cache buys: the steady no-change pass with the cache switched off, against it on.
+  const worth = results.filter((r) => r.scenario.includes("caches off:") && (r.build ?? "this") === "this");
+  if (worth.length > 0) {
+    console.log("\nWhat each cache buys (steady no-change pass, this build; kept only if it saves >= 15%):");
+    for (const r of worth) {
+      const mode = r.scenario.slice(r.scenario.lastIndexOf("), ") + 3);
+      const on = results.find((x) => x.n === r.n && (x.build ?? "this") === "this" && x.scenario === `steady no-change pass (3rd-5th, median), ${mode}`);
+      if (!on) continue;
+      const off = /caches off: ([a-z,-]+)/.exec(r.scenario)![1];
+      const saved = (s: number, o: number) => `${(((o - s) / o) * 100).toFixed(0)}%`;
+      console.log(
+        `  N=${r.n} ${mode}: ${off} off ${(r.ms / 1000).toFixed(3)} s (cpu ${((r.cpuMs ?? 0) / 1000).toFixed(3)}), on ${(on.ms / 1000).toFixed(3)} s (cpu ${((on.cpuMs ?? 0) / 1000).toFixed(3)}): saves ${saved(on.ms, r.ms)} wall, ${saved(on.cpuMs ?? 0, r.cpuMs ?? 1)} cpu`,
+      );
+    }
   }
   console.log("\nTargets:");
   for (const t of targets) console.log(`  ${t.holds ? "HOLDS " : "MISSED"}  ${t.what}: ${t.figure}`);

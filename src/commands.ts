@@ -114,9 +114,9 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   await sayWhere(loaded, log);
   const { runPass, recordedPass } = await import("./sync.ts");
   const { humanChunks, jsonChunks, wantColor } = await import("./report.ts");
-  const { hostHooks } = await import("./perf.ts");
+  const { cachesFromEnv, hostHooks } = await import("./perf.ts");
   const hooks = hostHooks();
-  const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress(), hooks };
+  const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress(), hooks, caches: cachesFromEnv() };
   let result: Awaited<ReturnType<typeof runPass>>;
   if (opts.dryRun) {
     result = await runPass(config, { ...base, dryRun: true });
@@ -373,7 +373,9 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
 
   const pid = PidFile.acquire(pidfile);
   const { recordedPass } = await import("./sync.ts");
-  const hooks = (await import("./perf.ts")).hostHooks();
+  const { cachesFromEnv, hostHooks } = await import("./perf.ts");
+  const hooks = hostHooks();
+  const caches = cachesFromEnv();
   const root = accountRoot(opts.root, "daemon");
   const loop = new Loop({
     log,
@@ -384,7 +386,7 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
       loaded = setupConfig(opts.config, log, detached);
     },
     pass: async () => {
-      const r = await recordedPass(loaded.config, { root, force: false, hooks });
+      const r = await recordedPass(loaded.config, { root, force: false, hooks, caches });
       if (r.error) log.error(r.error.message);
       if (r.result) {
         const { changeLines, summaryLine } = await import("./report.ts");

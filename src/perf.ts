@@ -15,6 +15,25 @@ export interface PassHooks {
 
 export const NO_HOOKS: PassHooks = { phase() {}, collect() {}, note() {} };
 
+/** The caches a pass may use; each is only a cache, and a pass without it does the work itself. */
+export interface Caches {
+  /** The page memo (pagememo.ts). */
+  pageMemo: boolean;
+  /** The key-file ledger (keyledger.ts). */
+  keyLedger: boolean;
+}
+
+export const ALL_CACHES: Caches = { pageMemo: true, keyLedger: true };
+
+/**
+ * The caches as DDUM_CACHES_OFF names them switched off (a comma list of page-memo, key-ledger):
+ * for measuring what each buys (make bench), never needed in operation.
+ */
+export function cachesFromEnv(env: Record<string, string | undefined> = process.env): Caches {
+  const off = new Set((env.DDUM_CACHES_OFF ?? "").split(",").map((s) => s.trim()));
+  return { pageMemo: !off.has("page-memo"), keyLedger: !off.has("key-ledger") };
+}
+
 /**
  * What the executable runs a pass with: collections where bulk work leaves garbage (at 100,000
  * new users, hundreds of megabytes of resident memory otherwise), and with DDUM_TRACE_MEMORY=1

@@ -15,7 +15,7 @@ import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
 import { memoEnvironment, PageBook, PageMemo } from "./pagememo.ts";
 import type { Root } from "./paths.ts";
-import { NO_HOOKS, type PassHooks } from "./perf.ts";
+import { ALL_CACHES, type Caches, NO_HOOKS, type PassHooks } from "./perf.ts";
 import { type Desired, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
 import { passCounts } from "./report.ts";
 import { removeStaleTempsFor } from "./safefile.ts";
@@ -40,6 +40,8 @@ export interface SyncOptions {
   onProgress?: Progress;
   /** Phase timing, memory trace, collection hints (perf.ts); none by default. */
   hooks?: PassHooks;
+  /** Which caches the pass uses (perf.ts); all by default. */
+  caches?: Caches;
 }
 
 export interface SyncResult {
@@ -124,6 +126,7 @@ interface PassContext {
   policy: Policy;
   stateFile: string;
   hooks: PassHooks;
+  caches: Caches;
   /** Key files whose signature matches the last reading are not read again (keyledger.ts). */
   ledger: KeyLedger;
   /** Pages of users whose bytes this build found valid before (pagememo.ts). */
@@ -161,6 +164,7 @@ function passContext(config: Config, opts: SyncOptions): PassContext {
   setLabelRoot(opts.root.dir);
   const stateFile = stateDir(opts.root, config.state_dir);
   const policy = policyFor(config, opts.root, opts.force);
+  const caches = opts.caches ?? ALL_CACHES;
   return {
     config,
     opts,
@@ -170,8 +174,9 @@ function passContext(config: Config, opts: SyncOptions): PassContext {
     policy,
     stateFile,
     hooks: opts.hooks ?? NO_HOOKS,
-    ledger: KeyLedger.load(stateFile, opts.clock),
-    pages: new PageBook(PageMemo.load(stateFile)),
+    caches,
+    ledger: caches.keyLedger ? KeyLedger.load(stateFile, opts.clock) : KeyLedger.empty(opts.clock),
+    pages: new PageBook(caches.pageMemo ? PageMemo.load(stateFile) : PageMemo.empty()),
     // What the in-place verdicts depend on besides the record (--force is not part of it).
     memoEnv: (texts, owned) => memoEnvironment({ config, policy: { ...policy, force: false }, ...texts, owned: owned.users, ownedGroups: owned.groups, rules: userRulesText() }),
     own: ownDirs(config.ssh_key_location, config.state_dir, config.metrics_file),
@@ -319,12 +324,12 @@ async function converge(cx: PassContext, seen: Observed, p: Plan, db: LocalDb): 
 /** Record: the caches for the next pass. Each is only a cache: one that cannot be saved is a notice. */
 function record(cx: PassContext, p: Plan, memoEnv: string | null): void {
   try {
-    cx.ledger.save(cx.stateFile);
+    if (cx.caches.keyLedger) cx.ledger.save(cx.stateFile);
   } catch (e) {
     p.notices.push(`the key-file ledger could not be saved: ${(e as Error).message}`);
   }
   try {
-    if (memoEnv !== null) cx.pages.memo.save(cx.stateFile, memoEnv);
+    if (memoEnv !== null && cx.caches.pageMemo) cx.pages.memo.save(cx.stateFile, memoEnv);
   } catch (e) {
     p.notices.push(`the page memo could not be saved: ${(e as Error).message}`);
   }
