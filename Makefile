@@ -57,8 +57,9 @@ bench: node_modules
 	npm run --silent bench
 
 # Mutation testing of the safety modules (stryker.config.json); slow, not part of CI.
+# MUTATE=src/judge.ts,src/plan.ts mutates only those files (the default: every safety module).
 mutate: node_modules
-	npm run --silent mutate
+	npm run --silent mutate -- $(if $(MUTATE),--mutate $(MUTATE))
 
 clean:
 	rm -rf dist
