@@ -7,7 +7,7 @@ VERSION := $(shell node -p "require('./package.json').version")
 BUN_ARM64_DIR := .tmp/bun-linux-aarch64-$(BUN_VERSION)
 BUN_ARM64 := $(BUN_ARM64_DIR)/package/bin/bun
 
-.PHONY: all build build-arm64 deb rpm test typecheck lint unit demo bench clean
+.PHONY: all build build-arm64 deb rpm test typecheck lint unit demo bench mutate clean
 
 all: build
 
@@ -55,6 +55,11 @@ demo: node_modules
 
 bench: node_modules
 	npm run --silent bench
+
+# Mutation testing of the safety modules (stryker.config.json); slow, not part of CI.
+# MUTATE=src/judge.ts,src/plan.ts mutates only those files (the default: every safety module).
+mutate: node_modules
+	npm run --silent mutate -- $(if $(MUTATE),--mutate $(MUTATE))
 
 clean:
 	rm -rf dist

@@ -13,6 +13,17 @@ const DDUM = join(REPO, "dist", "ddum");
 const SIZES = (process.env.BENCH_SIZES ?? "10000,100000").split(",").map(Number);
 const SEGMENTS = Number(process.env.BENCH_SEGMENTS ?? 4);
 const STARTUP_RUNS = 51;
+/** Runs of the steady and the one-change pass (the median is reported). */
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/**
+ * BENCH_BASELINE=/path/to/an/older/ddum measures that build too, in the same run, against the
+ * same server and data, each pass run by both builds in turn (which goes first alternates), each build on
+ * a root of its own: the side-by-side comparison a change to the pass is judged by.
+ */
+const BUILDS: { label: string; bin: string }[] = [
+  ...(process.env.BENCH_BASELINE ? [{ label: "baseline", bin: process.env.BENCH_BASELINE }] : []),
+  { label: "this", bin: DDUM },
+];
 
 type Item = Record<string, AttributeValue>;
 
@@ -61,6 +72,8 @@ function group(j: number, n: number): Item {
 
 interface Measured {
   ms: number;
+  /** CPU time, user + system (less swayed than wall time by whatever else the machine runs). */
+  cpuMs: number;
   rssKb: number;
   code: number;
   stdout: string;
@@ -71,7 +84,7 @@ interface Measured {
 function measure(cmd: string[], env: Record<string, string> = {}): Promise<Measured> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const p = spawn("/usr/bin/time", ["-f", "__RSS_KB__ %M", ...cmd], { env: { ...process.env, ...env } });
+    const p = spawn("/usr/bin/time", ["-f", "__RSS_KB__ %M %U %S", ...cmd], { env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (c) => {
@@ -82,8 +95,9 @@ function measure(cmd: string[], env: Record<string, string> = {}): Promise<Measu
     });
     p.on("exit", (code) => {
       const ms = performance.now() - t0;
-      const m = /__RSS_KB__ (\d+)/.exec(stderr);
-      resolve({ ms, rssKb: m ? Number(m[1]) : 0, code: code ?? -1, stdout, stderr: stderr.replace(/__RSS_KB__ \d+\n?/, "") });
+      const m = /__RSS_KB__ (\d+) ([0-9.]+) ([0-9.]+)/.exec(stderr);
+      const cpuMs = m ? (Number(m[2]) + Number(m[3])) * 1000 : 0;
+      resolve({ ms, cpuMs, rssKb: m ? Number(m[1]) : 0, code: code ?? -1, stdout, stderr: stderr.replace(/__RSS_KB__ [^\n]*\n?/, "") });
     });
   });
 }
@@ -145,7 +159,11 @@ async function seed(client: DynamoDBClient, table: string, items: Item[]) {
 interface Row {
   n: number;
   scenario: string;
+  /** Which build ran it ("this" unless BENCH_BASELINE is set). */
+  build?: string;
   ms: number;
+  /** CPU time (user + system) of the same run. */
+  cpuMs?: number;
   ratio: number;
   rssMb: number;
   written: { accounts: number; homes: number; keys: number; state: number };
@@ -209,30 +227,46 @@ async function benchSize(n: number, results: Row[]) {
     // BENCH_MODES=2 (or 1) measures one key mode only, for quicker rounds while optimising.
     const only = process.env.BENCH_MODES;
     for (const mode of modes.filter((_, i) => !only || only.includes(String(2 - i)))) {
-      const root = join(work, `root-${results.length}`);
-      cpSync(join(REPO, "examples", "debian12-root"), root, { recursive: true });
+      const roots = BUILDS.map((b) => {
+        const root = join(work, `root-${results.length}-${b.label}`);
+        cpSync(join(REPO, "examples", "debian12-root"), root, { recursive: true });
+        return root;
+      });
       // A pass measured `runs` times (before(i) makes each run's change): the row is the median
       // run's time, the highest RSS and the most bytes written of all runs, every time kept.
-      const pass = async (scenario: string, runs = 1, before?: (i: number) => Promise<void>) => {
-        const samples: { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] }[] = [];
+      const pass = async (scenario: string, runs = 1, before?: (i: number) => Promise<void>, env: Record<string, string> = {}, builds = BUILDS) => {
+        type Sample = { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] };
+        const byBuild: Sample[][] = builds.map(() => []);
         for (let i = 0; i < runs; i++) {
           await before?.(i);
-          const since = Date.now() - 1;
-          const m = await measure([DDUM, "sync", "--json", "--root", root, "-c", mode.cfg]);
-          const doc = m.stdout ? JSON.parse(m.stdout) : null;
-          if (m.code !== 0) {
-            const why = doc ? JSON.stringify([...doc.refusals, ...doc.rejections].slice(0, 5)) : m.stderr.slice(0, 2000);
-            throw new Error(`${scenario}: exit ${m.code}: ${why}`);
+          // Alternate which build goes first, so neither always finds the server or the page cache warm.
+          const order = [...builds.entries()];
+          if (i % 2 === 1) order.reverse();
+          for (const [b, build] of order) {
+            const root = roots[BUILDS.indexOf(build)]!;
+            const since = Date.now() - 1;
+            const m = await measure([build.bin, "sync", "--json", "--root", root, "-c", mode.cfg], env);
+            const doc = m.stdout ? JSON.parse(m.stdout) : null;
+            if (m.code !== 0) {
+              const why = doc ? JSON.stringify([...doc.refusals, ...doc.rejections].slice(0, 5)) : m.stderr.slice(0, 2000);
+              throw new Error(`${scenario} (${build.label}): exit ${m.code}: ${why}`);
+            }
+            byBuild[b]!.push({ m, doc, written: writtenSince(root, since) });
+            const who = BUILDS.length > 1 ? ` [${build.label}]` : "";
+            console.error(`  ${scenario} #${i + 1}, ${mode.label}${who}: ${(m.ms / 1000).toFixed(2)} s, ${(m.rssKb / 1024).toFixed(0)} MB ${JSON.stringify(doc.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`);
           }
-          samples.push({ m, doc, written: writtenSince(root, since) });
-          console.error(`  ${scenario} #${i + 1}, ${mode.label}: ${(m.ms / 1000).toFixed(2)} s, ${(m.rssKb / 1024).toFixed(0)} MB ${JSON.stringify(doc.timings, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`);
         }
+        for (const [b, build] of builds.entries()) addRow(scenario, build.label, byBuild[b]!, runs);
+      };
+      const addRow = (scenario: string, build: string, samples: { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] }[], runs: number) => {
         const mid = [...samples].sort((a, b) => a.m.ms - b.m.ms)[Math.floor(runs / 2)]!;
         const most = (k: keyof Row["written"]) => Math.max(...samples.map((x) => x.written[k]));
         const row: Row = {
           n,
           scenario: `${scenario}, ${mode.label}`,
+          build,
           ms: mid.m.ms,
+          cpuMs: median(samples.map((x) => x.m.cpuMs)),
           ratio: mid.m.ms / floorMs,
           rssMb: Math.max(...samples.map((x) => x.m.rssKb)) / 1024,
           written: { accounts: most("accounts"), homes: most("homes"), keys: most("keys"), state: most("state") },
@@ -247,15 +281,23 @@ async function benchSize(n: number, results: Row[]) {
       // ledger; from the third on (every hourly pass of a host's life), one statx per file. Both
       // the steady pass and the one-change pass are the median of three runs.
       await pass("no-change pass");
-      await pass("steady no-change pass (3rd-5th, median)", 3);
-      const changed = [0.25, 0.5, 0.75].map((f) => users[Math.floor(n * f)]!);
-      await pass("one-change pass (median of 3)", 3, (i) => client.send(new PutItemCommand({ TableName: "Users", Item: { ...changed[i]!, Shell: { S: "/bin/zsh" } } })).then(() => {}));
+      await pass("steady no-change pass (3rd-5th, median)", RUNS);
+      // What each cache buys: the steady pass of this build with it switched off (then on again:
+      // a pass without a cache leaves the cache's file as it was).
+      const self = BUILDS.filter((b) => b.label === "this");
+      for (const off of ["page-memo", "key-ledger", "page-memo,key-ledger"]) {
+        await pass(`steady no-change pass, caches off: ${off} (median)`, RUNS, undefined, { DDUM_CACHES_OFF: off }, self);
+      }
+      const changed = Array.from({ length: RUNS }, (_, i) => users[Math.floor((n * (i + 1)) / (RUNS + 1))]!);
+      await pass("one-change pass (median of 3)", RUNS, (i) => client.send(new PutItemCommand({ TableName: "Users", Item: { ...changed[i]!, Shell: { S: "/bin/zsh" } } })).then(() => {}));
       for (const original of changed) await client.send(new PutItemCommand({ TableName: "Users", Item: original }));
       if (mode.label.startsWith("keys in /etc")) {
         const name = "user000001";
-        const times: number[] = [];
-        for (let i = 0; i < STARTUP_RUNS; i++) times.push((await measure([DDUM, "authorized-keys", "--root", root, "-c", mode.cfg, name])).ms);
-        results.push({ n, scenario: "ddum authorized-keys NAME (median start-up)", ms: median(times), ratio: 0, rssMb: 0, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
+        for (const [b, build] of BUILDS.entries()) {
+          const times: number[] = [];
+          for (let i = 0; i < STARTUP_RUNS; i++) times.push((await measure([build.bin, "authorized-keys", "--root", roots[b]!, "-c", mode.cfg, name])).ms);
+          results.push({ n, scenario: "ddum authorized-keys NAME (median start-up)", build: build.label, ms: median(times), ratio: 0, rssMb: 0, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
+        }
       }
     }
     for (let i = 0; i < 2; i++) await scanFloor();
@@ -289,12 +331,28 @@ async function main() {
   console.log(`\n${pad("N", 8)}${pad("scenario", 92)}${pad("wall s", 9)}${pad("x floor", 9)}${pad("RSS MB", 8)}${pad("accounts s", 14)}${pad("homes/keys s", 14)}written (accounts / homes / keys / state)`);
   for (const r of results) {
     const w = r.written;
+    const who = BUILDS.length > 1 && r.build ? ` [${r.build}]` : "";
     console.log(
-      `${pad(String(r.n || ""), 8)}${pad(r.scenario, 92)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${pad(r.homesMs == null ? "" : (r.homesMs / 1000).toFixed(2), 14)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
+      `${pad(String(r.n || ""), 8)}${pad(r.scenario + who, 92)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${pad(r.homesMs == null ? "" : (r.homesMs / 1000).toFixed(2), 14)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
     );
   }
 
-  const find = (n: number, s: string) => results.find((r) => r.n === n && r.scenario.startsWith(s));
+  const find = (n: number, s: string) => results.find((r) => r.n === n && r.scenario.startsWith(s) && (r.build ?? "this") === "this");
+  if (BUILDS.length > 1) {
+    // The comparison: each pass of this build against the baseline's, in the same run.
+    console.log(`\nThis build against the baseline (${BUILDS[0]!.bin}), same run, same server and data:`);
+    console.log(`${pad("N", 8)}${pad("scenario", 92)}${pad("base s", 9)}${pad("this s", 9)}${pad("this/base", 11)}${pad("base cpu s", 12)}${pad("this cpu s", 12)}${pad("cpu t/b", 9)}${pad("base MB", 9)}this MB`);
+    for (const r of results) {
+      if (r.build !== "this" || r.n === 0) continue;
+      const base = results.find((x) => x.n === r.n && x.scenario === r.scenario && x.build === "baseline");
+      if (!base) continue;
+      const cpu = (x: Row) => (x.cpuMs === undefined ? "" : (x.cpuMs / 1000).toFixed(3));
+      const cpuRatio = r.cpuMs && base.cpuMs ? (r.cpuMs / base.cpuMs).toFixed(3) : "";
+      console.log(
+        `${pad(String(r.n), 8)}${pad(r.scenario, 92)}${pad((base.ms / 1000).toFixed(3), 9)}${pad((r.ms / 1000).toFixed(3), 9)}${pad((r.ms / base.ms).toFixed(3), 11)}${pad(cpu(base), 12)}${pad(cpu(r), 12)}${pad(cpuRatio, 9)}${pad(base.rssMb ? base.rssMb.toFixed(0) : "", 9)}${r.rssMb ? r.rssMb.toFixed(0) : ""}`,
+      );
+    }
+  }
   const targets: { what: string; holds: boolean; figure: string }[] = [];
   for (const n of SIZES) {
     if (process.env.BENCH_MODES) break;
@@ -317,6 +375,21 @@ async function main() {
   if (SIZES.includes(10000) && SIZES.includes(100000) && !process.env.BENCH_MODES) {
     const post = (n: number) => find(n, "first pass, keys in /etc")!.postScanMs!;
     targets.push({ what: "work after the scan (first pass, mode 2): 100k <= 12x 10k", holds: post(100000) <= 12 * post(10000), figure: `${(post(100000) / post(10000)).toFixed(1)}x` });
+  }
+  // What each cache buys: the steady no-change pass with the cache switched off, against it on.
+  const worth = results.filter((r) => r.scenario.includes("caches off:") && (r.build ?? "this") === "this");
+  if (worth.length > 0) {
+    console.log("\nWhat each cache buys (steady no-change pass, this build; kept only if it saves >= 15%):");
+    for (const r of worth) {
+      const mode = r.scenario.slice(r.scenario.lastIndexOf("), ") + 3);
+      const on = results.find((x) => x.n === r.n && (x.build ?? "this") === "this" && x.scenario === `steady no-change pass (3rd-5th, median), ${mode}`);
+      if (!on) continue;
+      const off = /caches off: ([a-z,-]+)/.exec(r.scenario)![1];
+      const saved = (s: number, o: number) => `${(((o - s) / o) * 100).toFixed(0)}%`;
+      console.log(
+        `  N=${r.n} ${mode}: ${off} off ${(r.ms / 1000).toFixed(3)} s (cpu ${((r.cpuMs ?? 0) / 1000).toFixed(3)}), on ${(on.ms / 1000).toFixed(3)} s (cpu ${((on.cpuMs ?? 0) / 1000).toFixed(3)}): saves ${saved(on.ms, r.ms)} wall, ${saved(on.cpuMs ?? 0, r.cpuMs ?? 1)} cpu`,
+      );
+    }
   }
   console.log("\nTargets:");
   for (const t of targets) console.log(`  ${t.holds ? "HOLDS " : "MISSED"}  ${t.what}: ${t.figure}`);

@@ -114,7 +114,9 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
   await sayWhere(loaded, log);
   const { runPass, recordedPass } = await import("./sync.ts");
   const { humanChunks, jsonChunks, wantColor } = await import("./report.ts");
-  const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress() };
+  const { cachesFromEnv, hostHooks } = await import("./perf.ts");
+  const hooks = hostHooks();
+  const base = { root: accountRoot(opts.root, "sync"), force: opts.force === true, onProgress: progress(), hooks, caches: cachesFromEnv() };
   let result: Awaited<ReturnType<typeof runPass>>;
   if (opts.dryRun) {
     result = await runPass(config, { ...base, dryRun: true });
@@ -132,7 +134,7 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
     }
     const r = await recordedPass(config, base);
     endProgress();
-    if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`${Math.round(performance.now())} ms, pass recorded\n`);
+    hooks.note(`${Math.round(performance.now())} ms, pass recorded`);
     if (!r.result) {
       log.error(r.error?.message ?? "pass failed");
       if (opts.json) writeOut(jsonError(redact(r.error?.message ?? "pass failed"), r.exitCode));
@@ -149,9 +151,9 @@ export async function cmdSync(opts: Common & { dryRun?: boolean; json?: boolean;
     writeOut(chunk);
     // Each piece leaves a thousand actions' worth of strings behind; left to pile up, a first
     // pass's report adds 350 MB of resident memory at 100,000 users (measured), collected, 20 MB.
-    if (++pieces % 10 === 0) Bun.gc(false);
+    if (++pieces % 10 === 0) hooks.collect(false);
   }
-  if (process.env.DDUM_TRACE_MEMORY) process.stderr.write(`${Math.round(performance.now())} ms, report written (${pieces} pieces)\n`);
+  hooks.note(`${Math.round(performance.now())} ms, report written (${pieces} pieces)`);
   return result.exitCode;
 }
 
@@ -169,7 +171,8 @@ export async function cmdVerify(opts: Common & { json?: boolean; summary?: boole
   const { humanChunks, wantColor } = await import("./report.ts");
   let result: Awaited<ReturnType<typeof runPass>>;
   try {
-    result = await runPass(config, { root, force: false, dryRun: true, onProgress: progress() });
+    const { hostHooks } = await import("./perf.ts");
+    result = await runPass(config, { root, force: false, dryRun: true, onProgress: progress(), hooks: hostHooks() });
   } catch (e) {
     endProgress();
     const message = `could not check: ${errorMessage(e)}`;
@@ -370,6 +373,9 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
 
   const pid = PidFile.acquire(pidfile);
   const { recordedPass } = await import("./sync.ts");
+  const { cachesFromEnv, hostHooks } = await import("./perf.ts");
+  const hooks = hostHooks();
+  const caches = cachesFromEnv();
   const root = accountRoot(opts.root, "daemon");
   const loop = new Loop({
     log,
@@ -380,7 +386,7 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
       loaded = setupConfig(opts.config, log, detached);
     },
     pass: async () => {
-      const r = await recordedPass(loaded.config, { root, force: false });
+      const r = await recordedPass(loaded.config, { root, force: false, hooks, caches });
       if (r.error) log.error(r.error.message);
       if (r.result) {
         const { changeLines, summaryLine } = await import("./report.ts");

@@ -2,7 +2,6 @@
 // hash is made by the same code that PAM's pam_unix will check it with. The plaintext lives in
 // one buffer of this process, is wiped after use, and is never logged or sent anywhere.
 import { CString, dlopen, FFIType, ptr } from "bun:ffi";
-import { timingSafeEqual } from "node:crypto";
 import { DdumError } from "./errors.ts";
 
 type Lib = ReturnType<typeof open>;
@@ -68,17 +67,4 @@ export function crypt(phrase: Uint8Array, setting: string): string {
 /** A new hash of phrase in scheme. */
 export function hashPassword(phrase: Uint8Array, scheme: Scheme = "yescrypt"): string {
   return crypt(phrase, gensalt(scheme));
-}
-
-/** Whether phrase matches hash (constant-time compare of the two hashes). */
-export function verifyPassword(phrase: Uint8Array, hash: string): boolean {
-  let again: string;
-  try {
-    again = crypt(phrase, hash);
-  } catch {
-    return false;
-  }
-  const a = Buffer.from(again);
-  const b = Buffer.from(hash);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,29 +1,9 @@
 // Directory-relative file operations (openat, mkdirat, renameat, unlinkat) through bun:ffi.
 // Inside a directory a user controls, root must never resolve a path twice: every step here is
 // relative to a directory descriptor that was opened with O_NOFOLLOW and checked.
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { constants as C, closeSync, fstatSync, readSync, type Stats } from "node:fs";
-import { errno, O_CLOEXEC } from "./localdb/libc.ts";
-
-type Lib = ReturnType<typeof open>;
-let lib: Lib | undefined;
-function open() {
-  return dlopen("libc.so.6", {
-    openat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
-    mkdirat: { args: [FFIType.i32, FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
-    renameat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.cstring], returns: FFIType.i32 },
-    unlinkat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
-    syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
-    open: { args: [FFIType.ptr, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
-    statx: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
-    read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-  });
-}
-function libc(): Lib["symbols"] {
-  lib ??= open();
-  return lib.symbols;
-}
+import { errno, libc, O_CLOEXEC } from "./localdb/libc.ts";
 
 const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
 

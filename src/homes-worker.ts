@@ -7,10 +7,13 @@ declare const self: Worker;
 
 let skel: SkelEntry[] = [];
 let batches = 0;
+// Collections between batches only when the pass was given collection hints (see perf.ts).
+let collect = false;
 self.onmessage = (e: MessageEvent) => {
-  const msg = e.data as { jobs: HomeJob[]; mode: number; skel?: SkelEntry[]; labelRoot?: string };
+  const msg = e.data as { jobs: HomeJob[]; mode: number; skel?: SkelEntry[]; labelRoot?: string; collect?: boolean };
   if (msg.skel) skel = msg.skel;
   if (msg.labelRoot) setLabelRoot(msg.labelRoot);
+  if (msg.collect !== undefined) collect = msg.collect;
   postMessage(createHomes(msg.jobs, msg.mode, skel));
-  if (++batches % 20 === 0) Bun.gc(false);
+  if (++batches % 20 === 0 && collect) Bun.gc(false);
 };

@@ -326,7 +326,13 @@ const BATCH = 250;
  * so neither thread holds more than a few batches of garbage. If the worker cannot start or dies,
  * this thread does the rest, and of the batches the worker held, makes whatever is missing.
  */
-export async function createHomesInParallel(jobs: readonly HomeJob[], mode: number, skel: SkelEntry[], workerUrl = new URL("./homes-worker.ts", import.meta.url).href): Promise<(string | null)[]> {
+export async function createHomesInParallel(
+  jobs: readonly HomeJob[],
+  mode: number,
+  skel: SkelEntry[],
+  workerUrl = new URL("./homes-worker.ts", import.meta.url).href,
+  collect?: (full: boolean) => void,
+): Promise<(string | null)[]> {
   const out = new Array<string | null>(jobs.length).fill(null);
   let next = 0;
   let byWorker = 0;
@@ -349,7 +355,7 @@ export async function createHomesInParallel(jobs: readonly HomeJob[], mode: numb
       const batch = { from: next, to: Math.min(jobs.length, next + BATCH) };
       next = batch.to;
       held.push(batch);
-      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel, labelRoot: getLabelRoot() } : {}) });
+      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel, labelRoot: getLabelRoot(), collect: collect !== undefined } : {}) });
       first = false;
     }
     if (held.length === 0) stop();
@@ -381,7 +387,7 @@ export async function createHomesInParallel(jobs: readonly HomeJob[], mode: numb
     next = Math.min(jobs.length, next + BATCH);
     const r = createHomes(jobs.slice(from, next), mode, skel, parentsMade);
     for (let i = 0; i < r.length; i++) out[from + i] = r[i]!;
-    if (batches % 20 === 0) Bun.gc(false);
+    if (batches % 20 === 0) collect?.(false);
     await new Promise((resolve) => setImmediate(resolve)); // let the worker's answer in
   }
   await workerDone;
@@ -507,6 +513,8 @@ export interface HomesOptions {
   /** Where homes and key files may be (the same rules the scan-time check used). */
   homeRules?: HomeRules;
   keyDirRules?: KeyDirRules;
+  /** Told when bulk work has left garbage to collect (see perf.ts); nothing by default. */
+  collect?: (full: boolean) => void;
 }
 
 /**
@@ -563,7 +571,7 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
     // of megabytes of resident memory. A pass that only checks does not pay for collections.
     writes = out.homesCreated.length + out.keysWritten.length + out.keysRemoved.length + toCreate.length;
     if (writes - collectedAt >= 5000) {
-      Bun.gc(false);
+      opts.collect?.(false);
       collectedAt = writes;
     }
     if (!homesMatter) {
@@ -639,7 +647,7 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
       const oldMask = process.umask(0);
       let made: (string | null)[];
       try {
-        made = jobs.length >= PARALLEL_HOMES ? await createHomesInParallel(jobs, mode, skel) : createHomes(jobs, mode, skel, parentsMade);
+        made = jobs.length >= PARALLEL_HOMES ? await createHomesInParallel(jobs, mode, skel, undefined, opts.collect) : createHomes(jobs, mode, skel, parentsMade);
       } finally {
         process.umask(oldMask);
       }

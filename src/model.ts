@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import * as v from "valibot";
 import { quoted } from "./escape.ts";
+import { MAX_ID } from "./localdb/table.ts";
 import type { RawItem } from "./source/dynamo.ts";
 
 export interface User {
@@ -57,9 +58,10 @@ export function printable(value: unknown): string {
 const NAME_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$/;
 /** The longest user or group name: the hosts' useradd, pwck/grpck and utmp (UT_NAMESIZE) stop at 32. */
 export const NAME_MAX = 32;
+/** The highest UID or GID, the same bound the local files are read with. */
+export { MAX_ID };
 /** A name the old daemon accepted that is only too long for the hosts (33 to 256 characters). */
 const OLD_LONG_NAME = /^[A-Za-z0-9._][A-Za-z0-9._-]{32,255}$/;
-export const MAX_ID = 4294967294;
 
 export const nameSchema = v.pipe(
   v.string(),

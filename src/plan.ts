@@ -1,8 +1,13 @@
 // The pure heart of a pass: desired state × current state × policy × today → actions and
-// refusals. No I/O here; apply carries the plan out, --dry-run prints it.
-import type { AccountTable, IdOwners } from "./localdb/index.ts";
+// refusals. What happens to each record is the rule book's verdict (judge.ts); the plan gives out
+// new IDs in UID order, merges memberships and applies the brakes. No I/O here; apply.ts carries
+// the plan out, --dry-run prints it.
+import { diffFields, judgeGroup, judgeUser, type LocalView, orphanGshadow, PASSWD_FIELDS, pamAccepts, type Rulebook, rulebook, SHADOW_FIELDS, userLines } from "./judge.ts";
+import type { AccountTable } from "./localdb/index.ts";
 import { splitList } from "./localdb/index.ts";
-import { daysToIsoDate, type Group, printable, type Rejection, type User } from "./model.ts";
+import { type Group, printable, type Rejection, type User } from "./model.ts";
+
+export { BRAKE_HORIZON_DAYS, pamAccepts } from "./judge.ts";
 
 export interface Policy {
   uidMin: number;
@@ -69,74 +74,14 @@ export interface Plan {
 }
 
 const SECRET = "(hidden)";
-const opt = (n: number | null) => (n === null ? "" : String(n));
-const dateOrEmpty = (d: string) => (d === "" ? "(none)" : /^-?[0-9]+$/.test(d) ? daysToIsoDate(Number(d)) : d);
-
-/**
- * Whether pam_unix's account check (acct_mgmt) lets the account in on day `today` without more
- * ado, read from its shadow fields as pam_unix reads them (an empty field is -1, "none"). Not when
- * the account has expired (its expiry day is today or earlier, day 0 included: "Your account has
- * expired"), nor when its password has expired or must be changed first (last change day 0, or
- * more than PasswordAgeMaxDays ago): such an account cannot log in until someone sets a password,
- * which a user who logs in with a key and has none cannot do. Checked against pamtester in the
- * system tests. No shadow entry: nothing to refuse.
- */
-export function pamAccepts(shadow: readonly string[] | undefined, today: number): boolean {
-  if (shadow === undefined) return true;
-  const day = (i: number) => {
-    const f = shadow[i] ?? "";
-    return f === "" ? -1 : Number(f);
-  };
-  if ((shadow[7] ?? "") !== "" && !(today < day(7))) return false;
-  const last = day(2);
-  if (last === 0) return false;
-  if (today < last) return true;
-  const max = day(4);
-  return max === -1 || !(today - last > max);
-}
 
 function isEnabled(shadow: readonly string[] | undefined, today: number): boolean {
   return pamAccepts(shadow, today);
 }
 
-/**
- * Group names that grant privileges on common distributions (sudoers' %admin, %sudo and %wheel,
- * the docker, lxd and libvirt sockets, raw disks, the journal, shadow): a record may not create
- * one the host does not have, unless the host consents in merge_groups. Such a group made ahead of
- * the package that would own it would hand its members root when the package is installed.
- */
-const PRIVILEGED_GROUPS = new Set(["root", "wheel", "sudo", "admin", "adm", "staff", "docker", "lxd", "libvirt", "kvm", "disk", "shadow", "systemd-journal", "sys"]);
-
-/**
- * Days ahead the brake looks: an expiry or ageing change that locks an account out within this
- * many days counts as a disable now, so that dating every expiry tomorrow cannot pass under it.
- */
-export const BRAKE_HORIZON_DAYS = 7;
-
-/** Whether a change of an account's shadow line locks it out now or within the brake's horizon. */
-function disablesSoon(before: readonly string[] | undefined, after: readonly string[], today: number): boolean {
-  if (!isEnabled(before, today)) return false;
-  if (!isEnabled(after, today)) return true;
-  const later = today + BRAKE_HORIZON_DAYS;
-  return isEnabled(before, later) && !isEnabled(after, later);
-}
-
 /** isEnabled for a shadow line's text. */
 function expiresAfter(text: string | undefined, today: number): boolean {
   return text === undefined || pamAccepts(text.split(":"), today);
-}
-
-/** The passwd line a record makes, for AccountTable.lineReads. */
-function passwdText(u: User): string {
-  return `${u.name}:x:${u.uid}:${u.gid}:${u.realName}:${u.home}:${u.shell}`;
-}
-/** The shadow line a record makes, up to its last field (reserved: not the table's, any value). */
-function shadowHead(u: User): string {
-  return `${u.name}:${u.password ?? "!"}:${opt(u.lastChange)}:${opt(u.minDays)}:${opt(u.maxDays)}:${opt(u.warnDays)}:${opt(u.inactiveDays)}:${opt(u.expire)}:`;
-}
-/** Both of a record's lines are already in the files, exactly. */
-function linesInPlace(cur: Current, u: User): boolean {
-  return cur.passwd.lineReads(u.name, passwdText(u)) && cur.shadow.lineReads(u.name, shadowHead(u), true);
 }
 
 /**
@@ -151,51 +96,6 @@ export function byUid(users: readonly User[]): User[] {
   keys.sort();
   const out = new Array<User>(users.length);
   for (let i = 0; i < keys.length; i++) out[i] = users[keys[i]! % 1048576]!;
-  return out;
-}
-
-function userLines(u: User, reserved: string): { passwd: string[]; shadow: string[] } {
-  return {
-    passwd: [u.name, "x", String(u.uid), String(u.gid), u.realName, u.home, u.shell],
-    shadow: [
-      u.name,
-      // A user without a Password gets a locked field, never an empty (password-less) one.
-      u.password ?? "!",
-      opt(u.lastChange),
-      opt(u.minDays),
-      opt(u.maxDays),
-      opt(u.warnDays),
-      opt(u.inactiveDays),
-      opt(u.expire),
-      reserved,
-    ],
-  };
-}
-
-const PASSWD_FIELDS = ["Name", "", "UID", "GID", "RealName", "Home", "Shell"];
-const SHADOW_FIELDS = [
-  "Name",
-  "Password",
-  "LastPasswordChangeDate",
-  "PasswordAgeMinDays",
-  "PasswordAgeMaxDays",
-  "PasswordWarnDays",
-  "PasswordDisableDays",
-  "AccountExpireDate",
-  "",
-];
-const DATE_FIELDS = new Set([2, 7]);
-
-function diffFields(names: string[], from: readonly string[] | undefined, to: string[], secret: Set<number>): Change[] {
-  const out: Change[] = [];
-  for (let i = 1; i < to.length; i++) {
-    const a = from?.[i] ?? "";
-    const b = to[i]!;
-    if (a === b || names[i] === "") continue;
-    if (secret.has(i)) out.push({ field: names[i]!, from: SECRET, to: SECRET });
-    else if (names === SHADOW_FIELDS && DATE_FIELDS.has(i)) out.push({ field: names[i]!, from: dateOrEmpty(a), to: dateOrEmpty(b) });
-    else out.push({ field: names[i]!, from: a === "" ? "(none)" : a, to: b === "" ? "(none)" : b });
-  }
   return out;
 }
 
@@ -238,47 +138,40 @@ export interface Desired {
 }
 
 /**
- * Why a user may not have u.gid as primary group, or null. A local group may be a user's primary
- * group only when ddum owns it, the host consents (merge_groups, or adopt_groups), or it is the
- * private group (same name) of a local user ddum already manages: else a record could join any
- * local admin group in range, and read what that group may read.
- */
-function primaryGidProblem(u: User, localGids: IdOwners, ownedGroups: ReadonlySet<string>, consented: ReadonlySet<string>, managedLocal: boolean): string | null {
-  if (managedLocal && localGids.owns(u.gid, u.name)) return null;
-  const holder = localGids.get(u.gid);
-  if (holder === undefined || ownedGroups.has(holder) || consented.has(holder)) return null;
-  return `${u.gid} is the GID of the local group ${printable(holder)}, which ddum does not manage; a user may have it as primary group only if the host lists it in merge_groups`;
-}
-
-/**
  * The users a plan will find exactly as their records want them, recognised one at a time while
- * the scan delivers them, against the local files and ownership as read at the first page. Only
- * valid for that very `cur` and `prev`: a pass that reads the files again drops it. A user it
- * holds is one the plan's loop would have counted unchanged after every check it makes (same
- * ranges, ownership, parse state, UID holder, primary group's consent, both lines in place); the
- * plan then only counts it.
+ * the scan delivers them (the same judgeUser as the plan's loop), against the local files and
+ * ownership as read at the first page. Only valid for that very `cur` and `prev`: a pass that
+ * reads the files again drops it. The plan only counts the users it holds; every other verdict
+ * is worked out again in the plan's loop, in UID order, where new IDs are given out.
  */
 export class InPlaceUsers {
   readonly users = new Set<User>();
   /** Users held that are in place through adopt_users only, not owned yet: the plan owns them. */
   readonly adopted = new Set<User>();
   private ownedSet: Set<string> | null = null;
-  private readonly adopt: Set<string>;
-  private readonly localUids: IdOwners;
-  private readonly localGids: IdOwners;
-  private readonly ownedGroups: Set<string>;
-  private readonly consented: Set<string>;
+  private readonly view: LocalView;
+  readonly book: Rulebook;
+  private readonly ownedView: { readonly users: Set<string>; readonly groups: Set<string> };
 
   constructor(
-    private readonly cur: Current,
+    cur: Current,
     readonly prev: Ownership,
-    private readonly policy: Policy,
+    policy: Policy,
+    private readonly today = 0,
   ) {
-    this.adopt = new Set(policy.adoptUsers);
-    this.localUids = cur.passwd.idOwners(2);
-    this.localGids = cur.group.idOwners(2);
-    this.ownedGroups = new Set(prev.groups);
-    this.consented = new Set([...(policy.mergeGroups ?? []), ...policy.adoptGroups]);
+    const localUids = cur.passwd.idOwners(2);
+    // owns() first: it does not cut the holder's name out of the file, and is the answer for
+    // every user in place.
+    this.view = { cur, uidHolder: (id, name) => (localUids.owns(id, name) ? undefined : localUids.get(id)), localGids: cur.group.idOwners(2) };
+    this.book = rulebook(policy);
+    const self = this;
+    const groups = new Set(prev.groups);
+    this.ownedView = {
+      get users() {
+        return self.owned;
+      },
+      groups,
+    };
   }
 
   /** The ownership set the plan starts from, made when first asked for; the plan adds to it. */
@@ -288,31 +181,21 @@ export class InPlaceUsers {
   }
 
   /**
-   * A user known to pass check, from the page memo (see pagememo.ts); owned already, as the pass
-   * that recorded its page owned every user on it, and what ddum owns is part of the memo's digest.
+   * Holds u as in place on the page memo's word: a page it knows held only users judgeUser found
+   * in place, under this very rule book and these files and owners (see pagememo.ts), all owned.
    */
-  add(u: User): boolean {
-    // The memo's digest does not cover /etc/group: the primary group's consent is checked again.
-    if (primaryGidProblem(u, this.localGids, this.ownedGroups, this.consented, true) !== null) return false;
+  hold(u: User): void {
     this.users.add(u);
-    return true;
   }
 
-  /** Whether u is in place; if so, it is held. */
+  /** Whether u is in place by judgeUser's verdict; if so, it is held. */
   check(u: User): boolean {
-    const p = this.policy;
-    const cur = this.cur;
-    if (u.uid === 0 || u.uid < p.uidMin || u.uid > p.uidMax || u.gid === 0 || u.gid < p.gidMin || u.gid > p.gidMax) return false;
-    // Both lines exactly as the record makes them (so the user is local) come first: the
-    // cheapest test that fails for a user with something to do.
-    if (!linesInPlace(cur, u)) return false;
-    const owned = this.owned.has(u.name);
-    if (!owned && !(this.adopt.size > 0 && this.adopt.has(u.name))) return false;
-    if ((cur.passwd.unparsedNames.size > 0 && cur.passwd.unparsedNames.has(u.name)) || (cur.shadow.unparsedNames.size > 0 && cur.shadow.unparsedNames.has(u.name))) return false;
-    if (!this.localUids.owns(u.uid, u.name)) return false;
-    if (primaryGidProblem(u, this.localGids, this.ownedGroups, this.consented, true) !== null) return false;
+    // Cheap tests that fail for most users with something to do, before the verdict's lookups.
+    if (!this.view.cur.passwd.has(u.name)) return false;
+    const v = judgeUser(u, this.view, this.ownedView, this.book, this.today);
+    if (v.kind !== "in-place") return false;
     this.users.add(u);
-    if (!owned) this.adopted.add(u);
+    if (v.adopt) this.adopted.add(u);
     return true;
   }
 }
@@ -343,10 +226,13 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     ownedGroups.add(n);
     ownershipChanged = true;
   };
-  const adoptUsers = new Set(policy.adoptUsers);
-  const adoptGroups = new Set(policy.adoptGroups);
-  const mergeGroups = new Set(policy.mergeGroups ?? []);
-  const consented = new Set([...mergeGroups, ...adoptGroups]);
+  const book = seen ? seen.book : rulebook(policy);
+  const owned = {
+    get users() {
+      return ownedUsers();
+    },
+    groups: ownedGroups,
+  };
   // Copied when a list first changes: most passes change none (10,000 groups are not free to copy).
   let members = prev.members;
   let admins = prev.admins;
@@ -354,9 +240,9 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   // Who holds each ID locally, plus what this plan gives out.
   const localUids = cur.passwd.idOwners(2);
   const localGids = cur.group.idOwners(2);
+  const view: LocalView = { cur, uidHolder: (id, name) => (localUids.owns(id, name) ? undefined : (localUids.get(id) ?? newUids.get(id))), localGids };
   const newUids = new Map<number, string>();
   const newGids = new Map<number, string>();
-  const uidOwner = { get: (id: number) => localUids.get(id) ?? newUids.get(id), set: (id: number, n: string) => newUids.set(id, n) };
   const gidOwner = {
     get: (id: number) => localGids.get(id) ?? newGids.get(id),
     has: (id: number) => localGids.has(id) || newGids.has(id),
@@ -390,72 +276,20 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   }
   for (const u of byUid(rest)) {
     const T = desired.userTable;
-    if (u.uid === 0) {
-      refuse(T, u.name, "UID", "UID 0 is root's; ddum never creates or changes a UID 0 account");
+    const v = judgeUser(u, view, owned, book, today);
+    if (v.kind === "refuse") {
+      refuse(T, u.name, v.field, v.reason);
       continue;
-    }
-    if (u.uid < policy.uidMin || u.uid > policy.uidMax) {
-      refuse(T, u.name, "UID", `${u.uid} is outside the managed range ${policy.uidMin}-${policy.uidMax}`);
-      continue;
-    }
-    if (u.gid === 0) {
-      refuse(T, u.name, "GID", "GID 0 is root's group; refused");
-      continue;
-    }
-    if (u.gid < policy.gidMin || u.gid > policy.gidMax) {
-      refuse(T, u.name, "GID", `${u.gid} is outside the managed range ${policy.gidMin}-${policy.gidMax}`);
-      continue;
-    }
-    const local = cur.passwd.has(u.name);
-    const owned = ownedUsers().has(u.name) || (local && adoptUsers.has(u.name));
-    if (cur.passwd.unparsedNames.has(u.name) || cur.shadow.unparsedNames.has(u.name)) {
-      refuse(T, u.name, "Name", "a local line for this name cannot be parsed; fix it by hand first");
-      continue;
-    }
-    if (local && !owned) {
-      refuse(T, u.name, "Name", `a local account "${u.name}" exists that ddum does not manage (list it in adopt_users to take it over)`);
-      continue;
-    }
-    const holder = uidOwner.get(u.uid);
-    if (holder !== undefined && holder !== u.name) {
-      refuse(T, u.name, "UID", `${u.uid} already belongs to the local account "${holder}"`);
-      continue;
-    }
-    if (!local && cur.shadow.has(u.name)) {
-      refuse(T, u.name, "Name", "a shadow entry with this name exists without a passwd entry; fix it by hand first");
-      continue;
-    }
-    const gidProblem = primaryGidProblem(u, localGids, ownedGroups, consented, local);
-    if (gidProblem !== null) {
-      refuse(T, u.name, "GID", gidProblem);
-      continue;
-    }
-    // The common case at scale: both lines already read exactly as the record would write them,
-    // compared in place in the files' text (the shadow "reserved" field is not the table's).
-    const inPlace = local && linesInPlace(cur, u);
-    if (local && !inPlace) {
-      // Files the account owns (its home, key files, mail, anything it made) keep the old IDs:
-      // renumbering would hand them to whoever is given the old ID next.
-      const was = cur.passwd.get(u.name)!;
-      const moved = was[2] !== String(u.uid) ? ["UID", was[2]!, u.uid] : was[3] !== String(u.gid) ? ["GID", was[3]!, u.gid] : null;
-      if (moved) {
-        refuse(T, u.name, String(moved[0]), `the record changes the ${moved[0]} of the existing account from ${moved[1]} to ${moved[2]}; ddum does not renumber an account (its files would keep the old ID); renumber it on the host by hand (usermod), or give the record its old ${moved[0]} back`);
-        continue;
-      }
     }
     present.add(u.name);
     accepted.push(u);
-    if (inPlace) {
-      ownUser(u.name);
+    ownUser(u.name);
+    if (v.kind === "in-place") {
       unchanged++;
-      continue;
-    }
-    const shadowText = cur.shadow.text(u.name);
-    const reserved = shadowText === undefined ? "" : shadowText.slice(shadowText.lastIndexOf(":") + 1);
-    const lines = userLines(u, reserved);
-    if (!local) {
+    } else if (v.kind === "create") {
       // What a new account gets follows from its lines: worked out when a report asks, one
       // action at a time, not held for 100,000 new users at once.
+      const lines = userLines(u, "");
       const locked = u.password === null;
       actions.push({
         kind: "create-user",
@@ -469,25 +303,11 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
           ];
         },
       });
-      uidOwner.set(u.uid, u.name);
-      ownUser(u.name);
-      continue;
+      newUids.set(u.uid, u.name);
+    } else {
+      if (v.disables) disables++;
+      actions.push({ kind: "update-user", name: u.name, passwd: v.passwd, shadow: v.shadow, changes: v.changes, addShadow: v.addShadow });
     }
-    ownUser(u.name);
-    const curPasswd = cur.passwd.get(u.name)!;
-    const curShadow = cur.shadow.get(u.name);
-    const changes = [
-      ...diffFields(PASSWD_FIELDS, curPasswd, lines.passwd, new Set()),
-      ...(curShadow
-        ? diffFields(SHADOW_FIELDS, curShadow, lines.shadow, new Set([1]))
-        : [{ field: "shadow entry", from: "(missing)", to: "(created)" }]),
-    ];
-    if (changes.length === 0) {
-      unchanged++;
-      continue;
-    }
-    if (disablesSoon(curShadow, lines.shadow, today)) disables++;
-    actions.push({ kind: "update-user", name: u.name, ...lines, changes, addShadow: !curShadow });
   }
 
   // Managed users that are no longer in the table: kept as they are, or disabled by policy.
@@ -549,6 +369,12 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
   };
   const tableGids = new Set<number>();
   let primaryGids: ReturnType<typeof cur.passwd.idOwners> | undefined;
+  // The local account whose primary GID this is, when ddum neither manages it nor is about to.
+  const primaryHolder = (gid: number) => {
+    primaryGids ??= cur.passwd.idOwners(3);
+    const holder = primaryGids.get(gid);
+    return holder === undefined || ownedUsers().has(holder) || present.has(holder) ? undefined : holder;
+  };
   const wantedGroupNames = new Set(desired.groups.map((g) => g.name));
   // Local groups whose record the host no longer consents to: what ddum added there is taken back.
   const withdrawn = new Set<string>();
@@ -557,56 +383,14 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
 
   for (const g of [...desired.groups].sort((a, b) => a.gid - b.gid || a.name.localeCompare(b.name))) {
     const T = desired.groupTable;
-    if (g.gid === 0) {
-      refuse(T, g.name, "GID", "GID 0 is root's group; refused");
+    const v = judgeGroup(g, cur, owned, book, userGid(g.name), gidOwner.get, primaryHolder);
+    if (v.kind === "refuse") {
+      refuse(T, g.name, v.field, v.reason);
+      if (v.withdrawn) withdrawn.add(g.name);
+      if (v.notPrivate) notPrivate.add(g.name);
       continue;
     }
-    if (cur.group.unparsedNames.has(g.name) || cur.gshadow.unparsedNames.has(g.name)) {
-      refuse(T, g.name, "Name", "a local line for this name cannot be parsed; fix it by hand first");
-      continue;
-    }
-    const privateGid = userGid(g.name);
-    if (privateGid !== undefined && privateGid !== g.gid) {
-      refuse(T, g.name, "GID", `a group named after the user ${printable(g.name)} is that user's private group, with the user's GID ${privateGid}; the record's ${g.gid} is refused`);
-      notPrivate.add(g.name);
-      continue;
-    }
-    const local = cur.group.get(g.name);
-    const owned = ownedGroups.has(g.name) || (local !== undefined && adoptGroups.has(g.name));
-    const localGid = local ? Number(local[2]) : undefined;
-    const merge = local !== undefined && !owned;
-    if (merge && !mergeGroups.has(g.name)) {
-      refuse(T, g.name, "Name", `${printable(g.name)} is a local group that ddum does not manage; a record may add members to it only if the host lists it in merge_groups`);
-      withdrawn.add(g.name);
-      continue;
-    }
-    if (merge && localGid !== g.gid) {
-      refuse(T, g.name, "GID", `the local group "${g.name}" has GID ${localGid}, the record ${g.gid}; refused (ddum merges only a group with the same name and GID)`);
-      continue;
-    }
-    if (!merge && (g.gid < policy.gidMin || g.gid > policy.gidMax)) {
-      refuse(T, g.name, "GID", `${g.gid} is outside the managed range ${policy.gidMin}-${policy.gidMax}`);
-      continue;
-    }
-    const gidHolder = gidOwner.get(g.gid);
-    if (gidHolder !== undefined && gidHolder !== g.name) {
-      refuse(T, g.name, "GID", `${g.gid} already belongs to the local group "${gidHolder}"`);
-      continue;
-    }
-    if (!local && !mergeGroups.has(g.name) && PRIVILEGED_GROUPS.has(g.name)) {
-      refuse(T, g.name, "Name", `a group named ${printable(g.name)} grants privileges on many systems (sudoers rules, sockets, devices); ddum creates it only if the host lists it in merge_groups`);
-      continue;
-    }
-    if (gidHolder === undefined && !merge) {
-      // A GID no group line holds may still be a local account's primary group: a record would
-      // hand its files to the record's members.
-      primaryGids ??= cur.passwd.idOwners(3);
-      const holder = primaryGids.get(g.gid);
-      if (holder !== undefined && holder !== g.name && !ownedUsers().has(holder) && !present.has(holder)) {
-        refuse(T, g.name, "GID", `${g.gid} is the primary group of the local account "${holder}"`);
-        continue;
-      }
-    }
+    const { local, merge } = v;
     tableGids.add(g.gid);
     const curMembers = local ? splitList(local[3]!) : [];
     const gsh = cur.gshadow.get(g.name);
@@ -647,8 +431,9 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
     const groupLine = [g.name, local?.[1] ?? "x", String(g.gid), newMembers.join(",")];
     const gshadowLine = [g.name, merge ? (gsh?.[1] ?? "!") : (g.password ?? "!"), newAdmins.join(","), newMembers.join(",")];
     if (!local) {
-      if (cur.gshadow.has(g.name)) {
-        refuse(T, g.name, "Name", "a gshadow entry with this name exists without a group entry; fix it by hand first");
+      const orphan = orphanGshadow(g, cur, local);
+      if (orphan) {
+        refuse(T, g.name, orphan.field, orphan.reason);
         continue;
       }
       ownGroup(g.name);
@@ -667,7 +452,7 @@ export function plan(desired: Desired, cur: Current, prev: Ownership, policy: Po
       });
       continue;
     }
-    if (owned) ownGroup(g.name);
+    if (v.owned) ownGroup(g.name);
     const changes: Change[] = [];
     if (local[2] !== groupLine[2]) changes.push({ field: "GID", from: local[2]!, to: groupLine[2]! });
     if (local[3] !== groupLine[3]) changes.push({ field: "Members", from: local[3] || "(none)", to: groupLine[3] || "(none)" });

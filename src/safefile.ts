@@ -7,9 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { constants as C, closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, mkdirSync, readdirSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { dlopen, FFIType } from "bun:ffi";
 import { AT_FDCWD, EEXIST, ELOOP, ENOENT, lstatAt, openAt, renameAt, SysError, unlinkAt } from "./fsat.ts";
-import { errno } from "./localdb/libc.ts";
+import { errno, libc } from "./localdb/libc.ts";
 
 /** Temp names carry '~', which no account name holds, so a %u template can never produce one. */
 export const TEMP_MARK = ".ddum~";
@@ -201,15 +200,11 @@ export function appendSafely(path: string, text: string): void {
 }
 
 // renameat2(RENAME_NOREPLACE): a finished home moves into place only where nothing is.
-let renameLib: { symbols: { renameat2: (a: number, b: Buffer, c: number, d: Buffer, e: number) => number } } | undefined;
 const RENAME_NOREPLACE = 1;
 
 export function renameNoReplace(dirfd: number, from: string, to: string): void {
-  renameLib ??= dlopen("libc.so.6", {
-    renameat2: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
-  }) as unknown as typeof renameLib;
   const c = (s: string) => Buffer.from(`${s}\0`, "utf8");
-  if (renameLib!.symbols.renameat2(dirfd, c(from), dirfd, c(to), RENAME_NOREPLACE) === 0) return;
+  if (libc().renameat2(dirfd, c(from), dirfd, c(to), RENAME_NOREPLACE) === 0) return;
   const e = errno();
   // A file system without RENAME_NOREPLACE (EINVAL): look, then rename (the directory is root's).
   if (e !== EINVAL) throw new SysError("rename", `${from} -> ${to}`, e);

@@ -10,7 +10,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { CString, dlopen, FFIType, ptr, read } from "bun:ffi";
-import { errno } from "./localdb/libc.ts";
+import { errno, libc } from "./localdb/libc.ts";
 
 const NAME = Buffer.from("security.selinux\0");
 const ENOENT = 2;
@@ -18,18 +18,7 @@ const ENODATA = 61;
 const ENOTSUP = 95;
 const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
 
-function openLibc() {
-  return dlopen("libc.so.6", {
-    lgetxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    fgetxattr: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    fsetxattr: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
-  });
-}
-let libc: ReturnType<typeof openLibc>["symbols"] | undefined;
-const xattr = () => {
-  libc ??= openLibc().symbols;
-  return libc;
-};
+const xattr = libc;
 
 function openSelinux() {
   return dlopen("libselinux.so.1", {

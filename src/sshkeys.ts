@@ -18,16 +18,14 @@ import {
   openDirNoFollow,
   readExactly,
   readIfSize,
-  renameAt,
   SIG,
   SIG_WORDS,
   SysError,
   statSignature,
-  unlinkAt,
 } from "./fsat.ts";
 import { KeyLedger } from "./keyledger.ts";
 import type { Root } from "./paths.ts";
-import { readWhole, writeFileSafely } from "./safefile.ts";
+import { readWhole, writeFileAt, writeFileSafely } from "./safefile.ts";
 import { labelNewFile } from "./selinux.ts";
 import { normalPath, PathResolver } from "./safepath.ts";
 
@@ -180,21 +178,8 @@ function writeKeyFileAt(ssh: number, uid: number, gid: number, keys: readonly st
     }
   }
   if (dryRun) return "written";
-  const tmp = ".authorized_keys.ddum-new";
-  unlinkAt(ssh, tmp);
-  const out = openAt(ssh, tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-  try {
-    fchownSync(out, uid, gid);
-    fchmodSync(out, 0o600);
-    labelNewFile(out, path, C.S_IFREG | 0o600);
-    writeAll(out, want);
-  } catch (e) {
-    closeSync(out);
-    unlinkAt(ssh, tmp);
-    throw e;
-  }
-  closeSync(out);
-  renameAt(ssh, tmp, name);
+  // A fresh temp name (O_EXCL, no link followed) in the opened ~/.ssh, renamed over the old file.
+  writeFileAt(ssh, name, want, { mode: 0o600, uid, gid, label: (fd) => labelNewFile(fd, path, C.S_IFREG | 0o600) });
   return "written";
 }
 

@@ -1,26 +1,30 @@
-// One pass: scan → validate → lock → read local → plan → apply → unlock.
+// One pass, in named steps that return values: observe (scan + local snapshot), decide (the plan,
+// from the rule book's verdicts), apply (apply.ts, the one writer of the account files), converge
+// homes and keys, record (the caches); then the pass's record in status.json (recordedPass).
 import { closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { removeStaleTempsFor } from "./safefile.ts";
+import { type ApplyStep, applyUnderLocks } from "./apply.ts";
 import { checkRanges, type Config } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
-import { HomeRules, type HomesResult, type HomeUser, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
+import { HomeRules, type HomesResult, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
+import { keysOnlyUsers, userRulesText } from "./judge.ts";
 import { KeyLedger } from "./keyledger.ts";
-import { memoEnvironment, PageMemo } from "./pagememo.ts";
-import { removeStaleTemps } from "./localdb/commit.ts";
-import { identityOf, LocalDb, lockAccountFiles, type ParseIssue, readAccountText } from "./localdb/index.ts";
-import { fcntlLock, LOCKED_FILES } from "./localdb/lock.ts";
+import { identityOf, LocalDb, type ParseIssue, readAccountText } from "./localdb/index.ts";
+import { fcntlLock } from "./localdb/lock.ts";
 import { defsNumber, readLoginDefs } from "./localdb/logindefs.ts";
 import { printable, type Rejection, type User } from "./model.ts";
+import { memoEnvironment, PageBook, PageMemo } from "./pagememo.ts";
 import type { Root } from "./paths.ts";
-import { type Action, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
-import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
-import { setLabelRoot } from "./selinux.ts";
+import { ALL_CACHES, type Caches, NO_HOOKS, type PassHooks } from "./perf.ts";
+import { type Desired, InPlaceUsers, type Plan, type Policy, plan } from "./plan.ts";
 import { passCounts } from "./report.ts";
-import { type Counts, type PassRecord, passProblems, readState, type State, stateDir, updateState, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
+import { removeStaleTempsFor } from "./safefile.ts";
+import { setLabelRoot } from "./selinux.ts";
 import { ShellRules } from "./shells.ts";
+import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
+import { type Counts, type PassRecord, passProblems, readState, type State, stateDir, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { stopSignal } from "./stop.ts";
-import { type Progress, readTables } from "./tables.ts";
+import { type Progress, readTables, type TableState } from "./tables.ts";
 
 /** The files a pass writes in the state directory. */
 const STATE_FILES = ["state.json", "state.json-", "status.json", "status.json-", "keyfiles.ledger", "scan-pages.memo"];
@@ -34,6 +38,10 @@ export interface SyncOptions {
   /** The wall clock (ms) for the key ledger's settle window; defaults to Date.now. */
   clock?: () => number;
   onProgress?: Progress;
+  /** Phase timing, memory trace, collection hints (perf.ts); none by default. */
+  hooks?: PassHooks;
+  /** Which caches the pass uses (perf.ts); all by default. */
+  caches?: Caches;
 }
 
 export interface SyncResult {
@@ -72,59 +80,6 @@ export function policyFor(config: Config, root: Root, force: boolean): Policy {
   };
 }
 
-export function applyPlan(db: LocalDb, actions: Action[]): void {
-  for (const a of actions) {
-    switch (a.kind) {
-      case "create-user":
-        db.passwd.add(a.passwd);
-        db.shadow.add(a.shadow);
-        break;
-      case "update-user":
-        db.passwd.update(a.name, a.passwd);
-        if (a.addShadow) db.shadow.add(a.shadow);
-        else db.shadow.update(a.name, a.shadow);
-        break;
-      case "disable-user":
-        db.shadow.update(a.name, a.shadow);
-        break;
-      case "create-group":
-        db.group.add(a.group);
-        if (db.gshadow.existed) db.gshadow.add(a.gshadow);
-        break;
-      case "update-group":
-        db.group.update(a.name, a.group);
-        if (a.gshadow && db.gshadow.has(a.name)) db.gshadow.update(a.name, a.gshadow);
-        else if (a.gshadow) db.gshadow.add(a.gshadow);
-        break;
-    }
-  }
-}
-
-export function countsOf(p: Plan, rejected: number): Counts {
-  let created = 0;
-  let updated = 0;
-  for (const a of p.actions) {
-    if (a.kind.startsWith("create")) created++;
-    else updated++;
-  }
-  return { created, updated, unchanged: p.unchanged, refused: p.refusals.length, rejected };
-}
-
-/**
- * DDUM_TRACE_MEMORY=1: time and resident size after each phase, on stderr (for the benchmark);
- * DDUM_TRACE_MEMORY=heap adds the JavaScript heap's size and object count (slow: it walks the heap).
- */
-function traceMemory(phase: string): void {
-  const mode = process.env.DDUM_TRACE_MEMORY;
-  if (!mode) return;
-  let heap = "";
-  if (mode === "heap") {
-    const { heapSize, objectCount } = require("bun:jsc").heapStats();
-    heap = `, heap ${Math.round(heapSize / 1048576)} MB, ${objectCount} objects`;
-  }
-  process.stderr.write(`${Math.round(performance.now())} ms, memory after ${phase}: rss ${Math.round(process.memoryUsage().rss / 1048576)} MB${heap}\n`);
-}
-
 /**
  * Key files are checked as each page of the Users table arrives, while the next page is on its
  * way: root-owned files under a %u template, or ~/.ssh/authorized_keys in an existing home (read
@@ -160,99 +115,118 @@ function keyPrecheck(config: Config, ledger: KeyLedger, homeRules: HomeRules, ke
   };
 }
 
-/**
- * The accounts that refused records' keys apply to: owned by ddum, with a local passwd line that
- * parses, a UID in the managed range, and the home that line names (the record's is not trusted).
- */
-export function keysOnlyUsers(list: readonly { name: string; keys: string[] }[], db: LocalDb, ownership: { users: readonly string[] }, policy: Policy): HomeUser[] {
-  if (list.length === 0) return [];
-  const owned = new Set(ownership.users);
-  const out: HomeUser[] = [];
-  for (const { name, keys } of list) {
-    if (!owned.has(name) || db.passwd.unparsedNames.has(name)) continue;
-    const pw = db.passwd.get(name);
-    if (!pw || !/^[0-9]+$/.test(pw[2] ?? "") || !/^[0-9]+$/.test(pw[3] ?? "")) continue;
-    const uid = Number(pw[2]);
-    if (uid === 0 || uid < policy.uidMin || uid > policy.uidMax) continue;
-    const home = pw[5] ?? "";
-    if (home !== "" && !home.startsWith("/")) continue;
-    out.push({ name, uid, gid: Number(pw[3]), home, sshKeys: keys });
-  }
-  return out;
+/** What one pass works with, made before it starts: policy, today, where state lives, caches, hooks. */
+interface PassContext {
+  config: Config;
+  opts: SyncOptions;
+  t0: number;
+  /** The wall clock when the pass began (homes.lock's mtime is compared with it). */
+  startedAt: number;
+  today: number;
+  policy: Policy;
+  stateFile: string;
+  hooks: PassHooks;
+  caches: Caches;
+  /** Key files whose signature matches the last reading are not read again (keyledger.ts). */
+  ledger: KeyLedger;
+  /** Pages of users whose bytes this build found valid before (pagememo.ts). */
+  pages: PageBook;
+  /** The digest of what the in-place verdicts read besides the record, for the page memo. */
+  memoEnv(texts: { passwd: string | null; shadow: string | null; group: string | null }, owned: { users: readonly string[]; groups: readonly string[] }): string;
+  /** The key-file and home directories ddum keeps for itself. */
+  own: ReturnType<typeof ownDirs>;
 }
 
-export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
-  const t0 = performance.now();
-  const startedAt = Date.now();
-  const today = opts.today ?? todayDays();
+/** The local side as read: the account files, state.json, and the users found in place so far. */
+interface Local {
+  db: LocalDb;
+  state: State;
+  stateId: string;
+  seen: InPlaceUsers;
+  env: string;
+}
+
+/** What the scan saw, with the local side as read while it ran (null: no page arrived). */
+interface Observed {
+  tables: TableState;
+  desired: Desired;
+  shellRules: ShellRules;
+  rejections: Rejection[];
+  warnings: Rejection[];
+  rejected: number;
+  /** Users refused by the shell rule. */
+  shellRejected: number;
+  keys: { inPlace: Set<string>; missing: Set<string> };
+  local: Local | null;
+}
+
+function passContext(config: Config, opts: SyncOptions): PassContext {
   setLabelRoot(opts.root.dir);
   const stateFile = stateDir(opts.root, config.state_dir);
-  // The local side is read while the scan runs (when its first page is in), without locks: a real
-  // pass takes the locks after the scan and reads again whatever changed in between.
-  const snap: { local: { db: LocalDb; state: State; stateId: string; seen: InPlaceUsers; env: string } | null } = { local: null };
   const policy = policyFor(config, opts.root, opts.force);
-  // What the in-place check depends on besides the record (--force is not part of it).
-  const memoEnv = (passwd: string | null, shadow: string | null, owned: readonly string[]) =>
-    memoEnvironment({ config, policy: { ...policy, force: false }, passwd, shadow, owned });
-  const readLocal = () => {
-    const stateId = identityOf(`${stateFile}/state.json`);
-    const db = LocalDb.load(opts.root);
-    const state = readState(stateFile);
-    db.group.idOwners(2);
-    return { db, state, stateId, seen: new InPlaceUsers(db, state.ownership, policy), env: memoEnv(db.textOf("passwd"), db.textOf("shadow"), state.ownership.users) };
+  const caches = opts.caches ?? ALL_CACHES;
+  return {
+    config,
+    opts,
+    t0: performance.now(),
+    startedAt: Date.now(),
+    today: opts.today ?? todayDays(),
+    policy,
+    stateFile,
+    hooks: opts.hooks ?? NO_HOOKS,
+    caches,
+    ledger: caches.keyLedger ? KeyLedger.load(stateFile, opts.clock) : KeyLedger.empty(opts.clock),
+    pages: new PageBook(caches.pageMemo ? PageMemo.load(stateFile) : PageMemo.empty()),
+    // What the in-place verdicts depend on besides the record (--force is not part of it).
+    memoEnv: (texts, owned) => memoEnvironment({ config, policy: { ...policy, force: false }, ...texts, owned: owned.users, ownedGroups: owned.groups, rules: userRulesText() }),
+    own: ownDirs(config.ssh_key_location, config.state_dir, config.metrics_file),
   };
-  // Key files whose signature (one statx) matches the one they had when a pass last read them
-  // are not read again: see keyledger.ts.
-  const ledger = KeyLedger.load(stateFile, opts.clock);
-  const own = ownDirs(config.ssh_key_location, config.state_dir, config.metrics_file);
-  const keys = keyPrecheck(config, ledger, new HomeRules(opts.root, own), new KeyDirRules(opts.root));
-  // Pages of users a pass found valid and in place throughout, under the same files, ownership,
-  // policy and build: their users are taken as such without working it out again (pagememo.ts).
-  const memo = PageMemo.load(stateFile);
-  // The page being decoded: whether it can be recorded, and its valid users not in place yet.
-  let page = { digest: undefined as string | undefined, known: false, valid: false, pending: [] as string[] };
-  // Pages whose users are in place but for those pending, which this pass's commit may put there.
-  const mended: { digest: string; pending: string[] }[] = [];
-  let pages = 0;
+}
+
+function readLocal(cx: PassContext): Local {
+  const stateId = identityOf(`${cx.stateFile}/state.json`);
+  const db = LocalDb.load(cx.opts.root);
+  const state = readState(cx.stateFile);
+  db.group.idOwners(2);
+  const seen = new InPlaceUsers(db, state.ownership, cx.policy, cx.today);
+  return { db, state, stateId, seen, env: cx.memoEnv({ passwd: db.textOf("passwd"), shadow: db.textOf("shadow"), group: db.textOf("group") }, state.ownership) };
+}
+
+/**
+ * Observe: both tables scanned and decoded page by page; while the next page is on its way, the
+ * local side is read (without locks, at the first page) and each user is judged in place or not,
+ * and its key files looked at. Shells are judged after the scan, for every user.
+ */
+async function observe(cx: PassContext): Promise<Observed> {
+  const { config, opts, pages } = cx;
+  let local: Local | null = null;
+  const keys = keyPrecheck(config, cx.ledger, new HomeRules(opts.root, cx.own), new KeyDirRules(opts.root));
   const tables = await readTables(
     config,
     (table, items) => {
       opts.onProgress?.(table, items);
-      snap.local ??= readLocal();
+      local ??= readLocal(cx);
     },
     {
       begin: (digest) => {
-        snap.local ??= readLocal();
-        pages++;
-        const known = digest !== undefined && memo.knows(snap.local.env, digest);
-        page = { digest, known, valid: digest !== undefined, pending: [] };
-        return known;
+        local ??= readLocal(cx);
+        return pages.begin(local.env, digest);
       },
       item: (d) => {
         if (d.kind === "reserved") return;
-        if (d.kind === "rejected") {
-          page.valid = false;
-          return;
-        }
+        if (d.kind === "rejected") return pages.rejected();
         keys.check(d.ok);
-        // Users whose lines are already right are recognised as they arrive (see InPlaceUsers).
-        const seen = snap.local!.seen;
-        if (!(page.known ? seen.add(d.ok) : seen.check(d.ok)) && page.valid) page.pending.push(d.ok.name);
+        if (pages.known) local!.seen.hold(d.ok);
+        else pages.user(d.ok.name, local!.seen.check(d.ok));
       },
-      end: () => {
-        if (!page.valid) return;
-        if (page.pending.length === 0) memo.record(page.digest!);
-        else mended.push({ digest: page.digest!, pending: page.pending });
-      },
+      end: () => pages.end(),
     },
   );
-  traceMemory("scan");
+  cx.hooks.phase("scan");
   let userNames: Set<string> | undefined;
-  // Shells are judged here, after the scan, for every user (in place or not): the same rule on
-  // every path, once per distinct shell.
   const shellRules = new ShellRules(opts.root, homesOf(tables.users.records));
   const shells = shellRules.filter(tables.users.records, config.user_table_name);
-  const desired = {
+  const desired: Desired = {
     users: shells.users,
     groups: tables.groups.records,
     // Only a pass that disables missing users asks (a set of 100,000 names is not free).
@@ -264,13 +238,35 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     userTable: config.user_table_name,
     groupTable: config.group_table_name,
   };
-  traceMemory("desired");
-  const rejections = [...tables.users.rejections, ...shells.rejections, ...tables.groups.rejections];
-  const warnings = [...tables.users.warnings, ...tables.groups.warnings];
-  const rejected = tables.users.rejected + shells.rejections.length + tables.groups.rejected;
-  const homesFor = async (p: Plan, db: LocalDb): Promise<HomesResult> => {
-    const t = performance.now();
-    const homeRules = new HomeRules(opts.root, own, homesOf(p.accepted));
+  cx.hooks.phase("desired");
+  return {
+    tables,
+    desired,
+    shellRules,
+    rejections: [...tables.users.rejections, ...shells.rejections, ...tables.groups.rejections],
+    warnings: [...tables.users.warnings, ...tables.groups.warnings],
+    rejected: tables.users.rejected + shells.rejections.length + tables.groups.rejected,
+    shellRejected: shells.rejections.length,
+    keys,
+    local,
+  };
+}
+
+/** Decide: the plan, from the verdicts of the rule book (judge.ts). */
+function decide(cx: PassContext, seen: Observed, local: Local): Plan {
+  return plan(seen.desired, local.db, local.state.ownership, cx.policy, cx.today, local.seen);
+}
+
+/**
+ * Converge homes and keys, after the account files and outside their locks: the accounts exist
+ * by now. Two passes on one root never work on homes at the same time (homes.lock in the state
+ * directory). In a real pass, whatever goes wrong here is reported, not a failed pass: the
+ * account files are written.
+ */
+async function converge(cx: PassContext, seen: Observed, p: Plan, db: LocalDb): Promise<HomesResult> {
+  const { config, opts } = cx;
+  const homesFor = async (): Promise<HomesResult> => {
+    const homeRules = new HomeRules(opts.root, cx.own, homesOf(p.accepted));
     const homesOpts = {
       homeRules,
       keyDirRules: keyRulesFor(opts.root, homeRules, config.ssh_key_location),
@@ -279,8 +275,9 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       keyLocation: config.ssh_key_location,
       dryRun: opts.dryRun,
       loginDefs: readLoginDefs(opts.root),
-      keysInPlace: keys.inPlace,
-      keysMissing: keys.missing,
+      keysInPlace: seen.keys.inPlace,
+      keysMissing: seen.keys.missing,
+      collect: (full: boolean) => cx.hooks.collect(full),
     };
     const r = await syncHomes(p.accepted, homesOpts);
     // Refused records whose keys could be read: those keys apply to the account ddum manages
@@ -288,8 +285,8 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
     // The same for valid records that a later rule refused (the shell rule, the plan): a
     // revocation never waits for whatever else is wrong with the record.
     const acceptedNames = new Set(p.accepted.map((u) => u.name));
-    const refusedLater = tables.users.records.filter((u) => !acceptedNames.has(u.name)).map((u) => ({ name: u.name, keys: u.sshKeys }));
-    const keysOnly = keysOnlyUsers([...tables.users.keysOnly, ...refusedLater], db, p.ownership, policy);
+    const refusedLater = seen.tables.users.records.filter((u) => !acceptedNames.has(u.name)).map((u) => ({ name: u.name, keys: u.sshKeys }));
+    const keysOnly = keysOnlyUsers([...seen.tables.users.keysOnly, ...refusedLater], db, p.ownership, cx.policy);
     if (keysOnly.length > 0) {
       const k = await syncHomes(keysOnly, { ...homesOpts, createHomes: false });
       r.keysWritten.push(...k.keysWritten);
@@ -298,157 +295,136 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       r.refusals.push(...k.refusals);
       r.notices.push(...k.notices);
     }
-    tHomes = performance.now() - t;
     return r;
   };
-  const noHomes: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], keyChanges: [], refusals: [], notices: [] };
-  let tApply = 0;
-  let tHomes = 0;
-  const result = (p: Plan, db: LocalDb, written: string[], homes: HomesResult): SyncResult => {
-    const homeRefusals = homes.refusals.map((r) => ({ table: config.user_table_name, ...r, name: printable(r.name) }));
-    p.refusals.push(...homeRefusals);
-    p.notices.push(...homes.notices, ...shellRules.unlisted(desired.users));
-    return {
-      dryRun: opts.dryRun,
-      plan: p,
-      homes,
-      rejections,
-      warnings,
-      localIssues: db.issues,
-      counts: passCounts(p, {
-        usersRejected: tables.users.rejected + shells.rejections.length,
-        groupsRejected: tables.groups.rejected,
-        groupTable: config.group_table_name,
-        tableGroups: desired.groupNames,
-        localGroup: (n) => db.group.has(n),
-        homes,
-      }),
-      written,
-      timings: { scanMs: tables.scanMs, decodeMs: tables.decodeMs, applyMs: tApply, homesMs: tHomes, totalMs: performance.now() - t0 },
-      memo: { pages, known: memo.hits },
-      exitCode: p.brake ? EXIT.failed : rejected > 0 || p.refusals.length > 0 ? EXIT.partial : EXIT.ok,
-    };
-  };
-
-  if (opts.dryRun) {
-    // No locks, no state, no writes: read what is there and say what would change.
-    const { db, state, seen } = snap.local ?? readLocal();
-    const p = plan(desired, db, state.ownership, policy, today, seen);
-    if (state.recovered) p.notices.push(`state: ${state.recovered}; a real pass writes it back to state.json`);
-    return result(p, db, [], await homesFor(p, db));
-  }
-
-  if (stopSignal.requested) throw new DdumError(`stopped by ${stopSignal.requested} before anything was applied`);
-  const tLock = performance.now();
-  const locks = await lockAccountFiles(opts.root, config.lock_timeout * 1000);
-  let p: Plan;
-  let db: LocalDb;
-  let written: string[];
-  let memoEnvAfter: string | null = null;
-  try {
-    traceMemory("lock");
-    removeStaleTemps(opts.root.etc(""), LOCKED_FILES);
-    traceMemory("temps");
-    let local = snap.local;
-    // Read again, the users seen in place during the scan are checked again by the plan itself.
-    if (!local || local.db.changedOnDisk() || identityOf(`${stateFile}/state.json`) !== local.stateId) local = readLocal();
-    const scanTimeLocal = local === snap.local;
-    snap.local = null;
-    db = local.db;
-    const state = local.state;
-    traceMemory("load");
-    p = plan(desired, db, state.ownership, policy, today, local.seen);
-    traceMemory("plan");
-    // Collect the planner's garbage before serializing when the plan is large (a first pass): a
-    // full collection of a 100,000-user heap costs a few hundred milliseconds, which a pass with
-    // a handful of changes does not need to pay.
-    const large = p.actions.length >= 1000;
-    if (large) {
-      Bun.gc(true);
-      traceMemory("gc");
-    }
-    if (p.brake) return result(p, db, [], noHomes);
-    applyPlan(db, p.actions);
-    const writes = db.pendingWrites();
-    if (state.recovered) p.notices.push(`state: ${state.recovered}, and is written back to state.json`);
-    if (p.ownershipChanged || state.unsaved) {
-      // Ownership is recorded before the account files change: after a crash between the two,
-      // ddum may own a name that does not exist yet (harmless), never the other way round.
-      // A state recovered from its backup, or never written, is written now too.
-      const ownership = p.ownership;
-      await updateState(stateFile, (st) => ({ ...st, ownership }));
-    }
-    written = db.commit(writes);
-    traceMemory("commit");
-    // The pages recorded hold for the files as they are now (see pagememo.ts), read back while
-    // the locks are held; not when the plan did not use what was seen during the scan.
-    if (scanTimeLocal) {
-      const rewritten = written.includes(opts.root.etc("passwd")) || written.includes(opts.root.etc("shadow"));
-      memoEnvAfter =
-        rewritten || p.ownershipChanged
-          ? memoEnv(readAccountText(opts.root, "passwd"), readAccountText(opts.root, "shadow"), p.ownership.users)
-          : local.env;
-      // A user this commit created or updated now has exactly its record's lines, is owned, and
-      // holds its UID (the plan refuses a UID someone else holds): in place, as the next pass's
-      // check would find. A page whose every other user was in place is recorded too.
-      if (rewritten && mended.length > 0) {
-        const madeRight = new Set<string>();
-        for (const a of p.actions) if (a.kind === "create-user" || a.kind === "update-user") madeRight.add(a.name);
-        for (const m of mended) if (m.pending.every((n) => madeRight.has(n))) memo.record(m.digest);
-      }
-    }
-    if (large && written.length > 0) {
-      Bun.gc(true);
-      traceMemory("gc");
-    }
-    tApply = performance.now() - tLock;
-  } catch (e) {
-    if (e instanceof DdumError) throw e;
-    throw new DdumError(`sync failed, nothing was applied: ${(e as Error).message}`);
-  } finally {
-    locks.release();
-  }
-  // Homes and keys after the account files, outside their locks: the accounts exist by now. Two
-  // passes on one root never work on homes at the same time (homes.lock in the state directory).
-  // Whatever goes wrong here, the account files are written: it is reported, not a failed pass.
+  if (opts.dryRun) return homesFor();
   let homes: HomesResult;
   try {
-    mkdirSync(stateFile, { recursive: true, mode: 0o755 });
-    const homesLock = await fcntlLock(`${stateFile}/homes.lock`, config.lock_timeout * 1000, "another ddum pass is making homes");
+    mkdirSync(cx.stateFile, { recursive: true, mode: 0o755 });
+    const homesLock = await fcntlLock(`${cx.stateFile}/homes.lock`, config.lock_timeout * 1000, "another ddum pass is making homes");
     try {
       // Another pass made homes and keys after this one began its scan: what the scan saw of the
       // key files is stale (a key it saw in place may be one this pass revokes). Look again.
-      if (fstatSync(homesLock).mtimeMs >= startedAt) {
-        keys.inPlace.clear();
-        keys.missing.clear();
+      if (fstatSync(homesLock).mtimeMs >= cx.startedAt) {
+        seen.keys.inPlace.clear();
+        seen.keys.missing.clear();
       }
-      homes = await homesFor(p, db);
-      if (!opts.dryRun) futimesSync(homesLock, new Date(), new Date());
+      homes = await homesFor();
+      futimesSync(homesLock, new Date(), new Date());
     } finally {
       closeSync(homesLock);
     }
   } catch (e) {
-    homes = { ...noHomes, refusals: [{ name: "(every user)", field: "Home", reason: `homes and keys were not made: ${(e as Error).message}` }] };
+    homes = { ...NO_HOMES, refusals: [{ name: "(every user)", field: "Home", reason: `homes and keys were not made: ${(e as Error).message}` }] };
   }
-  traceMemory("homes");
+  cx.hooks.phase("homes");
+  return homes;
+}
+
+/** Record: the caches for the next pass. Each is only a cache: one that cannot be saved is a notice. */
+function record(cx: PassContext, p: Plan, memoEnv: string | null): void {
   try {
-    ledger.save(stateFile);
+    if (cx.caches.keyLedger) cx.ledger.save(cx.stateFile);
   } catch (e) {
-    // Only a cache: the next pass reads the key files in full.
     p.notices.push(`the key-file ledger could not be saved: ${(e as Error).message}`);
   }
   try {
-    if (memoEnvAfter !== null) memo.save(stateFile, memoEnvAfter);
+    if (memoEnv !== null && cx.caches.pageMemo) cx.pages.memo.save(cx.stateFile, memoEnv);
   } catch (e) {
-    // Only a cache: the next pass checks every user itself.
     p.notices.push(`the page memo could not be saved: ${(e as Error).message}`);
   }
-  if (process.env.DDUM_TRACE_MEMORY) {
-    process.stderr.write(`key-file ledger: ${ledger.confirmed} confirmed by signature, ${ledger.recorded} recorded\n`);
-    process.stderr.write(`page memo: ${memo.hits} of ${pages} pages of users known\n`);
-    if (parallelHomes.byWorker > 0) process.stderr.write(`homes made by the second thread: ${parallelHomes.byWorker}\n`);
+  cx.hooks.note(`key-file ledger: ${cx.ledger.confirmed} confirmed by signature, ${cx.ledger.recorded} recorded`);
+  cx.hooks.note(`page memo: ${cx.pages.memo.hits} of ${cx.pages.pages} pages of users known`);
+  if (parallelHomes.byWorker > 0) cx.hooks.note(`homes made by the second thread: ${parallelHomes.byWorker}`);
+}
+
+const NO_HOMES: HomesResult = { homesCreated: [], keysWritten: [], keysRemoved: [], keyChanges: [], refusals: [], notices: [] };
+
+function finish(cx: PassContext, seen: Observed, p: Plan, db: LocalDb, written: string[], homes: HomesResult, ms: { applyMs: number; homesMs: number }): SyncResult {
+  const homeRefusals = homes.refusals.map((r) => ({ table: cx.config.user_table_name, ...r, name: printable(r.name) }));
+  p.refusals.push(...homeRefusals);
+  p.notices.push(...homes.notices, ...seen.shellRules.unlisted(seen.desired.users));
+  return {
+    dryRun: cx.opts.dryRun,
+    plan: p,
+    homes,
+    rejections: seen.rejections,
+    warnings: seen.warnings,
+    localIssues: db.issues,
+    counts: passCounts(p, {
+      usersRejected: seen.tables.users.rejected + seen.shellRejected,
+      groupsRejected: seen.tables.groups.rejected,
+      groupTable: cx.config.group_table_name,
+      tableGroups: seen.desired.groupNames ?? new Set(seen.tables.groupNames),
+      localGroup: (n) => db.group.has(n),
+      homes,
+    }),
+    written,
+    timings: { scanMs: seen.tables.scanMs, decodeMs: seen.tables.decodeMs, ...ms, totalMs: performance.now() - cx.t0 },
+    memo: { pages: cx.pages.pages, known: cx.pages.memo.hits },
+    exitCode: p.brake ? EXIT.failed : seen.rejected > 0 || p.refusals.length > 0 ? EXIT.partial : EXIT.ok,
+  };
+}
+
+/** One pass: observe, decide, apply, converge homes and keys, record. */
+export async function runPass(config: Config, opts: SyncOptions): Promise<SyncResult> {
+  const cx = passContext(config, opts);
+  const seen = await observe(cx);
+  const timed = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+    const t = performance.now();
+    return [await f(), performance.now() - t];
+  };
+  if (opts.dryRun) {
+    // No locks, no state, no writes: read what is there and say what would change.
+    const local = seen.local ?? readLocal(cx);
+    const p = decide(cx, seen, local);
+    if (local.state.recovered) p.notices.push(`state: ${local.state.recovered}; a real pass writes it back to state.json`);
+    const [homes, homesMs] = await timed(() => converge(cx, seen, p, local.db));
+    return finish(cx, seen, p, local.db, [], homes, { applyMs: 0, homesMs });
   }
-  return result(p, db, written, homes);
+  if (stopSignal.requested) throw new DdumError(`stopped by ${stopSignal.requested} before anything was applied`);
+  let memoEnv: string | null = null;
+  const [applied, applyMs] = await timed(() => applyUnderLocks(applyStep(cx, seen, (env) => (memoEnv = env))));
+  const { plan: p, local, written } = applied;
+  if (p.brake) return finish(cx, seen, p, local.db, [], NO_HOMES, { applyMs: 0, homesMs: 0 });
+  const [homes, homesMs] = await timed(() => converge(cx, seen, p, local.db));
+  record(cx, p, memoEnv);
+  return finish(cx, seen, p, local.db, written, homes, { applyMs, homesMs });
+}
+
+/**
+ * Apply's inputs: the scan-time local side unless the files or state.json changed since (then
+ * read again, and its users judged again by the plan itself), and, once the files are written,
+ * the page memo's environment read back under the locks (see pagememo.ts); not when the plan did
+ * not use what was seen during the scan.
+ */
+function applyStep(cx: PassContext, seen: Observed, memoEnv: (env: string) => void): ApplyStep<Local> {
+  const { opts } = cx;
+  let fromScan = false;
+  return {
+    root: opts.root,
+    stateFile: cx.stateFile,
+    lockTimeoutMs: cx.config.lock_timeout * 1000,
+    hooks: cx.hooks,
+    local: () => {
+      const scanned = seen.local;
+      seen.local = null;
+      fromScan = scanned !== null && !scanned.db.changedOnDisk() && identityOf(`${cx.stateFile}/state.json`) === scanned.stateId;
+      return fromScan ? scanned! : readLocal(cx);
+    },
+    decide: (local) => decide(cx, seen, local),
+    committed: (p, local, written) => {
+      if (!fromScan) return;
+      const rewritten = ["passwd", "shadow", "group"].some((f) => written.includes(opts.root.etc(f)));
+      const reread = () => ({ passwd: readAccountText(opts.root, "passwd"), shadow: readAccountText(opts.root, "shadow"), group: readAccountText(opts.root, "group") });
+      memoEnv(rewritten || p.ownershipChanged ? cx.memoEnv(reread(), p.ownership) : local.env);
+      if (rewritten && cx.pages.mendable) {
+        const madeRight = new Set<string>();
+        for (const a of p.actions) if (a.kind === "create-user" || a.kind === "update-user") madeRight.add(a.name);
+        cx.pages.mendedBy(madeRight);
+      }
+    },
+  };
 }
 
 export interface RecordedPass {

@@ -4,7 +4,7 @@
 // step changes one thing (a record, a local line, ownership, the policy, a conflicting ID, a bad
 // record) and both roots must end byte for byte alike, with the same report.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MEMO_FILE, memoEnvironment, PageMemo } from "../src/pagememo.ts";
@@ -85,6 +85,12 @@ describe("passes with the memo and without it end alike", () => {
       expect(r.plan.refusals.map((x) => x.name)).toEqual([JSON.stringify(name(17))]);
     }],
     ["the unparseable line mended", () => editBoth("shadow", (t) => t.replace(`${name(17)}:${HASH}:x:`, `${name(17)}:${HASH}:`)), () => {}],
+    // The primary group is judged against /etc/group: a hand edit there is seen on a known page.
+    ["a user's primary GID given by hand to a group ddum does not manage", () => editBoth("group", (t) => t.replace(`${name(25)}:x:20025:`, "intruder:x:20025:")), (r) => {
+      expect(r.memo.known).toBe(0);
+      expect(r.plan.refusals.map((x) => [x.name, x.field])).toEqual([[JSON.stringify(name(25)), "GID"]]);
+    }],
+    ["the group line given back", () => editBoth("group", (t) => t.replace("intruder:x:20025:", `${name(25)}:x:20025:`)), () => {}],
     ["the managed UID range shrinks", () => configure({ ...config, uid_max: 20000 + N / 2 }), (r) => expect(r.plan.refusals.length).toBe(N / 2 - 1)],
     ["the managed UID range restored", () => configure({ scan_segments: 4 }), () => {}],
     ["ownership forgotten (state.json gone)", () => {
@@ -130,7 +136,7 @@ describe("passes with the memo and without it end alike", () => {
 
 describe("the memo file", () => {
   const dir = () => mkdtempSync(join(tmpdir(), "ddum-memo-"));
-  const env = memoEnvironment({ config: { a: 1 }, policy: { uidMin: 1000 }, passwd: "root:x:0:0::/root:/bin/sh\n", shadow: null, owned: ["alice"] });
+  const env = memoEnvironment({ config: { a: 1 }, policy: { uidMin: 1000 }, passwd: "root:x:0:0::/root:/bin/sh\n", shadow: null, group: null, owned: ["alice"], ownedGroups: [], rules: "r" });
 
   test("saved and loaded: pages known under the same environment only, root-only", () => {
     const at = dir();
@@ -165,7 +171,8 @@ describe("the memo file", () => {
     ["empty", ""],
     ["not JSON", "{"],
     ["another format", JSON.stringify({ format: "something else", env: "x", pages: ["page-a"] })],
-    ["pages not strings", JSON.stringify({ format: "ddum page memo 1", env: "x", pages: [1] })],
+    ["pages not strings", JSON.stringify({ format: "ddum page memo 2", env: "x", pages: [1] })],
+    ["the format before the verdicts were cached", JSON.stringify({ format: "ddum page memo 1", env: "x", pages: ["page-a"] })],
   ])("a %s file is an empty memo", (_what, text) => {
     const at = dir();
     if (text !== null) {
@@ -177,7 +184,16 @@ describe("the memo file", () => {
   });
 
   test("every input of the environment changes its digest", () => {
-    const base = { config: { a: 1 }, policy: { uidMin: 1000 }, passwd: "p\n", shadow: "s\n" as string | null, owned: ["alice"] as string[] };
+    const base = {
+      config: { a: 1 },
+      policy: { uidMin: 1000 },
+      passwd: "p\n",
+      shadow: "s\n" as string | null,
+      group: "g\n" as string | null,
+      owned: ["alice"] as string[],
+      ownedGroups: ["staff1"] as string[],
+      rules: "rule book",
+    };
     const variants = [
       { ...base, config: { a: 2 } },
       { ...base, policy: { uidMin: 1001 } },
@@ -187,9 +203,34 @@ describe("the memo file", () => {
       { ...base, owned: ["alice", "bob"] },
       { ...base, owned: ["alice,bob"] },
       { ...base, passwd: "s\n", shadow: "p\n" },
+      { ...base, group: null },
+      { ...base, group: "g\n\n" },
+      { ...base, ownedGroups: [] },
+      { ...base, ownedGroups: ["staff1", "staff2"] },
+      { ...base, rules: "rule book, and one more rule" },
     ];
     const digests = new Set([memoEnvironment(base), ...variants.map((v) => memoEnvironment(v))]);
     expect(digests.size).toBe(variants.length + 1);
     expect(memoEnvironment({ ...base })).toBe(memoEnvironment(base));
+  });
+});
+
+describe("the build the memo is bound to", () => {
+  test("run from sources, it is a digest of the sources: one edited byte, another build", () => {
+    const src = join(import.meta.dir, "..", "src");
+    const copies = [0, 1].map(() => mkdtempSync(join(tmpdir(), "ddum-src-")));
+    const ids = copies.map((dir, i) => {
+      cpSync(src, join(dir, "src"), { recursive: true });
+      symlinkSync(join(src, "..", "node_modules"), join(dir, "node_modules"));
+      cpSync(join(src, "..", "package.json"), join(dir, "package.json"));
+      if (i === 1) writeFileSync(join(dir, "src", "judge.ts"), `${readFileSync(join(dir, "src", "judge.ts"), "utf8")}\n`);
+      const r = Bun.spawnSync([process.execPath, "-e", `import { buildId } from "${join(dir, "src", "pagememo.ts")}"; console.log(buildId());`]);
+      expect(r.stderr.toString()).toBe("");
+      return r.stdout.toString().trim();
+    });
+    for (const dir of copies) rmSync(dir, { recursive: true, force: true });
+    expect(ids[0]).toStartWith("sources:");
+    expect(ids[1]).toStartWith("sources:");
+    expect(ids[0]).not.toBe(ids[1]);
   });
 });

@@ -6,13 +6,12 @@ import {
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
-  ScanCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
 import { RESERVATION_RE, reservationName } from "../model.ts";
-import { awsFailure, type RawItem, whereOf } from "../source/dynamo.ts";
+import { awsFailure, type RawItem, scanTable, whereOf } from "../source/dynamo.ts";
 import { diffUpdate, numAttr, strAttr } from "./records.ts";
 
 export type IdKind = "uid" | "gid";
@@ -83,28 +82,9 @@ export class Store {
     }
   }
 
-  /** Every item of a table (all of it, or an error). */
-  async scan(table: string, projection?: string[]): Promise<RawItem[]> {
-    const out: RawItem[] = [];
-    let start: RawItem | undefined;
-    try {
-      do {
-        const names = projection ? Object.fromEntries(projection.map((p, i) => [`#p${i}`, p])) : undefined;
-        const r = await this.client.send(
-          new ScanCommand({
-            TableName: table,
-            ConsistentRead: true,
-            ExclusiveStartKey: start,
-            ...(names ? { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names } : {}),
-          }),
-        );
-        out.push(...(r.Items ?? []));
-        start = r.LastEvaluatedKey;
-      } while (start);
-    } catch (e) {
-      fail(`scan of table ${table}`, e, this.client, table);
-    }
-    return out;
+  /** Every item of a table (all of it, or an error), with consistent reads. */
+  scan(table: string, projection?: string[]): Promise<RawItem[]> {
+    return scanTable(this.client, table, { segments: 1, consistentRead: true, ...(projection ? { projection } : {}) });
   }
 
   /** Which IDs and names are taken, in both tables, with consistent reads. */

@@ -76,8 +76,9 @@ function statTarget(path: string): Stats | null {
  * FILE- backups (a hard link to the original, else a copy), then rename the temps over the
  * originals and fsync the directories. If anything
  * fails before the first rename, every temp is removed and every original is untouched.
+ * collect: told when a large file's text has just become garbage (see perf.ts).
  */
-export function commitFiles(writes: FileWrite[]): string[] {
+export function commitFiles(writes: FileWrite[], collect: (full: boolean) => void = () => {}): string[] {
   if (writes.length === 0) return [];
   const tag = `${process.pid}.${Date.now().toString(36)}`;
   const temps: string[] = [];
@@ -96,7 +97,7 @@ export function commitFiles(writes: FileWrite[]): string[] {
       temps.push(tmp);
       writeFileFd(tmp, content, mode, uid, gid, label);
       // Serializing a large file leaves its pieces behind; collect them before the next one.
-      if (content.length > 4_000_000) Bun.gc(false);
+      if (content.length > 4_000_000) collect(false);
       let backupTmp: string | null = null;
       if (w.previous !== null) {
         backupTmp = `${dir}/.${basename(w.path)}-.ddum-${tag}`;

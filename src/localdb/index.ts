@@ -110,8 +110,8 @@ export class LocalDb {
   }
 
   /** Write the changed files as one transaction. The caller holds the locks. Returns the paths written. */
-  commit(writes = this.pendingWrites()): string[] {
-    const written = commitFiles(writes);
+  commit(writes = this.pendingWrites(), collect?: (full: boolean) => void): string[] {
+    const written = commitFiles(writes, collect);
     if (written.length > 0 && this.root.isHost) invalidateCaches();
     return written;
   }

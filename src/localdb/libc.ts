@@ -1,18 +1,35 @@
-// The few libc calls Node's fs does not offer, through bun:ffi. Loaded on first use only, so
+// The libc calls Node's fs does not offer, through bun:ffi: the one place libc is loaded. Loaded on first use only, so
 // commands that never lock (authorized-keys, --help) do not pay for dlopen.
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 
 type Lib = ReturnType<typeof open>;
 let lib: Lib | undefined;
 
+/** Every libc function ddum calls, in one table: libc is opened once, here, for all of them. */
 function open() {
   return dlopen("libc.so.6", {
     fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
+    // Directory-relative file operations (fsat.ts).
+    openat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
+    mkdirat: { args: [FFIType.i32, FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
+    renameat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.cstring], returns: FFIType.i32 },
+    unlinkat: { args: [FFIType.i32, FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
+    syncfs: { args: [FFIType.i32], returns: FFIType.i32 },
+    open: { args: [FFIType.ptr, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
+    statx: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
+    read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+    // SELinux labels as extended attributes (selinux.ts).
+    lgetxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+    fgetxattr: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+    fsetxattr: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+    // renameat2(RENAME_NOREPLACE) (safefile.ts).
+    renameat2: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
   });
 }
 
-function libc(): Lib["symbols"] {
+export function libc(): Lib["symbols"] {
   lib ??= open();
   return lib.symbols;
 }

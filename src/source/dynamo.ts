@@ -261,10 +261,12 @@ export interface ScanOptions {
   /** Called after every page with the number of items read so far in this table. */
   onPage?: (table: string, items: number) => void;
   pages?: PageHooks;
+  /** Only these attributes (names, as in the table). */
+  projection?: readonly string[];
 }
 
 /**
- * Scan one table to the end. Any page that still fails after the SDK's retries fails the whole
+ * Scan one table to the end: the one scan loop (a pass's and the admin commands'). Any page that still fails after the SDK's retries fails the whole
  * scan. Each item goes through convert as its page arrives, so the raw page can be dropped at once.
  */
 export async function scanTable<T = RawItem>(
@@ -274,6 +276,7 @@ export async function scanTable<T = RawItem>(
   convert: (item: RawItem) => T = (i) => i as T,
 ): Promise<T[]> {
   let total = 0;
+  const names = opts.projection ? Object.fromEntries(opts.projection.map((p, i) => [`#p${i}`, p])) : undefined;
   const segment = async (n: number): Promise<T[]> => {
     const items: T[] = [];
     let start: RawItem | undefined;
@@ -286,6 +289,7 @@ export async function scanTable<T = RawItem>(
             ConsistentRead: opts.consistentRead,
             ExclusiveStartKey: start,
             ...(opts.segments > 1 ? { Segment: n, TotalSegments: opts.segments } : {}),
+            ...(names ? { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names } : {}),
           }),
         );
       } catch (e) {
