@@ -3,7 +3,7 @@
 import { basename } from "node:path";
 import { cac } from "cac";
 import { registerAdmin } from "./cli-admin.ts";
-import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesCreate, cmdVerify, type Common, endProgress, setVerbosity } from "./commands.ts";
+import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesBump, cmdTablesCreate, cmdVerify, type Common, endProgress, setVerbosity } from "./commands.ts";
 import { DEFAULT_CONFIG_PATH } from "./config.ts";
 import { DdumError, EXIT, errorMessage, jsonError } from "./errors.ts";
 import { type Logger, makeLogger, redact } from "./log.ts";
@@ -30,12 +30,17 @@ const KEYS_EXIT_HELP = `  0  the user's keys are printed (none is no error: sshd
   1  the key file is refused (not root's, a link, too large): no key printed
   2  not a valid user name, or bad usage or configuration`;
 
-const TABLES_EXIT_HELP = `  0  both tables exist and are active (created now or before)
+const TABLES_EXIT_HELP = `  0  both tables exist and are active (created now or before), and so does the #version item
   1  failed: the tables could not be created or reached (the message says why)
   2  bad usage or configuration`;
 
+const BUMP_EXIT_HELP = `  0  the version was raised; the new number is printed
+  1  failed: the table cannot be reached, or its #version item holds no whole number (the message says which)
+  2  bad usage or configuration`;
+
 const ADMIN_EXIT_HELP = `  0  done (or nothing to change)
-  1  failed: the record does not exist or already does, the ID is taken, the tables cannot be reached
+  1  failed: the record does not exist or already does, the ID is taken, the tables cannot be reached,
+     or the change was written but the tables' version (#version) could not be raised
   2  bad usage, or a record every host would refuse (nothing was written)`;
 
 const READ_EXIT_HELP = `  0  printed
@@ -43,7 +48,8 @@ const READ_EXIT_HELP = `  0  printed
   2  bad usage or configuration`;
 
 const IMPORT_EXIT_HELP = `  0  every account was written (or, with --dry-run, would be)
-  1  failed: the tables cannot be reached, or nothing could be written
+  1  failed: the tables cannot be reached, nothing could be written, or the tables' version
+     (#version) could not be raised after the writes
   2  bad usage or configuration
   3  some records were refused (see the report); the others were written`;
 
@@ -56,8 +62,8 @@ const STATUS_EXIT_HELP = `  0  the last pass succeeded within 2 x (full_update_p
   1  the last pass failed
   2  no pass in that time (or never)`;
 
-/** Each command's exit codes and an example, for its --help. */
-const COMMAND_HELP: Record<string, { exit: string; example: string }> = {
+/** Each command's exit codes and an example, for its --help; more: said under its description. */
+const COMMAND_HELP: Record<string, { exit: string; example: string; more?: string }> = {
   sync: { exit: EXIT_HELP, example: "ddum sync --dry-run            # the plan, nothing written\n  $ ddum sync --summary            # apply; print the summary line only" },
   check: { exit: CHECK_EXIT_HELP, example: "ddum check -c /etc/dynamodb-user-manager.cfg" },
   verify: { exit: VERIFY_EXIT_HELP, example: "ddum verify --summary || echo 'this host differs from the tables'" },
@@ -65,6 +71,16 @@ const COMMAND_HELP: Record<string, { exit: string; example: string }> = {
   status: { exit: STATUS_EXIT_HELP, example: "ddum status --json" },
   "authorized-keys": { exit: KEYS_EXIT_HELP, example: "ddum authorized-keys alice        # AuthorizedKeysCommand /usr/bin/ddum authorized-keys %u" },
   "tables create": { exit: TABLES_EXIT_HELP, example: "ddum tables create --billing on-demand" },
+  "tables bump": {
+    exit: BUMP_EXIT_HELP,
+    example: "aws dynamodb put-item --table-name Users --item file://alice.json && ddum tables bump",
+    more: `The item #version in the Users table holds a number that goes up with every change to either
+  table. Hosts with change_detection "version" read it before each pass and scan the tables only
+  when it has changed. ddum's user, group and import commands raise it themselves, and the Lambda
+  function in packaging/aws/ raises it for every change it sees in the tables' streams; anything
+  else that writes the tables (the AWS CLI, the console, a script) must run this afterwards, or
+  hosts see its change only at their next full scan.`,
+  },
   "user add": { exit: ADMIN_EXIT_HELP, example: 'ddum user add alice --real-name "Alice Liddell" --ssh-key ~/alice.pub' },
   "user set": { exit: ADMIN_EXIT_HELP, example: "ddum user set alice --shell /bin/zsh --max-days 90" },
   "user show": { exit: READ_EXIT_HELP, example: "ddum user show alice --json" },
@@ -185,9 +201,16 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
 
   withConfig(
     cli
-      .command("tables create", "Create the Users and Groups tables (key Name, a string); idempotent, waits until active")
+      .command("tables create", "Create the Users and Groups tables (key Name, a string) and the #version item; idempotent, waits until active")
       .option("--billing <mode>", "on-demand or provisioned (5 read and 5 write units)", { default: "on-demand" }),
   ).action(async (opts: Common & { billing?: string }) => setExit(await cmdTablesCreate(opts, log)));
+
+  withConfig(
+    cli.command(
+      "tables bump",
+      "Raise the tables' version (#version) by one and print it: after changing the tables with another tool",
+    ),
+  ).action(async (opts: Common) => setExit(await cmdTablesBump(opts, log)));
 
   registerAdmin(cli, log, setExit);
 
@@ -239,7 +262,7 @@ export function buildCli(log: Logger, setExit: (code: number) => void, argv: str
     const help = COMMAND_HELP[name];
     // The description, under the usage line; then the example and the exit codes true for it.
     const at = sections.findIndex((s) => s.title === "Usage");
-    sections.splice(at + 1, 0, { title: "Description", body: `  ${cmd.description}` });
+    sections.splice(at + 1, 0, { title: "Description", body: `  ${cmd.description}${help?.more ? `\n\n  ${help.more}` : ""}` });
     if (help) {
       sections.push({ title: "Example", body: `  $ ${help.example}` });
       sections.push({ title: "Exit codes", body: help.exit });

@@ -345,9 +345,36 @@ export async function cmdTablesCreate(opts: Common & { billing?: string }, log: 
     const r = await createTables(client, [config.user_table_name, config.group_table_name], billing);
     for (const t of r.created) process.stdout.write(`created table ${t} (${billing}); it is active\n`);
     for (const t of r.existed) process.stdout.write(`table ${t} already exists; left as it is\n`);
+    const { ensureVersion, VERSION_KEY } = await import("./source/version.ts");
+    const v = await ensureVersion(client, config.user_table_name);
+    process.stdout.write(
+      v.created
+        ? `created item ${VERSION_KEY} in table ${config.user_table_name} (Version 0): every change to the tables raises it\n`
+        : `item ${VERSION_KEY} in table ${config.user_table_name} already exists (Version ${v.version}); left as it is\n`,
+    );
     // The account the tables are in, from their ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME).
     const accounts = [...new Set(Object.values(r.arns).map((a) => a.split(":")[4] ?? "").filter((a) => a !== ""))];
     if (accounts.length > 0) process.stdout.write(`account: ${accounts.join(", ")} (from the tables' ARNs)\n`);
+    return EXIT.ok;
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * Raise the tables' version by one, for writers other than ddum's admin commands (which raise it
+ * themselves): hosts that detect changes by it then scan the tables.
+ */
+export async function cmdTablesBump(opts: Common, log: Logger): Promise<number> {
+  const loaded = setupConfig(opts.config, log, false);
+  const { config } = loaded;
+  await sayWhere(loaded, log);
+  const { makeClient } = await import("./source/dynamo.ts");
+  const { bumpVersion, VERSION_KEY } = await import("./source/version.ts");
+  const client = await makeClient(config);
+  try {
+    const v = await bumpVersion(client, config.user_table_name);
+    process.stdout.write(`${VERSION_KEY} in table ${config.user_table_name} is now ${v}\n`);
     return EXIT.ok;
   } finally {
     client.destroy();
@@ -472,7 +499,16 @@ export async function cmdAdmin(
   const { Admin } = await import("./admin/commands.ts");
   const admin = await Admin.open(config, log, { root: opts.root ?? "/" });
   try {
-    return await run(admin);
+    let code: number;
+    try {
+      code = await run(admin);
+    } catch (e) {
+      // Failed after writing something (a record, then the retirement of its old ID): the
+      // version goes up all the same, as the writes stand.
+      await admin.raiseVersion(EXIT.failed);
+      throw e;
+    }
+    return await admin.raiseVersion(code);
   } finally {
     admin.close();
   }

@@ -646,8 +646,15 @@ export interface Decoded<T> {
  */
 export const RESERVATION_RE = /^#(uid|gid):([0-9]+)$/;
 export const reservationName = (kind: "uid" | "gid", id: number) => `#${kind}:${id}`;
+/**
+ * The Users item holding the tables' version, a number every writer raises after a change (see
+ * source/version.ts). Not an account either: a pass skips it like a reservation.
+ */
+export const VERSION_KEY = "#version";
+/** Whether a Name is one of ddum's own items (an ID reservation or #version), never an account. */
+export const isOwnItem = (name: string): boolean => name === VERSION_KEY || RESERVATION_RE.test(name);
 
-/** One item decoded: a record, its rejections, or an ID reservation (not an account). */
+/** One item decoded: a record, its rejections, or one of ddum's own items (an ID reservation, #version: not an account). */
 export type Decoding<T> =
   | { kind: "ok"; ok: T; rawName: string; warnings?: Rejection[] }
   | { kind: "rejected"; rawName: string | undefined; rejections: Rejection[]; warnings?: Rejection[]; keys?: string[] }
@@ -661,7 +668,7 @@ function warningsOf(table: string, item: RawItem, notes: Note[]): Rejection[] {
 function decodeItem<T>(table: string, item: RawItem, decode: (i: RawItem, notes: Note[]) => T): Decoding<T> {
   const n = (item.Name as { S?: unknown } | undefined)?.S;
   const rawName = typeof n === "string" ? n : undefined;
-  if (rawName !== undefined && rawName.charCodeAt(0) === 35 /* # */ && RESERVATION_RE.test(rawName)) {
+  if (rawName !== undefined && rawName.charCodeAt(0) === 35 /* # */ && isOwnItem(rawName)) {
     return { kind: "reserved", rawName: undefined };
   }
   const notes: Note[] = [];

@@ -29,7 +29,9 @@ test("tables create makes both tables with the Name key, and is idempotent", asy
   expect(first.stderr).toBe(`info: config: ${cfg}\ninfo: region: us-east-1 (from aws_region in the config)\ninfo: endpoint: ${d.endpoint}\ninfo: tables: users People, groups Teams\n`);
   expect(first.code).toBe(0);
   // and the account they are in, read from their ARNs.
-  expect(first.stdout).toMatch(/^created table People \(on-demand\); it is active\ncreated table Teams \(on-demand\); it is active\naccount: \d{12} \(from the tables' ARNs\)\n$/);
+  expect(first.stdout).toMatch(
+    /^created table People \(on-demand\); it is active\ncreated table Teams \(on-demand\); it is active\ncreated item #version in table People \(Version 0\): every change to the tables raises it\naccount: \d{12} \(from the tables' ARNs\)\n$/,
+  );
   for (const t of ["People", "Teams"]) {
     const desc = (await d.client.send(new DescribeTableCommand({ TableName: t }))).Table!;
     expect(desc.TableStatus).toBe("ACTIVE");
@@ -38,7 +40,9 @@ test("tables create makes both tables with the Name key, and is idempotent", asy
   }
   const again = await ddum(["tables", "create", "-c", cfg]);
   expect(again.code).toBe(0);
-  expect(again.stdout).toMatch(/^table People already exists; left as it is\ntable Teams already exists; left as it is\naccount: \d{12} \(from the tables' ARNs\)\n$/);
+  expect(again.stdout).toMatch(
+    /^table People already exists; left as it is\ntable Teams already exists; left as it is\nitem #version in table People already exists \(Version 0\); left as it is\naccount: \d{12} \(from the tables' ARNs\)\n$/,
+  );
 });
 
 test("tables create --billing provisioned; a bad billing mode or action is a usage error", async () => {

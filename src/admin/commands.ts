@@ -6,7 +6,7 @@ import { type Scheme, hashPassword } from "../crypt.ts";
 import { DdumError, EXIT, errorMessage, JSON_VERSION } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { escapeControls, terminalSafe } from "../escape.ts";
-import { daysToIsoDate, decodeGroupItem, decodeUserItem, isoDateToDays, printable, RESERVATION_RE } from "../model.ts";
+import { daysToIsoDate, decodeGroupItem, decodeUserItem, isOwnItem, isoDateToDays, printable } from "../model.ts";
 import { Root } from "../paths.ts";
 import type { RawItem } from "../source/dynamo.ts";
 import { policyFor, todayDays } from "../sync.ts";
@@ -116,6 +116,26 @@ export class Admin {
     return this.config.group_table_name;
   }
 
+  /**
+   * When a command has ended: if it wrote either table, raise the tables' version (#version in the
+   * Users table) once, so that hosts which detect changes by it see this one. Returns the command's
+   * exit code, or 1 when the bump failed: what the command wrote stands, and the message says so.
+   */
+  async raiseVersion(code: number): Promise<number> {
+    if (this.store.writes === 0) return code;
+    const { bumpVersion } = await import("../source/version.ts");
+    try {
+      const v = await bumpVersion(this.store.client, this.users);
+      this.log.debug(`#version in table ${this.users} is now ${v}`);
+      return code;
+    } catch (e) {
+      this.log.error(
+        `what this command wrote to the tables stands, but the tables' version was not raised: ${errorMessage(e)}. Hosts with change_detection "version" do not see the change until their next full scan, or until "ddum tables bump" succeeds`,
+      );
+      return code === EXIT.ok || code === EXIT.partial ? EXIT.failed : code;
+    }
+  }
+
   private out(line: string): void {
     // Values are escaped where they are printed; this catches any other control character.
     process.stdout.write(`${line.split("\n").map(escapeControls).join("\n")}\n`);
@@ -127,9 +147,9 @@ export class Admin {
     }
   }
 
-  /** Every record of a table, without the ID reservation items. */
+  /** Every record of a table, without ddum's own items (ID reservations, #version). */
   private async records(table: string): Promise<RawItem[]> {
-    return (await this.store.scan(table)).filter((i) => !RESERVATION_RE.test(strAttr(i, "Name") ?? ""));
+    return (await this.store.scan(table)).filter((i) => !isOwnItem(strAttr(i, "Name") ?? ""));
   }
 
   private validity(problems: string[]): number {
@@ -424,7 +444,7 @@ export class Admin {
 
   async userShow(name: string, o: UserOptions): Promise<number> {
     const item = await this.store.get(this.users, name);
-    if (!item || RESERVATION_RE.test(name)) throw new DdumError(`no user ${JSON.stringify(name)} in table ${this.users}`);
+    if (!item || isOwnItem(name)) throw new DdumError(`no user ${JSON.stringify(name)} in table ${this.users}`);
     const problems = userProblems(this.users, item, this.ranges);
     const keys = setAttrValues(item, "SSHPublicKeys");
     // What hosts apply the record despite (a default, a key left out, a legacy hash).
@@ -531,7 +551,7 @@ export class Admin {
       throw new DdumError("nothing to set: give --gid, --member or --admin", EXIT.usage);
     }
     const current = await this.store.get(this.groups, name);
-    if (!current || RESERVATION_RE.test(name)) throw new DdumError(`no group ${JSON.stringify(name)} in table ${this.groups}`);
+    if (!current || isOwnItem(name)) throw new DdumError(`no group ${JSON.stringify(name)} in table ${this.groups}`);
     const oldGid = numAttr(current, "GID");
     let newGid: number | undefined;
     if (gidOpt !== undefined && gidOpt !== oldGid) {
@@ -570,7 +590,7 @@ export class Admin {
 
   async groupShow(name: string, o: GroupOptions): Promise<number> {
     const item = await this.store.get(this.groups, name);
-    if (!item || RESERVATION_RE.test(name)) throw new DdumError(`no group ${JSON.stringify(name)} in table ${this.groups}`);
+    if (!item || isOwnItem(name)) throw new DdumError(`no group ${JSON.stringify(name)} in table ${this.groups}`);
     const problems = groupProblems(this.groups, item, this.ranges);
     if (o.json) return printRecordJson(item, problems);
     const row = (k: string, v: string) => this.out(`${`${k}:`.padEnd(16)}${terminalSafe(v)}`);

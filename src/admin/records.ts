@@ -47,14 +47,14 @@ export const setAttrValues = (item: RawItem, field: string): string[] => [...((i
 export function userProblems(table: string, item: RawItem, ranges: Ranges): string[] {
   const d = decodeUserItem(table)(item);
   if (d.kind === "rejected") return d.rejections.map(rejectionMessage);
-  if (d.kind !== "ok") return [`${table} record ${printable(strAttr(item, "Name"))}: Name: is reserved for ID reservations`];
+  if (d.kind !== "ok") return [`${table} record ${printable(strAttr(item, "Name"))}: Name: is the name of one of ddum's own items (an ID reservation or #version), never a record`];
   return rangeProblems(table, d.ok, ranges);
 }
 
 export function groupProblems(table: string, item: RawItem, ranges: Ranges): string[] {
   const d = decodeGroupItem(table)(item);
   if (d.kind === "rejected") return d.rejections.map(rejectionMessage);
-  if (d.kind !== "ok") return [`${table} record ${printable(strAttr(item, "Name"))}: Name: is reserved for ID reservations`];
+  if (d.kind !== "ok") return [`${table} record ${printable(strAttr(item, "Name"))}: Name: is the name of one of ddum's own items (an ID reservation or #version), never a record`];
   // Hosts leave out a member name over 32 characters; an admin does not write one.
   const longNames = (d.warnings ?? []).filter((w) => w.field === "Members" || w.field === "Administrators");
   return [...longNames.map(rejectionMessage), ...rangeProblems(table, d.ok, ranges)];

@@ -10,7 +10,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
-import { RESERVATION_RE, reservationName } from "../model.ts";
+import { RESERVATION_RE, reservationName, VERSION_KEY } from "../model.ts";
 import { awsFailure, type RawItem, scanTable, whereOf } from "../source/dynamo.ts";
 import { diffUpdate, numAttr, strAttr } from "./records.ts";
 
@@ -64,6 +64,12 @@ function fail(what: string, e: unknown, client: DynamoDBClient, table: string): 
 }
 
 export class Store {
+  /**
+   * Writes that succeeded, to either table (records and ID reservations alike): a command that
+   * made any raises the tables' version once when it ends (see Admin.raiseVersion).
+   */
+  writes = 0;
+
   constructor(
     readonly client: DynamoDBClient,
     readonly config: Config,
@@ -112,6 +118,8 @@ export class Store {
     ] as const) {
       for (const item of items) {
         const name = strAttr(item, "Name") ?? "";
+        // The tables' version (see source/version.ts) is no record and holds no ID.
+        if (name === VERSION_KEY) continue;
         const r = RESERVATION_RE.exec(name);
         if (r) {
           ids[r[1] as IdKind].reserved.set(Number(r[2]), strAttr(item, "Owner") ?? "");
@@ -145,6 +153,7 @@ export class Store {
           ExpressionAttributeValues: { ":o": { S: owner } },
         }),
       );
+      this.writes++;
       return true;
     } catch (e) {
       if (conditionFailed(e)) return false;
@@ -169,6 +178,7 @@ export class Store {
           ExpressionAttributeValues: { ":o": { S: owner }, ":r": { S: new Date().toISOString() } },
         }),
       );
+      this.writes++;
     } catch (e) {
       if (!conditionFailed(e)) fail(`retiring ${kind.toUpperCase()} ${id} in table ${table}`, e, this.client, table);
     }
@@ -187,6 +197,7 @@ export class Store {
           ExpressionAttributeValues: { ":o": { S: owner } },
         }),
       );
+      this.writes++;
     } catch (e) {
       if (!conditionFailed(e)) fail(`releasing ${kind.toUpperCase()} ${id} in table ${table}`, e, this.client, table);
     }
@@ -203,6 +214,7 @@ export class Store {
           ExpressionAttributeNames: { "#k": "Name" },
         }),
       );
+      this.writes++;
       return true;
     } catch (e) {
       if (conditionFailed(e)) return false;
@@ -230,6 +242,7 @@ export class Store {
       const { changed, ...expr } = u;
       try {
         await this.client.send(new UpdateItemCommand({ TableName: table, Key: { Name: { S: name } }, ...expr }));
+        this.writes++;
         return { before, after, changed };
       } catch (e) {
         if (!conditionFailed(e) || attempt >= UPDATE_ATTEMPTS) {
