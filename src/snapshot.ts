@@ -44,6 +44,9 @@ export interface ScanSnapshot {
   bytes: number;
 }
 
+/** UTF-8 to text (invalid sequences replaced, as Buffer's toString does), many times faster here than toString. */
+const utf8 = new TextDecoder();
+
 const hex = (data: Uint8Array | string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
 
 /**
@@ -107,7 +110,7 @@ export function readSnapshot(dir: string): ScanSnapshot | { missing: true } | { 
   const headEnd = rest.indexOf(10);
   let meta: SnapshotMeta;
   try {
-    meta = JSON.parse(rest.subarray(0, headEnd).toString("utf8")) as SnapshotMeta;
+    meta = JSON.parse(utf8.decode(rest.subarray(0, headEnd))) as SnapshotMeta;
   } catch {
     return { damaged: `${path}: its header is not JSON` };
   }
@@ -145,7 +148,8 @@ export function readSnapshot(dir: string): ScanSnapshot | { missing: true } | { 
       segments: segs.length,
       async *pages(segment: number): AsyncIterable<ScanCommandOutput> {
         for (const { start, end } of segs[segment]!) {
-          yield pageFromText(Buffer.from(Bun.zstdDecompressSync(rest.subarray(start, end))).toString("utf8"));
+          const bytes = Bun.zstdDecompressSync(rest.subarray(start, end));
+          yield pageFromText(utf8.decode(bytes), bytes);
         }
       },
     };

@@ -3,7 +3,7 @@
 // decide (the plan, from the rule book's verdicts), apply (apply.ts, the one writer of the account
 // files), converge homes and keys, record (the caches, the snapshot); then the pass's record in
 // status.json (recordedPass).
-import { closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
+import { constants as C, closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { basename, dirname } from "node:path";
 import { type ApplyStep, applyUnderLocks } from "./apply.ts";
@@ -25,9 +25,10 @@ import { removeStaleTempsFor } from "./safefile.ts";
 import { setLabelRoot } from "./selinux.ts";
 import { ShellRules } from "./shells.ts";
 import { readSnapshot, SNAPSHOT_FILE, type ScanSnapshot, SnapshotRecorder } from "./snapshot.ts";
-import { homeKeysInPlace, KeyDirRules, rootKeysPrecheck } from "./sshkeys.ts";
+import { homeKeysConfirmed, homeKeysInPlace, homeKeysLedgerKey, KeyDirRules, rootKeysLedgerKey, rootKeysPrecheck } from "./sshkeys.ts";
+import { AT_FDCWD, ENOENT, O_PATH, openAt, SIG_WORDS, statSignatureAt, statSignatureFilled, statxName } from "./fsat.ts";
 import { type Counts, type PassDetection as Detection, type PassRecord, passProblems, readState, type State, stateDir, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
-import { readSteady, STEADY_FILE, type Steady, type SteadyReport, writeSteady } from "./steady.ts";
+import { type CheckEntry, isHome, readSteady, STEADY_FILE, type Steady, type SteadyReport, writeSteady } from "./steady.ts";
 import { stopSignal } from "./stop.ts";
 import { type Progress, readTables, type TableState } from "./tables.ts";
 import { VERSION } from "./version.ts";
@@ -445,7 +446,12 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
   const cx = passContext(config, opts);
   const det = await detect(cx);
   try {
-    if (det.steady) return await steadyPass(cx, det, det.steady);
+    if (det.steady) {
+      const r = await steadyPass(cx, det, det.steady);
+      if (r) return r;
+      // Its user list could not be read after all: plan from the snapshot (or scan).
+      await choose(cx, det, { steady: false });
+    }
     const seen = await observe(cx, det);
     if (opts.dryRun) {
       // No locks, no state, no writes: read what is there and say what would change.
@@ -516,6 +522,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
  */
 async function detect(cx: PassContext): Promise<Detected> {
   const { config, opts } = cx;
+  cx.hooks.phase("context");
   const scan = (mode: Detection["mode"], reason: string): Detected => ({
     info: { mode, kind: "scan", version: null, lastFullScan: iso(cx.now()), reason },
     client: null,
@@ -536,6 +543,7 @@ async function detect(cx: PassContext): Promise<Detected> {
     const r = await readVersion(client, config.user_table_name, { consistentRead: config.consistent_read });
     det.readUnits += r.readUnits;
     version = r.version;
+    cx.hooks.phase("version read");
   } catch (e) {
     det.info.reason = `the tables' version could not be read: ${(e as Error).message}`;
     det.notices.push(`scanned the tables in full: ${det.info.reason}`);
@@ -549,7 +557,18 @@ async function detect(cx: PassContext): Promise<Detected> {
     return det;
   }
   det.info.version = version;
+  await choose(cx, det, { steady: true });
+  return det;
+}
+
+/** With the tables' version read (det.info.version): a steady pass, a pass from the snapshot, or a scan. */
+async function choose(cx: PassContext, det: Detected, o: { steady: boolean }): Promise<void> {
+  const { config } = cx;
+  const version = det.info.version!;
+  const client = det.client!;
+  det.steady = undefined;
   det.recordAs = version;
+  det.info = { mode: "version", kind: "scan", version, lastFullScan: null, reason: "" };
   const now = cx.now();
   const period = config.full_scan_period * 1000;
   const young = (at: number) => now - at >= 0 && now - at < period;
@@ -558,22 +577,21 @@ async function detect(cx: PassContext): Promise<Detected> {
 
   // Steady: the record's own copy of the snapshot's version and time, and the snapshot's identity,
   // so that the snapshot itself need not be read.
-  const st = readSteady(cx.stateFile);
-  let why = "";
+  const st = o.steady ? readSteady(cx.stateFile) : ({ missing: true } as const);
+  cx.hooks.phase("steady record read");
+  let why = "damaged" in st ? `the steady record cannot be used: ${st.damaged}` : "";
   if ("meta" in st) {
     const m = st.meta;
     if (m.version === version && young(m.scannedAt) && m.snapshot.identity === identityOf(snapPath)) {
-      const loaded = st.load();
-      if ("meta" in loaded) {
-        const changed = steadyChange(cx, loaded);
-        if (changed === null) {
-          det.steady = loaded;
-          det.recordAs = null;
-          det.info = { mode: "version", kind: "steady", version, lastFullScan: iso(m.scannedAt), reason: `version ${version} unchanged and nothing the plan reads changed since the last pass that changed nothing` };
-          return det;
-        }
-        why = changed;
+      const changed = steadyChange(cx, st);
+      cx.hooks.phase("steady record checked");
+      if (changed === null) {
+        det.steady = st;
+        det.recordAs = null;
+        det.info = { mode: "version", kind: "steady", version, lastFullScan: iso(m.scannedAt), reason: `version ${version} unchanged and nothing the plan reads changed since the last pass that changed nothing` };
+        return;
       }
+      why = changed;
     }
   }
 
@@ -600,12 +618,11 @@ async function detect(cx: PassContext): Promise<Detected> {
       lastFullScan: iso(snap.meta.scannedAt),
       reason: `version ${version} unchanged since the last full scan${why ? `; planned again: ${why}` : ""}`,
     };
-    return det;
+    return;
   }
   det.recorder = new SnapshotRecorder();
   det.scannedAt = cx.now();
   det.info.lastFullScan = iso(det.scannedAt);
-  return det;
 }
 
 function whereOf(client: DynamoDBClient): { endpoint: string; region: string } | undefined {
@@ -641,9 +658,9 @@ function steadyChange(cx: PassContext, steady: Steady): string | null {
   const files = Object.fromEntries(["passwd", "shadow", "group", "gshadow"].map((k) => [k, identityOf(root.etc(k))]));
   const now = planInputs(cx, steady.meta.snapshot.sha256, { files, state: identityOf(`${cx.stateFile}/state.json`), backup: identityOf(`${cx.stateFile}/state.json-`) });
   if (now !== steady.meta.inputs) return "the account files, the state, login.defs, /etc/shells, the configuration, this build or the day changed since the last pass that changed nothing";
-  // The shell rule reads the file system: each distinct shell is judged again, against every home.
-  const homes = homesOf(steady.accepted);
-  for (const h of steady.meta.shellHomes) homes.add(h);
+  // The shell rule reads the file system: each distinct shell is judged again, against every home
+  // (asked of a few paths: their hashes are looked up, no set of 100,000 homes is built for them).
+  const homes = { has: (p: string) => p !== "" && isHome(steady.check, p) };
   const rules = new ShellRules(root, homes);
   for (const [shell, verdict] of steady.meta.shells) {
     if (rules.problem(shell) !== verdict) return `the verdict on the shell ${shell} changed`;
@@ -700,7 +717,7 @@ function recordTables(
   if (ids.some((id) => (ctimeOf(id) ?? 0) > cx.settleFrom - SETTLED_MS)) return;
   const shells = new Map<string, string | null>();
   for (const u of seen.tables.users.records) if (!shells.has(u.shell)) shells.set(u.shell, seen.shellRules.problem(u.shell));
-  const acceptedHomes = homesOf(p.accepted);
+  const check = checkEntries(cx, p.accepted);
   try {
     writeSteady(
       cx.stateFile,
@@ -710,9 +727,9 @@ function recordTables(
         scannedAt: snap.scannedAt,
         inputs: planInputs(cx, snap.sha256, { files, state: local.stateId, backup: local.backupId }),
         shells: [...shells],
-        shellHomes: [...homesOf(seen.tables.users.records)].filter((h) => !acceptedHomes.has(h)),
         report: r.report,
       },
+      { entries: check, inHomes: config.ssh_key_location === "home", homes: homesOf(seen.tables.users.records) },
       p.accepted,
       r.keysOnly,
     );
@@ -722,18 +739,138 @@ function recordTables(
 }
 
 /**
- * A steady pass: the plan is the one the steady record keeps (no action; its refusals, rejections
- * and notices); homes and keys are converged for its users as on every pass, every key file
- * checked (through the key-file ledger), so a key file edited by hand is put right.
+ * The check list's entry of each accepted user: the key-file ledger's key for its key file, as the
+ * precheck (keyPrecheck) computes it, at the path the precheck would look at.
  */
-async function steadyPass(cx: PassContext, det: Detected, steady: Steady): Promise<SyncResult> {
+function checkEntries(cx: PassContext, accepted: readonly HomeUser[]): CheckEntry[] {
+  const { config, opts } = cx;
+  const inHomes = config.ssh_key_location === "home";
+  const homeRules = new HomeRules(opts.root, cx.own);
+  const keyRules = new KeyDirRules(opts.root);
+  return accepted.map((u) => {
+    let key: readonly [number, number] | null = [0, 0];
+    if (inHomes) {
+      const path = u.home === "" ? null : homeMayBeUsed(u.home, homeRules);
+      if (path !== null) key = KeyLedger.words(homeKeysLedgerKey(path, u.uid, u.gid, u.sshKeys));
+    } else if (u.sshKeys.length === 0) {
+      key = null;
+    } else {
+      const path = keyRules.pathOrNull(config.ssh_key_location, u.name);
+      if (path !== null) key = KeyLedger.words(rootKeysLedgerKey(path, u.sshKeys));
+    }
+    return { name: u.name, home: u.home, uid: u.uid, gid: u.gid, key };
+  });
+}
+
+/**
+ * Whether every accepted user's key file is confirmed unchanged by the key-file ledger, as the
+ * precheck would confirm it (one statx each; with keys in homes, the home and ~/.ssh too), and no
+ * key file is where none may be: then converging homes and keys would find nothing to do. Not
+ * when homes are made with keys outside them (every home is looked at), nor with users whose
+ * keys alone apply (their files are read in full): then converge runs.
+ */
+function keysConfirmed(cx: PassContext, steady: Steady): boolean {
+  const { config, opts } = cx;
+  const inHomes = config.ssh_key_location === "home";
+  if ((!inHomes && config.create_homes) || steady.meta.keysOnly > 0 || !cx.caches.keyLedger) return false;
+  const { words, stride, names, count } = steady.check;
+  if (inHomes) {
+    const homes = utf8.decode(steady.check.homes).split("\n");
+    const homeRules = new HomeRules(opts.root, cx.own);
+    for (let i = 0, w = 0; i < count; i++, w += stride) {
+      if (homes[i] === "") continue; // no Home: no key file, nothing converge would do
+      const path = homeMayBeUsed(homes[i]!, homeRules);
+      if (path === null || !homeKeysConfirmed(path, words[w + 2]!, words[w + 3]!, [words[w]!, words[w + 1]!], cx.ledger)) return false;
+    }
+    return true;
+  }
+  const keyRules = new KeyDirRules(opts.root);
+  const template = config.ssh_key_location;
+  const sig = new Uint32Array(SIG_WORDS);
+  // With %u once in the file name only (/etc/ssh/authorized_keys/%u), every file is in one
+  // directory: it is judged once (KeyDirRules), opened once, and each file looked at from there,
+  // its name written from the check list's bytes (no string per user).
+  const last = template.slice(template.lastIndexOf("/") + 1);
+  const parts = last.split("%u");
+  const oneDir =
+    parts.length === 2 && !template.slice(0, template.lastIndexOf("/")).includes("%u") && count > 0 && !names.includes(47) // no "/" in any name
+      ? keyRules.pathOrNull(template, utf8.decode(names.subarray(0, names.indexOf(10))))
+      : null;
+  let dirfd = -1;
+  if (oneDir !== null) {
+    try {
+      dirfd = openAt(AT_FDCWD, dirname(oneDir), O_PATH | C.O_DIRECTORY | C.O_NOFOLLOW);
+    } catch {
+      return false;
+    }
+  }
+  const buf = statxName();
+  const pre = Buffer.from(parts[0] ?? "", "utf8");
+  const post = Buffer.from(parts[1] ?? "", "utf8");
+  let prefixed = false;
+  try {
+    // Each name ends at a line break.
+    for (let i = 0, w = 0, start = 0, end = 0; i < count; i++, w += stride, start = end + 1) {
+      end = names.indexOf(10, start);
+      const len = end - start;
+      // "." and ".." are no names; a long one goes the long way.
+      const plain = dirfd >= 0 && !(len <= 2 && names[start] === 46 && names[end - 1] === 46) && pre.length + len + post.length < 4000;
+      const noKeys = words[w] === 0 && words[w + 1] === 0;
+      if (plain) {
+        if (!prefixed) pre.copy(buf, 0);
+        prefixed = true;
+        names.copy(buf, pre.length, start, end);
+        if (post.length > 0) post.copy(buf, pre.length + len);
+        buf[pre.length + len + post.length] = 0;
+        // No keys: no file may be there (rootKeysPrecheck finds it "in place" only when missing).
+        if (noKeys ? statSignatureFilled(dirfd, sig) !== ENOENT : !cx.ledger.confirmsFilled(words[w]!, words[w + 1]!, dirfd)) return false;
+        continue;
+      }
+      const path = keyRules.pathOrNull(template, utf8.decode(names.subarray(start, end)));
+      if (path === null) return false;
+      prefixed = false; // the scratch name is overwritten below
+      if (noKeys ? statSignatureAt(AT_FDCWD, path, sig) !== ENOENT : !cx.ledger.confirmsWords(words[w]!, words[w + 1]!, path)) return false;
+    }
+    return true;
+  } finally {
+    if (dirfd >= 0) closeSync(dirfd);
+  }
+}
+
+/** UTF-8 to text, as Buffer's toString("utf8") makes it, and many times faster here. */
+const utf8 = new TextDecoder();
+
+/**
+ * A steady pass: the plan is the one the steady record keeps (no action; its refusals, rejections
+ * and notices); homes and keys are converged as on every pass: when the key-file ledger confirms
+ * every key file unchanged there is nothing to do, else the record's users are converged in full
+ * (each key file checked, and put right).
+ */
+async function steadyPass(cx: PassContext, det: Detected, steady: Steady): Promise<SyncResult | null> {
   const { opts, config } = cx;
   if (stopSignal.requested) throw new DdumError(`stopped by ${stopSignal.requested} before anything was applied`);
   const { report } = steady.meta;
-  const keys = keyPrecheck(config, cx.ledger, new HomeRules(opts.root, cx.own), new KeyDirRules(opts.root));
-  for (const u of steady.accepted) keys.check(u);
-  cx.hooks.phase("keys checked");
-  const [homes, homesMs] = await timed(() => converge(cx, { accepted: steady.accepted, keysOnly: () => steady.keysOnly, keys }));
+  let accepted: HomeUser[] = [];
+  let homes: HomesResult;
+  let homesMs: number;
+  const t = performance.now();
+  if (keysConfirmed(cx, steady)) {
+    homes = { homesCreated: [], keysWritten: [], keysRemoved: [], keyChanges: [], refusals: [], notices: [] };
+    homesMs = performance.now() - t;
+    cx.hooks.phase("keys confirmed");
+  } else {
+    const users = steady.users();
+    if ("damaged" in users) {
+      det.notices.push(`the steady record could not be read: ${users.damaged}`);
+      return null;
+    }
+    accepted = users.accepted;
+    const keys = keyPrecheck(config, cx.ledger, new HomeRules(opts.root, cx.own), new KeyDirRules(opts.root));
+    for (const u of accepted) keys.check(u);
+    cx.hooks.phase("keys checked");
+    [homes, homesMs] = await timed(() => converge(cx, { accepted, keysOnly: () => users.keysOnly, keys }));
+    homesMs += performance.now() - t - homesMs;
+  }
   const p: Plan = {
     actions: [],
     refusals: [...report.refusals],
@@ -743,8 +880,9 @@ async function steadyPass(cx: PassContext, det: Detected, steady: Steady): Promi
     ownership: EMPTY_OWNERSHIP,
     brake: null,
     disables: 0,
-    // What converge and the report use of a user (name, IDs, home, keys): a steady pass decodes no record.
-    accepted: steady.accepted as unknown as User[],
+    // What converge and the report use of a user (name, IDs, home, keys), when converge ran: a
+    // steady pass decodes no record.
+    accepted: accepted as unknown as User[],
     ownershipChanged: false,
   };
   record(cx, p, null);
@@ -752,8 +890,7 @@ async function steadyPass(cx: PassContext, det: Detected, steady: Steady): Promi
   p.refusals.push(...homeRefusals);
   p.notices.push(...homes.notices, ...report.unlisted, ...det.notices);
   const counts = structuredClone(report.counts);
-  const asGroups = config.user_table_name === config.group_table_name;
-  const side = asGroups ? counts.groups : counts.users;
+  const side = config.user_table_name === config.group_table_name ? counts.groups : counts.users;
   if (side) side.refused += homeRefusals.length;
   counts.refused += homeRefusals.length;
   counts.homes = homes.homesCreated.length;

@@ -388,6 +388,29 @@ describe("local drift is repaired by a pass that makes no scan", () => {
     expect([again.detection.kind, readFileSync(keyFile(root, "alice"), "utf8")]).toEqual(["steady", want]);
   });
 
+  for (const template of ["/etc/ssh/authorized_keys/%u", "/srv/keys/%u.keys", "/srv/keys/%u/authorized_keys", "/srv/k/key-%u-%u"]) {
+    test(`key files at ${template}: an edited one rewritten, one where none may be removed, by steady passes`, async () => {
+      const t = await fresh({ ssh_key_location: template });
+      await d.put(t.users, [userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } }), userItem("carol", 2003)]);
+      const root = makeRoot();
+      await toSteady(t, root);
+      const at = (name: string) => join(root, template.replaceAll("%u", name));
+      const want = readFileSync(at("alice"), "utf8");
+      expect(existsSync(at("carol"))).toBe(false);
+      // Unchanged: nothing to do.
+      const calm = await run(t, root);
+      expect([calm.detection.kind, calm.homes.keysWritten, calm.homes.keysRemoved]).toEqual(["steady", [], []]);
+      appendFileSync(at("alice"), `${KEY_EVIL}\n`);
+      const r = await run(t, root);
+      expect([r.detection.kind, r.homes.keysWritten, readFileSync(at("alice"), "utf8")]).toEqual(["steady", ["alice"], want]);
+      // carol has no keys: a key file planted for her is taken away.
+      mkdirSync(join(at("carol"), ".."), { recursive: true });
+      writeFileSync(at("carol"), `${KEY_EVIL}\n`, { mode: 0o644 });
+      const gone = await run(t, root);
+      expect([gone.detection.kind, gone.homes.keysRemoved, existsSync(at("carol"))]).toEqual(["steady", ["carol"], false]);
+    });
+  }
+
   test("a user's edited ~/.ssh/authorized_keys (keys in homes): the steady pass rewrites it", async () => {
     const t = await fresh({ ssh_key_location: "home", create_homes: true });
     await putOne(d, t.users, userItem("alice", 2001, { SSHPublicKeys: { SS: [KEY_ALICE] } }));
@@ -490,13 +513,33 @@ describe("a damaged snapshot falls back to a full scan", () => {
     const root = makeRoot();
     await toSteady(t, root);
     const p = join(stateDir(root), STEADY_FILE);
-    const b = readFileSync(p);
-    b[b.length - 5] = b[b.length - 5]! ^ 0x01;
-    writeFileSync(p, b);
-    expect(kinds([await run(t, root), await run(t, root)])).toEqual(["snapshot", "steady"]);
+    const flip = (at: (b: Buffer) => number) => {
+      const b = readFileSync(p);
+      const i = at(b);
+      b[i] = b[i]! ^ 0x01;
+      writeFileSync(p, b);
+    };
+    // Its header (the second line): not trusted at all.
+    flip((b) => b.indexOf(10) + 20);
+    const r = await run(t, root);
+    expect(r.detection.kind).toBe("snapshot");
+    expect(r.detection.reason).toContain("the steady record cannot be used:");
+    expect((await run(t, root)).detection.kind).toBe("steady");
+    // Its user list (read only when a key file is not confirmed): a pass that needs it plans from
+    // the snapshot instead, and still puts the key file right.
+    flip((b) => b.length - 5);
+    expect((await run(t, root)).detection.kind).toBe("steady");
+    appendFileSync(keyFile(root, "alice"), `${KEY_EVIL}\n`);
+    const fixed = await run(t, root);
+    expect(fixed.detection.kind).toBe("snapshot");
+    expect(fixed.plan.notices.join("\n")).toContain("the steady record could not be read:");
+    expect(fixed.homes.keysWritten).toEqual(["alice"]);
+    expect(readFileSync(keyFile(root, "alice"), "utf8")).not.toContain(KEY_EVIL);
     writeFileSync(p, "not a record\n");
     expect((await run(t, root)).detection.kind).toBe("snapshot");
+    expect((await run(t, root)).detection.kind).toBe("steady");
   });
+
 });
 
 test("the snapshot and the steady record are root-only regular files, written through the safe-write helper: a link planted at their names is replaced, never followed", async () => {

@@ -268,10 +268,10 @@ export function pageText(page: ScanCommandOutput): string {
   return text ?? JSON.stringify({ Items: page.Items ?? [] });
 }
 
-/** A page from its text, as parseScanPagesDirectly makes it from a response body. */
-export function pageFromText(text: string): ScanCommandOutput {
+/** A page from its text (and the same as UTF-8 bytes, when at hand), as parseScanPagesDirectly makes it from a response body. */
+export function pageFromText(text: string, bytes?: Uint8Array): ScanCommandOutput {
   const output = JSON.parse(text) as Record<string | symbol, unknown>;
-  output[PAGE_DIGEST] = () => new Bun.CryptoHasher("sha256").update(text).digest("base64");
+  output[PAGE_DIGEST] = () => new Bun.CryptoHasher("sha256").update(bytes ?? text).digest("base64");
   output.$metadata = {};
   return output as unknown as ScanCommandOutput;
 }
