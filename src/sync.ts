@@ -173,6 +173,8 @@ interface Observed {
   tables: TableState;
   desired: Desired;
   shellRules: ShellRules;
+  /** Every home of the valid records, in normal form (the shell rule's). */
+  homes: Set<string>;
   rejections: Rejection[];
   warnings: Rejection[];
   rejected: number;
@@ -261,7 +263,8 @@ async function observe(cx: PassContext, det: Detected): Promise<Observed> {
   );
   cx.hooks.phase("scan");
   let userNames: Set<string> | undefined;
-  const shellRules = new ShellRules(opts.root, homesOf(tables.users.records));
+  const homes = homesOf(tables.users.records);
+  const shellRules = new ShellRules(opts.root, homes);
   const shells = shellRules.filter(tables.users.records, config.user_table_name);
   const desired: Desired = {
     users: shells.users,
@@ -280,6 +283,7 @@ async function observe(cx: PassContext, det: Detected): Promise<Observed> {
     tables,
     desired,
     shellRules,
+    homes,
     rejections: [...tables.users.rejections, ...shells.rejections, ...tables.groups.rejections],
     warnings: [...tables.users.warnings, ...tables.groups.warnings],
     rejected: tables.users.rejected + shells.rejections.length + tables.groups.rejected,
@@ -729,7 +733,7 @@ function recordTables(
         shells: [...shells],
         report: r.report,
       },
-      { entries: check, inHomes: config.ssh_key_location === "home", homes: homesOf(seen.tables.users.records) },
+      { entries: check, inHomes: config.ssh_key_location === "home", homes: seen.homes },
       p.accepted,
       r.keysOnly,
     );
