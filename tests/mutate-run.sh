@@ -6,7 +6,7 @@
 # environment (__STRYKER_ACTIVE_MUTANT__).
 set -euo pipefail
 default=(
-  tests/model.test.ts tests/plan.test.ts tests/judge.test.ts tests/apply.test.ts tests/keyledger.test.ts
+  tests/rulebook.test.ts tests/model.test.ts tests/plan.test.ts tests/judge.test.ts tests/apply.test.ts tests/keyledger.test.ts
   tests/compat-hashes.test.ts tests/compat-tables.test.ts tests/pagememo.test.ts tests/localdb.test.ts
   tests/rules.test.ts tests/sync.test.ts tests/locks.test.ts tests/keyfiles.test.ts tests/homes.test.ts
   tests/homebuild.test.ts tests/homepaths.test.ts
