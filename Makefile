@@ -57,7 +57,8 @@ bench: node_modules
 	npm run --silent bench
 
 # Mutation testing of the safety modules (stryker.config.json); slow, not part of CI.
-# MUTATE=src/judge.ts,src/plan.ts mutates only those files (the default: every safety module).
+# MUTATE=src/judge.ts,src/plan.ts mutates only those files (the default: every safety module);
+# MUTATE_TESTS="tests/plan.test.ts ..." runs only those tests for each mutant (tests/mutate-run.sh).
 mutate: node_modules
 	npm run --silent mutate -- $(if $(MUTATE),--mutate $(MUTATE))
 
