@@ -454,7 +454,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
       const r = await steadyPass(cx, det, det.steady);
       if (r) return r;
       // Its user list could not be read after all: plan from the snapshot (or scan).
-      await choose(cx, det, { steady: false });
+      choose(cx, det, { steady: false });
     }
     const seen = await observe(cx, det);
     if (opts.dryRun) {
@@ -561,12 +561,12 @@ async function detect(cx: PassContext): Promise<Detected> {
     return det;
   }
   det.info.version = version;
-  await choose(cx, det, { steady: true });
+  choose(cx, det, { steady: true });
   return det;
 }
 
 /** With the tables' version read (det.info.version): a steady pass, a pass from the snapshot, or a scan. */
-async function choose(cx: PassContext, det: Detected, o: { steady: boolean }): Promise<void> {
+function choose(cx: PassContext, det: Detected, o: { steady: boolean }): void {
   const { config } = cx;
   const version = det.info.version!;
   const client = det.client!;
@@ -629,6 +629,7 @@ async function choose(cx: PassContext, det: Detected, o: { steady: boolean }): P
   det.info.lastFullScan = iso(det.scannedAt);
 }
 
+/** Where a client sends its requests (dynamo.ts's whereOf, without loading the SDK here). */
 function whereOf(client: DynamoDBClient): { endpoint: string; region: string } | undefined {
   return (client as unknown as Record<symbol, { endpoint: string; region: string } | undefined>)[Symbol.for("ddum.where")];
 }
