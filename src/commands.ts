@@ -453,7 +453,10 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
         if (!r.result.plan.brake) for (const line of changeLines(r.result)) log.info(`change: ${line}`);
         for (const x of [...r.result.rejections, ...r.result.plan.refusals, ...r.result.warnings]) log.warn(rejectionMessage(x));
         if (r.result.plan.brake) log.error(r.result.plan.brake);
-        log.info(`pass done: ${summaryLine(r.result.counts, r.result.timings.totalMs)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}`);
+        for (const n of r.result.detectionNotices) log.warn(n);
+        const det = r.result.detection;
+        const how = det.mode === "version" ? `; ${det.kind === "scan" ? "scanned" : `no scan (${det.kind})`}, version ${det.version ?? "unknown"}, ${r.result.readUnits} read units` : "";
+        log.info(`pass done: ${summaryLine(r.result.counts, r.result.timings.totalMs)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}${how}`);
       }
       return r.error === null;
     },

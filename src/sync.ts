@@ -70,6 +70,8 @@ export interface SyncResult {
   /** DynamoDB read units the pass consumed (its Scan pages and GetItem, as DynamoDB reported them). */
   readUnits: number;
   detection: Detection;
+  /** What change detection had to say (a version that could not be read, a damaged snapshot); also among the plan's notices. */
+  detectionNotices: string[];
 }
 
 export type { PassDetection as Detection, PassKind } from "./state.ts";
@@ -436,6 +438,7 @@ function finish(cx: PassContext, det: Detected, seen: Observed, p: Plan, db: Loc
     memo: { pages: cx.pages.pages, known: cx.pages.memo.hits },
     readUnits: det.readUnits,
     detection: det.info,
+    detectionNotices: det.notices,
     exitCode: p.brake ? EXIT.failed : seen.rejected > 0 || p.refusals.length > 0 ? EXIT.partial : EXIT.ok,
   };
 }
@@ -914,6 +917,7 @@ async function steadyPass(cx: PassContext, det: Detected, steady: Steady): Promi
     memo: { pages: 0, known: 0 },
     readUnits: det.readUnits,
     detection: det.info,
+    detectionNotices: det.notices,
     exitCode: report.rejected > 0 || p.refusals.length > 0 ? EXIT.partial : EXIT.ok,
   };
 }
