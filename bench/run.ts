@@ -7,6 +7,7 @@ import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFi
 import { join } from "node:path";
 import { BatchWriteItemCommand, DynamoDBClient, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
 import { createTables } from "../src/source/dynamo.ts";
+import { ensureVersion } from "../src/source/version.ts";
 
 const REPO = join(import.meta.dir, "..");
 const DDUM = join(REPO, "dist", "ddum");
@@ -156,6 +157,14 @@ async function seed(client: DynamoDBClient, table: string, items: Item[]) {
   await Promise.all(Array.from({ length: 8 }, worker));
 }
 
+/** What the benchmark reads of a pass's --json document. */
+interface PassDoc {
+  timings?: { totalMs: number; scanMs: number; homesMs: number };
+  readUnits?: number;
+  detection?: { kind: string; version: number | null; reason: string };
+  actions?: { kind: string; name: string }[];
+}
+
 interface Row {
   n: number;
   scenario: string;
@@ -173,6 +182,14 @@ interface Row {
   homesMs?: number | null;
   floorSamplesMs?: number[];
   samplesMs?: number[];
+  /** DynamoDB read units the pass consumed, as it reported them (ReturnConsumedCapacity TOTAL). */
+  readUnits?: number;
+  /** What the pass planned from (change detection): scan, snapshot or steady. */
+  kind?: string;
+  /** Version mode's steady no-change pass: its time over the scanning steady no-change pass's, same run. */
+  versionVsScan?: number;
+  /** The changes a pass applied (the version mode's one-change pass). */
+  applied?: string[];
 }
 
 let users: Item[] = [];
@@ -235,7 +252,7 @@ async function benchSize(n: number, results: Row[]) {
       // A pass measured `runs` times (before(i) makes each run's change): the row is the median
       // run's time, the highest RSS and the most bytes written of all runs, every time kept.
       const pass = async (scenario: string, runs = 1, before?: (i: number) => Promise<void>, env: Record<string, string> = {}, builds = BUILDS) => {
-        type Sample = { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] };
+        type Sample = { m: Measured; doc: PassDoc; written: Row["written"] };
         const byBuild: Sample[][] = builds.map(() => []);
         for (let i = 0; i < runs; i++) {
           await before?.(i);
@@ -258,7 +275,7 @@ async function benchSize(n: number, results: Row[]) {
         }
         for (const [b, build] of builds.entries()) addRow(scenario, build.label, byBuild[b]!, runs);
       };
-      const addRow = (scenario: string, build: string, samples: { m: Measured; doc: { timings?: { totalMs: number; scanMs: number; homesMs: number } }; written: Row["written"] }[], runs: number) => {
+      const addRow = (scenario: string, build: string, samples: { m: Measured; doc: PassDoc; written: Row["written"] }[], runs: number) => {
         const mid = [...samples].sort((a, b) => a.m.ms - b.m.ms)[Math.floor(runs / 2)]!;
         const most = (k: keyof Row["written"]) => Math.max(...samples.map((x) => x.written[k]));
         const row: Row = {
@@ -273,8 +290,11 @@ async function benchSize(n: number, results: Row[]) {
           postScanMs: mid.doc.timings ? mid.doc.timings.totalMs - mid.doc.timings.scanMs - mid.doc.timings.homesMs : null,
           homesMs: mid.doc.timings ? mid.doc.timings.homesMs : null,
           ...(runs > 1 ? { samplesMs: samples.map((x) => Math.round(x.m.ms)) } : {}),
+          ...(typeof mid.doc.readUnits === "number" ? { readUnits: mid.doc.readUnits } : {}),
+          ...(mid.doc.detection ? { kind: mid.doc.detection.kind } : {}),
         };
         results.push(row);
+        return row;
       };
       await pass("first pass");
       // The second pass reads every key file in full and records its signature in the key-file
@@ -298,6 +318,40 @@ async function benchSize(n: number, results: Row[]) {
           for (let i = 0; i < STARTUP_RUNS; i++) times.push((await measure([build.bin, "authorized-keys", "--root", roots[b]!, "-c", mode.cfg, name])).ms);
           results.push({ n, scenario: "ddum authorized-keys NAME (median start-up)", build: build.label, ms: median(times), ratio: 0, rssMb: 0, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null });
         }
+        // Change detection by the tables' version (change_detection "version"), this build only, on
+        // its root as the passes above left it: the no-change pass against the scanning one of this run.
+        const root = roots[BUILDS.findIndex((b) => b.label === "this")]!;
+        const vcfg = cfgPath("mode2-version", { ssh_key_location: "/etc/ssh/authorized_keys/%u", create_homes: false, change_detection: "version" });
+        await ensureVersion(client, "Users");
+        const vpass = async (scenario: string, runs = 1, before?: () => Promise<void>) => {
+          const samples: { m: Measured; doc: PassDoc; written: Row["written"] }[] = [];
+          for (let i = 0; i < runs; i++) {
+            await before?.();
+            const since = Date.now() - 1;
+            const m = await measure([DDUM, "sync", "--json", "--root", root, "-c", vcfg]);
+            const doc = m.stdout ? (JSON.parse(m.stdout) as PassDoc) : null;
+            if (m.code !== 0 || !doc) throw new Error(`${scenario}: exit ${m.code}: ${m.stderr.slice(0, 2000)}`);
+            samples.push({ m, doc, written: writtenSince(root, since) });
+            console.error(`  ${scenario} #${i + 1}: ${(m.ms / 1000).toFixed(3)} s, ${doc.detection?.kind}, ${doc.readUnits} read units (${doc.detection?.reason})`);
+          }
+          return { row: addRow(scenario, "this", samples, runs), doc: samples[samples.length - 1]!.doc };
+        };
+        // The first pass scans and records the snapshot; the next ones plan from it until one has
+        // nothing to do and records the steady record (files just written must settle first).
+        let last = await vpass("version mode: first pass (full scan, records the snapshot)");
+        for (let i = 0; i < 4 && last.doc.detection?.kind !== "steady"; i++) {
+          last = await vpass(`version mode: no-change pass #${i + 2} (${last.doc.detection?.kind === "scan" ? "after the scan" : "after a pass that planned"})`);
+        }
+        const steady = await vpass("version mode: steady no-change pass (median of 3)", RUNS);
+        const scanning = results.find((r) => r.n === n && (r.build ?? "this") === "this" && r.scenario === `steady no-change pass (3rd-5th, median), ${mode.label}`)!;
+        Object.assign(steady.row, { versionVsScan: steady.row.ms / scanning.ms });
+        const who = "user000007";
+        const changedBy = await vpass("version mode: one-change pass after ddum user set", 1, async () => {
+          const r = await measure([DDUM, "user", "set", who, "--shell", "/bin/zsh", "-c", vcfg]);
+          if (r.code !== 0) throw new Error(`ddum user set: exit ${r.code}: ${r.stderr}`);
+        });
+        Object.assign(changedBy.row, { applied: (changedBy.doc.actions ?? []).map((a) => `${a.kind} ${a.name}`) });
+        await vpass("version mode: the pass after the change");
       }
     }
     for (let i = 0; i < 2; i++) await scanFloor();
@@ -328,12 +382,12 @@ async function main() {
   // ---- report ----
   const pad = (s: string, w: number) => (s.length >= w ? s : s + " ".repeat(w - s.length));
   const kb = (b: number) => (b === 0 ? "0" : `${(b / 1024).toFixed(0)} KiB`);
-  console.log(`\n${pad("N", 8)}${pad("scenario", 92)}${pad("wall s", 9)}${pad("x floor", 9)}${pad("RSS MB", 8)}${pad("accounts s", 14)}${pad("homes/keys s", 14)}written (accounts / homes / keys / state)`);
+  console.log(`\n${pad("N", 8)}${pad("scenario", 92)}${pad("wall s", 9)}${pad("x floor", 9)}${pad("RSS MB", 8)}${pad("accounts s", 14)}${pad("homes/keys s", 14)}${pad("read units", 12)}${pad("kind", 10)}written (accounts / homes / keys / state)`);
   for (const r of results) {
     const w = r.written;
     const who = BUILDS.length > 1 && r.build ? ` [${r.build}]` : "";
     console.log(
-      `${pad(String(r.n || ""), 8)}${pad(r.scenario + who, 92)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${pad(r.homesMs == null ? "" : (r.homesMs / 1000).toFixed(2), 14)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
+      `${pad(String(r.n || ""), 8)}${pad(r.scenario + who, 92)}${pad((r.ms / 1000).toFixed(3), 9)}${pad(r.ratio ? r.ratio.toFixed(2) : "", 9)}${pad(r.rssMb ? r.rssMb.toFixed(0) : "", 8)}${pad(r.postScanMs === null ? "" : (r.postScanMs / 1000).toFixed(2), 14)}${pad(r.homesMs == null ? "" : (r.homesMs / 1000).toFixed(2), 14)}${pad(r.readUnits === undefined ? "" : String(r.readUnits), 12)}${pad(r.kind ?? "", 10)}${r.scenario.includes("pass") ? `${kb(w.accounts)} / ${kb(w.homes)} / ${kb(w.keys)} / ${kb(w.state)}` : ""}`,
     );
   }
 
@@ -369,6 +423,26 @@ async function main() {
     if (n === 100000) targets.push({ what: "N=100000 mode 1: first pass < 20 s", holds: m1("first pass").ms < 20000, figure: `${(m1("first pass").ms / 1000).toFixed(1)} s` });
     const peak = Math.max(...results.filter((r) => r.n === n && r.scenario.includes("pass")).map((r) => r.rssMb));
     if (n === 100000) targets.push({ what: "N=100000: peak RSS <= 200 MB", holds: peak <= 200, figure: `${peak.toFixed(0)} MB` });
+  }
+  for (const n of SIZES) {
+    if (process.env.BENCH_MODES && !process.env.BENCH_MODES.includes("2")) break;
+    const steady = find(n, "version mode: steady no-change pass");
+    const scanning = find(n, "steady no-change pass (3rd-5th, median), keys in /etc");
+    if (steady && scanning) {
+      targets.push({
+        what: `N=${n} mode 2, change_detection "version": a no-change pass consumes <= 1 read unit and takes < 10% of the scanning no-change pass`,
+        holds: steady.kind === "steady" && (steady.readUnits ?? 99) <= 1 && steady.ms < 0.1 * scanning.ms,
+        figure: `${steady.kind}, ${steady.readUnits} read units, ${(steady.ms / 1000).toFixed(3)} s vs ${(scanning.ms / 1000).toFixed(3)} s scanning (${((steady.ms / scanning.ms) * 100).toFixed(1)}%; scanning: ${scanning.readUnits} read units)`,
+      });
+    }
+    const one = find(n, "version mode: one-change pass after ddum user set");
+    if (one) {
+      targets.push({
+        what: `N=${n} mode 2, change_detection "version": the pass after ddum user set scans once and applies the change`,
+        holds: one.kind === "scan" && (one.applied ?? []).includes("update-user user000007"),
+        figure: `${one.kind}, ${one.readUnits} read units, applied ${JSON.stringify(one.applied)}, ${(one.ms / 1000).toFixed(3)} s`,
+      });
+    }
   }
   const ak = find(SIZES[SIZES.length - 1]!, "ddum authorized-keys")!;
   targets.push({ what: "ddum authorized-keys median <= 100 ms", holds: ak.ms <= 100, figure: `${ak.ms.toFixed(0)} ms` });

@@ -279,7 +279,7 @@ export async function cmdAuthorizedKeys(name: string, opts: Common, log: Logger)
 
 export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger): Promise<number> {
   const { config } = setupConfig(opts.config, log, false);
-  const { readState, readStatus, recordedProblems, stateDir } = await import("./state.ts");
+  const { readState, readStatus, recordedDetection, recordedProblems, stateDir } = await import("./state.ts");
   const { summaryLine } = await import("./report.ts");
   const dir = stateDir(new Root(opts.root ?? "/"), config.state_dir);
   let s: Awaited<ReturnType<typeof readState>>;
@@ -296,19 +296,45 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
     ...(s.recovered ? [`${s.recovered}; the next pass writes state.json again`] : []),
     ...(damaged ? [`${damaged}; the next pass replaces it`] : []),
   ];
-  if (!opts.json) for (const w of warnings) process.stdout.write(`WARNING: ${escapeControls(w)}\n`);
   const last = s.lastPass ?? null;
   const windowS = 2 * (config.full_update_period + config.full_update_jitter);
   const ageS = last ? (Date.now() - Date.parse(last.end)) / 1000 : Number.POSITIVE_INFINITY;
-  const code = !last || ageS > windowS ? EXIT.usage : last.result === "failed" ? EXIT.failed : EXIT.ok;
+  let code = !last || ageS > windowS ? EXIT.usage : last.result === "failed" ? EXIT.failed : EXIT.ok;
+  // Change detection by the tables' version: what the last pass saw, and when the tables were
+  // last scanned in full (by the last pass that succeeded).
+  const seen = recordedDetection(last);
+  const fullScan = recordedDetection(s.lastSuccess)?.lastFullScan ?? null;
+  const fullScanAgeS = fullScan ? (Date.now() - Date.parse(fullScan)) / 1000 : null;
+  const versionMode = config.change_detection === "version";
+  if (versionMode && last) {
+    const limit = 2 * config.full_scan_period;
+    if (fullScanAgeS === null || fullScanAgeS > limit) {
+      warnings.push(
+        fullScan === null
+          ? `no successful pass has scanned the tables in full yet (change_detection "version")`
+          : `the last full scan of the tables was at ${fullScan} (${Math.round(fullScanAgeS!)} s ago), more than twice full_scan_period (${limit} s): changes written without raising the tables' version are not seen`,
+      );
+      if (code === EXIT.ok) code = EXIT.failed;
+    }
+    if (seen?.mode === "version" && seen.version === null) warnings.push(`the last pass could not use the tables' version, and scanned in full: ${seen.reason}`);
+  }
   if (opts.json) {
     const { plainName } = await import("./report.ts");
     // Names plain, as in every JSON report (status.json keeps them as the text reports print them).
     const plain = (rec: PassRecord | null) => (rec?.problems ? { ...rec, problems: recordedProblems(rec).map((p) => ({ ...p, name: plainName(p.name) })) } : rec);
-    const doc = { version: JSON_VERSION, lastPass: plain(last), lastSuccess: plain(s.lastSuccess ?? null), ageSeconds: last ? Math.round(ageS) : null, warnings, exitCode: code };
+    const tables = {
+      changeDetection: config.change_detection,
+      version: seen?.version ?? null,
+      lastPassKind: seen?.kind ?? null,
+      lastFullScan: fullScan,
+      lastFullScanAgeSeconds: fullScanAgeS === null ? null : Math.round(fullScanAgeS),
+      readUnits: typeof last?.readUnits === "number" ? last.readUnits : null,
+    };
+    const doc = { version: JSON_VERSION, lastPass: plain(last), lastSuccess: plain(s.lastSuccess ?? null), ageSeconds: last ? Math.round(ageS) : null, tables, warnings, exitCode: code };
     process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     return code;
   }
+  for (const w of warnings) process.stdout.write(`WARNING: ${escapeControls(w)}\n`);
   if (!last) {
     process.stdout.write("CRITICAL: ddum has never completed a pass on this host\n");
     return code;
@@ -317,11 +343,16 @@ export async function cmdStatus(opts: Common & { json?: boolean }, log: Logger):
   const counts = last.counts ? `; ${summaryLine(last.counts)}` : "";
   if (code === EXIT.usage) {
     process.stdout.write(`CRITICAL: no pass in the last ${windowS} s; the last one ended ${when}, ${last.result}${counts}\n`);
-  } else if (code === EXIT.failed) {
+  } else if (last.result === "failed") {
     const ok = s.lastSuccess ? `; last success ${s.lastSuccess.end}` : "; never succeeded";
     process.stdout.write(`WARNING: the last pass failed at ${when}: ${escapeControls(String(last.error))}${ok}\n`);
   } else {
     process.stdout.write(`OK: last pass ${last.result} at ${when}, ${last.durationMs} ms${counts}\n`);
+  }
+  if (versionMode && seen) {
+    const units = typeof last.readUnits === "number" ? `; ${last.readUnits} read units` : "";
+    const full = fullScan ? `${fullScan} (${Math.round(fullScanAgeS!)} s ago)` : "none yet";
+    process.stdout.write(`  tables: version ${seen.version ?? "unknown"}; last pass: ${seen.kind}; last full scan ${full}${units}\n`);
   }
   // The records behind "partial": named, so that no one has to run a pass to learn which.
   for (const p of recordedProblems(last)) process.stdout.write(`  ${p.kind}: ${escapeControls(`${p.table} record ${p.name}: ${p.field}: ${p.reason}`)}\n`);
@@ -422,7 +453,10 @@ export async function cmdDaemon(opts: DaemonOpts, log: Logger, argv: string[]): 
         if (!r.result.plan.brake) for (const line of changeLines(r.result)) log.info(`change: ${line}`);
         for (const x of [...r.result.rejections, ...r.result.plan.refusals, ...r.result.warnings]) log.warn(rejectionMessage(x));
         if (r.result.plan.brake) log.error(r.result.plan.brake);
-        log.info(`pass done: ${summaryLine(r.result.counts, r.result.timings.totalMs)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}`);
+        for (const n of r.result.detectionNotices) log.warn(n);
+        const det = r.result.detection;
+        const how = det.mode === "version" ? `; ${det.kind === "scan" ? "scanned" : `no scan (${det.kind})`}, version ${det.version ?? "unknown"}, ${r.result.readUnits} read units` : "";
+        log.info(`pass done: ${summaryLine(r.result.counts, r.result.timings.totalMs)}${r.result.written.length ? `; wrote ${r.result.written.join(", ")}` : ""}${how}`);
       }
       return r.error === null;
     },

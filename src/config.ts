@@ -65,6 +65,11 @@ const ConfigSchema = v.object({
   state_dir: v.optional(v.pipe(str(), v.startsWith("/", "expected an absolute path")), "/var/lib/ddum"),
   lock_timeout: v.optional(int(0, 3600), 15),
   metrics_file: v.optional(v.pipe(str(), v.check((s) => s === "" || s.startsWith("/"), "expected an absolute path")), ""),
+  // How a pass learns that the tables changed: "scan" scans both every time; "version" reads the
+  // tables' version (#version, one GetItem) and scans only when it moved, or when the last full
+  // scan is full_scan_period seconds old (changes written without raising the version).
+  change_detection: v.optional(v.picklist(["scan", "version"], 'expected "scan" or "version"'), "scan"),
+  full_scan_period: v.optional(int(60, 31 * 86400), 86400),
 });
 
 export type Config = Readonly<v.InferOutput<typeof ConfigSchema>>;

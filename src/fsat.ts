@@ -252,8 +252,15 @@ const SIG_CTIME_NSEC = 10;
 /** Signature words of a file (see SIG_WORDS) for readers that test its type and ownership. */
 export const SIG = { nlink: 0, uid: 1, gid: 2, mode: 3 } as const;
 
+/** The same offsets, in 32-bit words. */
+const SIG_WORD_AT = SIG_OFFSETS.map((o) => o / 4);
+let statxWords: Uint32Array | undefined;
+
 function copySignature(st: Buffer, out: Uint32Array): void {
-  for (let i = 0; i < SIG_WORDS; i++) out[i] = st.readUInt32LE(SIG_OFFSETS[i]!);
+  // A view of the statx buffer as words (host byte order, little-endian on x86_64 and aarch64).
+  if (statxWords?.buffer !== st.buffer || statxWords.byteOffset !== st.byteOffset) statxWords = new Uint32Array(st.buffer, st.byteOffset, st.length / 4);
+  const w = statxWords;
+  for (let i = 0; i < SIG_WORDS; i++) out[i] = w[SIG_WORD_AT[i]!]!;
   out[3]! &= 0xffff; // stx_mode is 16 bits, followed by padding
 }
 
@@ -269,11 +276,32 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
  * One system call, where opening and reading the file takes four.
  */
 export function statSignature(path: string, sig: Uint32Array): number {
+  return statSignatureAt(AT_FDCWD, path, sig);
+}
+
+/**
+ * The buffer statSignatureFilled takes its name from: a caller writes a name (or path) of at most
+ * 4095 bytes into it, then a NUL.
+ */
+export function statxName(): Buffer {
+  return buffers().path;
+}
+
+/** statSignatureAt of the NUL-terminated name in statxName(). */
+export function statSignatureFilled(dirfd: number, sig: Uint32Array): number {
   const b = buffers();
-  const n = b.path.write(path, 0, 4096, "utf8");
+  if (libc().statx(dirfd, b.path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, b.statx) !== 0) return errno();
+  copySignature(b.statx, sig);
+  return 0;
+}
+
+/** statSignature of a name relative to a directory descriptor (AT_FDCWD: a path). */
+export function statSignatureAt(dirfd: number, name: string, sig: Uint32Array): number {
+  const b = buffers();
+  const n = b.path.write(name, 0, 4096, "utf8");
   if (n >= 4096) return 36;
   b.path[n] = 0;
-  if (libc().statx(AT_FDCWD, b.path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, b.statx) !== 0) return errno();
+  if (libc().statx(dirfd, b.path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, b.statx) !== 0) return errno();
   copySignature(b.statx, sig);
   return 0;
 }

@@ -17,7 +17,7 @@
 // list changes the hash, so a revoked key is never confirmed by an old entry.
 import { constants as C, closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { writeCacheFile } from "./cachefile.ts";
-import { SIG_WORDS, signatureCtimeMs, statSignature } from "./fsat.ts";
+import { AT_FDCWD, SIG_WORDS, signatureCtimeMs, statSignatureAt, statSignatureFilled } from "./fsat.ts";
 
 export const LEDGER_FILE = "keyfiles.ledger";
 /** How long ago a file's change time must be for its signature to be recorded. */
@@ -116,21 +116,45 @@ export class KeyLedger {
    * link followed), after `before` (when given) said yes. A confirmed entry is kept by the next save; an entry nobody confirms is not.
    */
   confirms(key: bigint, path: string, before?: () => boolean): boolean {
-    const lo = Number(key & 0xffffffffn);
-    const hi = Number(key >> 32n);
+    return this.confirmsWords(Number(key & 0xffffffffn), Number(key >> 32n), path, before);
+  }
+
+  /** confirms, with the key as its low and high 32-bit words (as KeyLedger.words gives them). */
+  confirmsWords(lo: number, hi: number, path: string, before?: () => boolean): boolean {
+    return this.confirmsAt(lo, hi, AT_FDCWD, path, before);
+  }
+
+  /** confirmsWords of a name relative to a directory descriptor (AT_FDCWD: a path). */
+  confirmsAt(lo: number, hi: number, dirfd: number, name: string, before?: () => boolean): boolean {
+    const e = this.entry(lo, hi);
+    if (e < 0 || (before && !before()) || statSignatureAt(dirfd, name, this.sig) !== 0) return false;
+    return this.matches(e);
+  }
+
+  /**
+   * confirmsAt of the NUL-terminated name a caller wrote into statxName() (see fsat.ts): for a
+   * pass that builds 100,000 names from bytes, without a string for each.
+   */
+  confirmsFilled(lo: number, hi: number, dirfd: number): boolean {
+    const e = this.entry(lo, hi);
+    if (e < 0 || statSignatureFilled(dirfd, this.sig) !== 0) return false;
+    return this.matches(e);
+  }
+
+  /** The entry recorded under a key, or -1. */
+  private entry(lo: number, hi: number): number {
     let s = lo & this.mask;
-    let e = -1;
     for (;;) {
       const cur = this.slots[s]!;
-      if (cur < 0) return false;
+      if (cur < 0) return -1;
       const at = HEADER + cur * ENTRY;
-      if (this.words[at] === lo && this.words[at + 1] === hi) {
-        e = cur;
-        break;
-      }
+      if (this.words[at] === lo && this.words[at + 1] === hi) return cur;
       s = (s + 1) & this.mask;
     }
-    if ((before && !before()) || statSignature(path, this.sig) !== 0) return false;
+  }
+
+  /** Whether the signature just taken (this.sig) is entry e's; if so it is kept by the next save. */
+  private matches(e: number): boolean {
     const at = HEADER + e * ENTRY + 2;
     for (let i = 0; i < SIG_WORDS; i++) if (this.words[at + i] !== this.sig[i]) return false;
     if (!this.used[e]) {
@@ -149,6 +173,11 @@ export class KeyLedger {
     if (signatureCtimeMs(sig) > startedMs - SETTLED_MS) return;
     this.added.push(Number(key & 0xffffffffn), Number(key >> 32n), ...sig);
     this.recorded++;
+  }
+
+  /** A key's low and high 32-bit words. */
+  static words(key: bigint): [number, number] {
+    return [Number(key & 0xffffffffn), Number(key >> 32n)];
   }
 
   /** Whether saving would change the file: something recorded, or an entry not confirmed. */

@@ -1,5 +1,5 @@
 // What a pass tells the operator: the plan, grouped by user and group, and one summary line.
-import type { Counts } from "./state.ts";
+import type { Counts, PassDetection, PassKind } from "./state.ts";
 import { JSON_VERSION } from "./errors.ts";
 import { escapeControls, terminalSafe } from "./escape.ts";
 import { rejectionMessage } from "./model.ts";
@@ -177,7 +177,21 @@ export function* humanChunks(r: SyncResult, o: HumanOptions = {}): Generator<str
   const head = r.dryRun ? "dry run, nothing written; a pass would do: " : r.plan.brake ? "not applied: " : "";
   out.push(`${head}${summaryLine(r.counts, r.timings.totalMs)}`);
   if (!o.summaryOnly && !r.dryRun && !r.plan.brake) out.push(escapeControls(r.written.length ? `wrote ${r.written.join(", ")}` : "no file changed"));
+  if (!o.summaryOnly && r.detection?.mode === "version") out.push(escapeControls(detectionLine(r.detection, r.readUnits)));
   yield* flush();
+}
+
+const KIND_WORDS: Record<PassKind, string> = {
+  scan: "scanned the tables in full",
+  snapshot: "no scan: planned from the scan snapshot",
+  steady: "no scan: nothing changed since the last pass that changed nothing",
+};
+
+/** One line on how the pass learnt what the tables hold (change_detection "version"). */
+export function detectionLine(d: PassDetection, readUnits?: number): string {
+  const version = d.version === null ? "version unknown" : `version ${d.version}`;
+  const units = readUnits === undefined ? "" : `; ${readUnits} read units`;
+  return `tables: ${version}; ${KIND_WORDS[d.kind]} (${d.reason}); last full scan ${d.lastFullScan ?? "never"}${units}`;
 }
 
 export function formatHuman(r: SyncResult, o: HumanOptions = {}): string {
@@ -259,6 +273,8 @@ export function* jsonChunks(r: SyncResult): Generator<string> {
       summary: r.counts,
       written: r.written,
       timings: roundedTimings(r.timings),
+      readUnits: r.readUnits,
+      detection: r.detection,
       exitCode: r.exitCode,
     },
     null,

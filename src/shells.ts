@@ -29,7 +29,8 @@ export class ShellRules {
 
   constructor(
     private readonly root: Root,
-    private readonly homes: ReadonlySet<string>,
+    /** Every home of the pass, in normal form (only asked whether it holds a path). */
+    private readonly homes: Pick<ReadonlySet<string>, "has">,
   ) {
     this.resolver = new PathResolver(root, true);
     let text: string | null = null;

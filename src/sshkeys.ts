@@ -112,8 +112,8 @@ export function syncHomeKeys(homePath: string, uid: number, gid: number, keys: r
 export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys: readonly string[], ledger?: KeyLedger): boolean {
   let key = 0n;
   if (ledger) {
-    key = KeyLedger.key("home", homePath, `${uid}:${gid}`, KEY_HEADER, keys);
-    if (ledger.confirms(key, `${homePath}/.ssh/authorized_keys`, () => homeDirsInPlace(homePath, uid, gid))) return true;
+    key = homeKeysLedgerKey(homePath, uid, gid, keys);
+    if (homeKeysConfirmed(homePath, uid, gid, KeyLedger.words(key), ledger)) return true;
   }
   const want = keyFileContent(keys);
   const started = ledger ? ledger.now() : 0;
@@ -144,6 +144,25 @@ export function homeKeysInPlace(homePath: string, uid: number, gid: number, keys
   } finally {
     closeFast(home);
   }
+}
+
+/** The key-file ledger's key for a home's authorized_keys (what homeKeysInPlace checks). */
+export function homeKeysLedgerKey(homePath: string, uid: number, gid: number, keys: readonly string[]): bigint {
+  return KeyLedger.key("home", homePath, `${uid}:${gid}`, KEY_HEADER, keys);
+}
+
+/**
+ * homeKeysInPlace's first step alone: the home and ~/.ssh as they must be, and the key file with
+ * the signature the ledger recorded under key (see homeKeysLedgerKey) when it was read and found
+ * holding exactly what it must. No means: look in full.
+ */
+export function homeKeysConfirmed(homePath: string, uid: number, gid: number, key: readonly [number, number], ledger: KeyLedger): boolean {
+  return ledger.confirmsWords(key[0], key[1], `${homePath}/.ssh/authorized_keys`, () => homeDirsInPlace(homePath, uid, gid));
+}
+
+/** The key-file ledger's key for a root-owned key file (what rootKeysPrecheck checks). */
+export function rootKeysLedgerKey(path: string, keys: readonly string[]): bigint {
+  return KeyLedger.key("root", path, "0:0", KEY_HEADER, keys);
 }
 
 const S_IFMT = 0o170000;
@@ -216,7 +235,7 @@ export function rootKeysInPlace(path: string, keys: readonly string[], ledger?: 
 export function rootKeysPrecheck(path: string, keys: readonly string[], ledger?: KeyLedger): "in place" | "missing" | "other" {
   let key = 0n;
   if (ledger && keys.length > 0) {
-    key = KeyLedger.key("root", path, "0:0", KEY_HEADER, keys);
+    key = rootKeysLedgerKey(path, keys);
     if (ledger.confirms(key, path)) return "in place";
   }
   const want = keys.length === 0 ? null : keyFileContent(keys);

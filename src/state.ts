@@ -40,6 +40,39 @@ export interface PassRecord {
   problems?: PassProblem[];
   /** How many more were rejected or refused than `problems` lists. */
   problemsMore?: number;
+  /** How the pass learnt what the tables hold (absent in records written before it was kept). */
+  detection?: PassDetection;
+  /** DynamoDB read units the pass consumed. */
+  readUnits?: number;
+}
+
+/**
+ * What a pass planned from: "scan", both tables scanned in full; "snapshot", not scanned (the
+ * tables' version had not moved), planned from the scan snapshot; "steady", not scanned, and
+ * nothing the plan reads had changed since a pass that changed nothing, so the plan was not made
+ * again (homes and keys were converged as on every pass).
+ */
+export type PassKind = "scan" | "snapshot" | "steady";
+
+export interface PassDetection {
+  /** change_detection as configured. */
+  mode: "scan" | "version";
+  kind: PassKind;
+  /** The tables' version this pass read (null: not read, none there, or unreadable). */
+  version: number | null;
+  /** When the full scan this pass planned from began (ISO 8601): its own, or the snapshot's. */
+  lastFullScan: string | null;
+  /** Why the pass scanned, or why it did not. */
+  reason: string;
+}
+
+/** A pass record's detection, only in the expected form (status.json only reports). */
+export function recordedDetection(rec: PassRecord | null | undefined): PassDetection | null {
+  const d = rec?.detection as Partial<PassDetection> | undefined;
+  if (typeof d !== "object" || d === null) return null;
+  if ((d.mode !== "scan" && d.mode !== "version") || !["scan", "snapshot", "steady"].includes(d.kind as string)) return null;
+  if (!(d.version === null || Number.isSafeInteger(d.version)) || !(d.lastFullScan === null || typeof d.lastFullScan === "string")) return null;
+  return { mode: d.mode, kind: d.kind as PassKind, version: d.version ?? null, lastFullScan: d.lastFullScan ?? null, reason: typeof d.reason === "string" ? d.reason : "" };
 }
 
 export interface PassProblem {
@@ -343,6 +376,14 @@ export function metricsText(s: Pick<State, "lastPass" | "lastSuccess">): string 
     metric("ddum_last_pass_accounts", "Users and groups by what the last pass did with them.", last?.counts?.[k] ?? 0, `{result="${k}"}`);
   }
   metric("ddum_rejected_records", "Table records rejected by validation in the last pass.", last?.counts?.rejected ?? 0);
+  metric("ddum_last_pass_read_units", "DynamoDB read units the last pass consumed (Scan pages and GetItem).", typeof last?.readUnits === "number" ? last.readUnits : 0);
+  const det = recordedDetection(last);
+  for (const k of ["scan", "snapshot", "steady"] as const) {
+    metric("ddum_last_pass_kind", "1 for what the last pass planned from: a full scan, the scan snapshot, or the steady record.", det?.kind === k ? 1 : 0, `{kind="${k}"}`);
+  }
+  if (det?.version != null) metric("ddum_tables_version", "The tables' version (#version) the last pass read.", det.version);
+  const full = recordedDetection(s.lastSuccess)?.lastFullScan;
+  metric("ddum_last_full_scan_timestamp_seconds", "Start of the full scan of the tables the last successful pass planned from.", full ? ts(full) : 0);
   return `${lines.join("\n")}\n`;
 }
 

@@ -1,5 +1,7 @@
 // Read both tables and turn them into valid records: the input half of every pass.
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Config } from "./config.ts";
+import type { PageKeeper, PageSource } from "./source/dynamo.ts";
 import { type Decoded, type Decoding, decodeGroupItem, decodeKnownUserItem, decodeUserItem, finishDecoding, type Group, type User } from "./model.ts";
 
 export interface TableState {
@@ -14,6 +16,16 @@ export interface TableState {
 }
 
 export type Progress = (table: string, items: number) => void;
+
+/** Where the pages come from and who else is told of them (see scanTable's options). */
+export interface TableSource {
+  /** A client the caller made (and destroys); else one is made for the scan. */
+  client?: DynamoDBClient;
+  /** Pages from a scan snapshot instead of DynamoDB. */
+  source?: PageSource;
+  onCapacity?: (units: number) => void;
+  keep?: PageKeeper;
+}
 
 /** Told of each page of the Users table, and of each of its items as it is decoded. */
 export interface UserPages {
@@ -30,11 +42,11 @@ export interface UserPages {
  * Both tables, decoded page by page. userPages sees each page of users as it arrives, so that work
  * which needs one record and the local disk only (checking key files) overlaps the scan.
  */
-export async function readTables(config: Config, onPage?: Progress, userPages?: UserPages): Promise<TableState> {
+export async function readTables(config: Config, onPage?: Progress, userPages?: UserPages, from: TableSource = {}): Promise<TableState> {
   // Loaded here, not at the top: commands that never talk to DynamoDB do not load the SDK.
   const { makeClient, scanTables } = await import("./source/dynamo.ts");
   const t0 = performance.now();
-  const client = await makeClient(config);
+  const client = from.client ?? (await makeClient(config));
   try {
     // Items are decoded as their page arrives: the raw pages never pile up in memory.
     const decodeUser = decodeUserItem(config.user_table_name);
@@ -63,6 +75,7 @@ export async function readTables(config: Config, onPage?: Progress, userPages?: 
           userPages.end();
         },
       },
+      { onCapacity: from.onCapacity, keep: from.keep, source: from.source },
     );
     const scanMs = performance.now() - t0;
     return {
@@ -74,7 +87,7 @@ export async function readTables(config: Config, onPage?: Progress, userPages?: 
       decodeMs: performance.now() - t0 - scanMs,
     };
   } finally {
-    client.destroy();
+    if (!from.client) client.destroy();
   }
 }
 

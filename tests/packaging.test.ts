@@ -115,14 +115,28 @@ describe("the manual", () => {
   });
 });
 
-test("the IAM policies allow every DynamoDB call the code makes: Scan for a pass, the admin calls for the admin's", () => {
+test("the IAM policies allow every DynamoDB call the code makes: Scan and the version's GetItem for a pass, the admin calls for the admin's", () => {
   const calls = (file: string) => [...readFileSync(join(REPO, "src", file), "utf8").matchAll(/new (\w+)Command\(/g)].map((m) => `dynamodb:${m[1]}`);
-  const allowed = (file: string) =>
-    (JSON.parse(readFileSync(join(REPO, "packaging", file), "utf8")) as { Statement: { Action: string[] }[] }).Statement.flatMap((s) => s.Action);
+  interface Statement {
+    Action: string[];
+    Resource: string[];
+    Condition?: unknown;
+  }
+  const statements = (file: string) => (JSON.parse(readFileSync(join(REPO, "packaging", file), "utf8")) as { Statement: Statement[] }).Statement;
+  const allowed = (file: string) => statements(file).flatMap((s) => s.Action);
   // CreateTable and DescribeTable are tables create's, granted by the admin policy below.
   const sync = new Set(calls("source/dynamo.ts").filter((c) => c !== "dynamodb:CreateTable" && c !== "dynamodb:DescribeTable"));
   expect([...sync]).toEqual(["dynamodb:Scan"]);
-  expect(allowed("iam-policy.json")).toEqual(["dynamodb:Scan"]);
+  // A pass with change_detection "version" reads #version (readVersion: one GetItem), nothing else of version.ts.
+  const sources = readFileSync(join(REPO, "src", "sync.ts"), "utf8");
+  expect([...sources.matchAll(/\b(readVersion|bumpVersion|ensureVersion)\b/g)].map((m) => m[1])).toEqual(["readVersion", "readVersion"]);
+  expect(calls("source/version.ts")).toContain("dynamodb:GetItem");
+  expect(allowed("iam-policy.json")).toEqual(["dynamodb:Scan", "dynamodb:GetItem"]);
+  // Least privilege: GetItem of the Users table's #version item only; Scan of the two tables.
+  expect(statements("iam-policy.json").map((s) => [s.Action, s.Resource, s.Condition ?? null])).toEqual([
+    [["dynamodb:Scan"], ["arn:aws:dynamodb:*:*:table/Users", "arn:aws:dynamodb:*:*:table/Groups"], null],
+    [["dynamodb:GetItem"], ["arn:aws:dynamodb:*:*:table/Users"], { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": ["#version"] } }],
+  ]);
   // The version item's calls (source/version.ts) are the admin commands', tables create's and tables bump's.
   const admin = [...new Set([...calls("admin/store.ts"), ...calls("source/version.ts"), "dynamodb:CreateTable", "dynamodb:DescribeTable"])];
   expect(admin.length).toBeGreaterThan(5);

@@ -277,6 +277,8 @@ describe("reports", () => {
         summary: r.counts,
         written: r.written,
         timings: roundedTimings(r.timings),
+        readUnits: r.readUnits,
+        detection: r.detection,
         exitCode: r.exitCode,
       },
       null,

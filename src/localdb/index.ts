@@ -69,6 +69,11 @@ export class LocalDb {
     );
   }
 
+  /** Each file's identity (see identityOf) as it was when it was read. */
+  identities(): Readonly<Record<FileKind, string>> {
+    return this.identity;
+  }
+
   /** A file's text as it was read (null: there was none). */
   textOf(kind: FileKind): string | null {
     return this.original[kind];

@@ -220,6 +220,9 @@ type Deserialize = (operation: { name?: string }, context: unknown, response: Ra
  */
 export const PAGE_DIGEST = Symbol.for("ddum.pageDigest");
 
+/** On a Scan page parsed here: its text, as DynamoDB sent it (what the scan snapshot keeps). */
+export const PAGE_TEXT = Symbol.for("ddum.pageText");
+
 /**
  * A successful Scan page is parsed with one JSON.parse of its body, into the same AttributeValue
  * maps (the tables hold no binary attributes, the one type whose JSON form the SDK would change),
@@ -237,6 +240,7 @@ export function parseScanPagesDirectly(client: DynamoDBClient): boolean {
     const text = await bodyText(response.body);
     const output = JSON.parse(text) as Record<string | symbol, unknown>;
     output[PAGE_DIGEST] = () => new Bun.CryptoHasher("sha256").update(text).digest("base64");
+    output[PAGE_TEXT] = text;
     output.$metadata = {
       httpStatusCode: 200,
       requestId: response.headers["x-amzn-requestid"] ?? response.headers["x-amzn-RequestId"],
@@ -255,6 +259,26 @@ export interface PageHooks {
   end(): void;
 }
 
+/** A page as a scan received it: its text, for the scan snapshot (see snapshot.ts). */
+export type PageKeeper = (table: string, segment: number, text: string) => void;
+
+/** A page's text: as DynamoDB sent it when this module parsed it, else its items as JSON. */
+export function pageText(page: ScanCommandOutput): string {
+  const text = (page as { [PAGE_TEXT]?: string })[PAGE_TEXT];
+  return text ?? JSON.stringify({ Items: page.Items ?? [] });
+}
+
+/** A page from its text (and the same as UTF-8 bytes, when at hand), as parseScanPagesDirectly makes it from a response body. */
+export function pageFromText(text: string, bytes?: Uint8Array): ScanCommandOutput {
+  const output = JSON.parse(text) as Record<string | symbol, unknown>;
+  output[PAGE_DIGEST] = () => new Bun.CryptoHasher("sha256").update(bytes ?? text).digest("base64");
+  output.$metadata = {};
+  return output as unknown as ScanCommandOutput;
+}
+
+/** Where a scan's pages come from: DynamoDB, or the pages a snapshot kept, per segment in order. */
+export type PageSource = (table: string, segments: number) => { segments: number; pages(segment: number): AsyncIterable<ScanCommandOutput> };
+
 export interface ScanOptions {
   segments: number;
   consistentRead: boolean;
@@ -263,6 +287,12 @@ export interface ScanOptions {
   pages?: PageHooks;
   /** Only these attributes (names, as in the table). */
   projection?: readonly string[];
+  /** Told the read units each page consumed, as DynamoDB reports them (ReturnConsumedCapacity TOTAL). */
+  onCapacity?: (units: number) => void;
+  /** Told each page's text (for the scan snapshot). */
+  keep?: PageKeeper;
+  /** Pages from elsewhere than DynamoDB (a snapshot's): no request is made. */
+  source?: PageSource;
 }
 
 /**
@@ -277,8 +307,8 @@ export async function scanTable<T = RawItem>(
 ): Promise<T[]> {
   let total = 0;
   const names = opts.projection ? Object.fromEntries(opts.projection.map((p, i) => [`#p${i}`, p])) : undefined;
-  const segment = async (n: number): Promise<T[]> => {
-    const items: T[] = [];
+  /** Each page of one segment from DynamoDB, until the last. */
+  async function* fromDynamo(n: number): AsyncIterable<ScanCommandOutput> {
     let start: RawItem | undefined;
     do {
       let page: ScanCommandOutput;
@@ -288,6 +318,7 @@ export async function scanTable<T = RawItem>(
             TableName: table,
             ConsistentRead: opts.consistentRead,
             ExclusiveStartKey: start,
+            ReturnConsumedCapacity: "TOTAL",
             ...(opts.segments > 1 ? { Segment: n, TotalSegments: opts.segments } : {}),
             ...(names ? { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names } : {}),
           }),
@@ -295,16 +326,25 @@ export async function scanTable<T = RawItem>(
       } catch (e) {
         throw awsFailure(`scan of table ${table}`, e, whereOf(client), table);
       }
+      opts.onCapacity?.(page.ConsumedCapacity?.CapacityUnits ?? 0);
+      yield page;
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+  const from = opts.source?.(table, opts.segments) ?? { segments: opts.segments, pages: fromDynamo };
+  const segment = async (n: number): Promise<T[]> => {
+    const items: T[] = [];
+    for await (const page of from.pages(n)) {
+      opts.keep?.(table, n, pageText(page));
       opts.pages?.begin((page as { [PAGE_DIGEST]?: () => string })[PAGE_DIGEST]?.());
       for (const item of page.Items ?? []) items.push(convert(item));
       opts.pages?.end();
       total += page.Items?.length ?? 0;
       opts.onPage?.(table, total);
-      start = page.LastEvaluatedKey;
-    } while (start);
+    }
     return items;
   };
-  const parts = await Promise.all(Array.from({ length: opts.segments }, (_, n) => segment(n)));
+  const parts = await Promise.all(Array.from({ length: from.segments }, (_, n) => segment(n)));
   return parts.length === 1 ? parts[0]! : parts.flat();
 }
 
@@ -320,8 +360,9 @@ export async function scanTables<U = RawItem, G = RawItem>(
   onPage?: ScanOptions["onPage"],
   convert?: { user: (i: RawItem) => U; group: (i: RawItem) => G },
   userPages?: PageHooks,
+  more: Pick<ScanOptions, "onCapacity" | "keep" | "source"> = {},
 ): Promise<Snapshot<U, G>> {
-  const opts: ScanOptions = { segments: config.scan_segments, consistentRead: config.consistent_read, onPage };
+  const opts: ScanOptions = { segments: config.scan_segments, consistentRead: config.consistent_read, onPage, ...more };
   const [users, groups] = await Promise.all([
     scanTable(client, config.user_table_name, { ...opts, pages: userPages }, convert?.user),
     scanTable(client, config.group_table_name, opts, convert?.group),

@@ -25,7 +25,7 @@ export function testConfig(d: Dynamo, extra: Record<string, unknown> = {}) {
 export async function pass(
   d: Dynamo,
   root: string,
-  opts: { dryRun?: boolean; force?: boolean; today?: number; clock?: () => number; config?: Record<string, unknown> } = {},
+  opts: { dryRun?: boolean; force?: boolean; today?: number; clock?: () => number; now?: () => number; config?: Record<string, unknown>; onProgress?: (table: string, items: number) => void } = {},
 ): Promise<SyncResult> {
   const { config } = parseConfig(testConfig(d, opts.config));
   return runPass(config, {
@@ -34,6 +34,8 @@ export async function pass(
     force: opts.force ?? false,
     ...(opts.today !== undefined ? { today: opts.today } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
 }
 
