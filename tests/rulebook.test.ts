@@ -122,6 +122,8 @@ describe("user rules", () => {
     const v = judge(user(), { ...ZOE, shadow: "root:*:::::::\n" }, { owned: ["zoe"] });
     if (v.kind !== "update") throw new Error(`expected an update, got ${v.kind}`);
     expect([v.addShadow, v.changes]).toEqual([true, [{ field: "shadow entry", from: "(missing)", to: "(created)" }]]);
+    // The new line's reserved field is empty: nothing of another line's is carried over.
+    expect(v.shadow).toEqual(["zoe", "!", "", "", "", "", "", "", ""]);
   });
 
   test("the shadow line's reserved field is kept, and is no change", () => {
@@ -143,6 +145,12 @@ describe("user rules", () => {
   ])("an update that %s counts as a disable: %p", (_what, expire, disables) => {
     const v = judge(user({ expire }), ZOE, { owned: ["zoe"] });
     expect(v.kind === "update" && v.disables).toBe(disables);
+  });
+
+  test("an account that would lock itself out within the horizon, locked out now by the record, is a disable", () => {
+    const soon = { ...ZOE, shadow: `root:*:::::::\nzoe:!::::::${TODAY + 3}:\n` };
+    const v = judge(user({ expire: TODAY - 1 }), soon, { owned: ["zoe"] });
+    expect(v.kind === "update" && v.disables).toBe(true);
   });
 
   test("an update of an account already locked out is no disable", () => {
