@@ -14,26 +14,12 @@ import { runPass } from "../src/sync.ts";
 import { testConfig } from "./helpers/ddum.ts";
 import { startDynalite, userItem } from "./helpers/dynalite.ts";
 import { cleanupRoots, makeRoot, snapshot } from "./helpers/root.ts";
+import { bareUser } from "./helpers/records.ts";
 
 afterAll(cleanupRoots);
 
 const policy: Policy = { uidMin: 1000, uidMax: 60000, gidMin: 1000, gidMax: 60000, adoptUsers: [], adoptGroups: [], missingUsers: "keep", maxDisablePercent: 100, force: false };
-const newcomer: User = {
-  name: "newcomer",
-  uid: 23456,
-  gid: 23456,
-  realName: "",
-  home: "/home/newcomer",
-  shell: "/bin/sh",
-  password: null,
-  lastChange: null,
-  minDays: null,
-  maxDays: null,
-  warnDays: null,
-  inactiveDays: null,
-  expire: null,
-  sshKeys: [],
-};
+const newcomer: User = bareUser("newcomer", 23456);
 
 function step(root: string, overrides: Partial<ApplyStep<{ db: LocalDb; state: ReturnType<typeof readState> }>> = {}) {
   const r = new Root(root);
@@ -95,7 +81,7 @@ describe("performance hooks", () => {
       const { config } = parseConfig(testConfig(d));
       const r = await runPass(config, { root: new Root(root), dryRun: false, force: false, today: 20600, hooks });
       expect(r.plan.actions.map((a) => a.kind)).toEqual(["create-user", "create-group"]);
-      expect(told).toEqual(["scan", "desired", "lock", "temps", "load", "plan", "commit", "homes", "note key-file ledger", "note page memo"]);
+      expect(told).toEqual(["context", "scan", "desired", "lock", "temps", "load", "plan", "commit", "homes", "note key-file ledger", "note page memo"]);
       // Without hooks, the same pass on a twin root: the same outcome.
       const twin = makeRoot();
       const quiet = await runPass(config, { root: new Root(twin), dryRun: false, force: false, today: 20600 });

@@ -6,6 +6,7 @@ import { BRAKE_HORIZON_DAYS, type GroupVerdict, judgeGroup, judgeUser, type Loca
 import { AccountTable } from "../src/localdb/index.ts";
 import type { Group, User } from "../src/model.ts";
 import type { Current, Policy } from "../src/plan.ts";
+import { bareUser } from "./helpers/records.ts";
 
 const TODAY = 20600;
 const POLICY: Policy = { uidMin: 1000, uidMax: 60000, gidMin: 1000, gidMax: 60000, adoptUsers: [], adoptGroups: [], mergeGroups: [], missingUsers: "keep", maxDisablePercent: 100, force: false };
@@ -27,23 +28,7 @@ function current(f: Files = {}): Current {
 }
 
 function user(over: Partial<User> = {}): User {
-  return {
-    name: "zoe",
-    uid: 3000,
-    gid: 3000,
-    realName: "",
-    home: "/home/zoe",
-    shell: "/bin/sh",
-    password: null,
-    lastChange: null,
-    minDays: null,
-    maxDays: null,
-    warnDays: null,
-    inactiveDays: null,
-    expire: null,
-    sshKeys: [],
-    ...over,
-  };
+  return bareUser("zoe", 3000, over);
 }
 
 /** zoe's lines exactly as the default record makes them, with her private group. */
