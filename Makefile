@@ -56,11 +56,10 @@ demo: node_modules
 bench: node_modules
 	npm run --silent bench
 
-# Mutation testing of the safety modules (stryker.config.json); slow, not part of CI.
-# MUTATE=src/judge.ts,src/plan.ts mutates only those files (the default: every safety module);
-# MUTATE_TESTS="tests/plan.test.ts ..." runs only those tests for each mutant (tests/mutate-run.sh).
+# Mutation testing of the safety modules (tests/mutate.ts, stryker.config.json); slow, not part
+# of CI. MUTATE="rules keys localdb" picks groups of modules (the default: all of them).
 mutate: node_modules
-	npm run --silent mutate -- $(if $(MUTATE),--mutate $(MUTATE))
+	npm run --silent mutate -- $(MUTATE)
 
 clean:
 	rm -rf dist

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command StrykerJS runs for each mutant (make mutate): the tests that guard the safety
 # modules, fastest first, stopping at the first failure. MUTATE_TESTS="tests/a.test.ts ..." runs
-# only those (for a run narrowed with MUTATE=...). The executable they start is the sandbox's
+# only those (tests/mutate.ts sets it for each group and stage). The executable they start is the sandbox's
 # dist/ddum, built once from the instrumented sources; the active mutant reaches it through the
 # environment (__STRYKER_ACTIVE_MUTANT__).
 set -euo pipefail
@@ -13,4 +13,7 @@ default=(
 )
 # shellcheck disable=SC2206
 files=(${MUTATE_TESTS:-${default[*]}})
-exec node_modules/.bin/bun test --bail --timeout 120000 "${files[@]}"
+# The sandbox's node_modules is a link to the project's; the project's own bun when it is not there.
+bun=node_modules/.bin/bun
+[ -x "$bun" ] || bun=$(command -v bun)
+exec "$bun" test --bail --timeout 120000 "${files[@]}"
