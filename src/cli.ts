@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 // Command-line wiring only: flags become options, and each command returns its exit code.
+import { smallHeap } from "./heapsize.ts";
 import { basename } from "node:path";
 import { cac } from "cac";
 import { registerAdmin } from "./cli-admin.ts";
@@ -388,6 +389,11 @@ export async function main(argv0: string, args: string[]): Promise<number> {
       }
       cli.outputHelp();
       return EXIT.usage;
+    }
+    if (cli.matchedCommand.name === "sync" || cli.matchedCommand.name === "daemon") {
+      // Returns only when the engine already runs with a small heap, or could not be told to.
+      const why = smallHeap();
+      if (why) log.debug(`running with the engine's default heap sizing: ${why}`);
     }
     await cli.runMatchedCommand();
     return code;

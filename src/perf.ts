@@ -38,18 +38,29 @@ export function cachesFromEnv(env: Record<string, string | undefined> = process.
  * What the executable runs a pass with: collections where bulk work leaves garbage (at 100,000
  * new users, hundreds of megabytes of resident memory otherwise), and with DDUM_TRACE_MEMORY=1
  * the time and resident size after each phase on stderr (for the benchmark); =heap adds the
- * JavaScript heap's size and object count (slow: it walks the heap).
+ * JavaScript heap's size and object count (slow: it walks the heap); DDUM_HEAP_SNAPSHOT=PHASE:FILE
+ * writes a heap snapshot after that phase.
  */
 export function hostHooks(env: Record<string, string | undefined> = process.env): PassHooks {
   const mode = env.DDUM_TRACE_MEMORY;
   const note = mode ? (line: string) => void process.stderr.write(`${line}\n`) : () => {};
   return {
     phase(name) {
+      // DDUM_HEAP_SNAPSHOT=PHASE:FILE: after a full collection, the heap as a JavaScriptCore
+      // snapshot (what is live, by kind, for bench/heapsummary.ts).
+      const snap = env.DDUM_HEAP_SNAPSHOT;
+      if (snap?.startsWith(`${name}:`)) {
+        Bun.gc(true);
+        require("node:fs").writeFileSync(snap.slice(name.length + 1), JSON.stringify(Bun.generateHeapSnapshot()));
+      }
       if (!mode) return;
       let heap = "";
       if (mode === "heap") {
-        const { heapSize, objectCount } = require("bun:jsc").heapStats();
-        heap = `, heap ${Math.round(heapSize / 1048576)} MB, ${objectCount} objects`;
+        const jsc = require("bun:jsc");
+        const { heapSize, objectCount, extraMemorySize } = jsc.heapStats();
+        const { external, arrayBuffers } = process.memoryUsage();
+        const mb = (n: number) => Math.round(n / 1048576);
+        heap = `, heap at the last collection ${mb(heapSize)} MB (${objectCount} objects, ${mb(extraMemorySize)} MB outside cells), external ${mb(external)} MB (array buffers ${mb(arrayBuffers)} MB)`;
       }
       note(`${Math.round(performance.now())} ms, memory after ${name}: rss ${Math.round(process.memoryUsage().rss / 1048576)} MB${heap}`);
     },

@@ -2,7 +2,7 @@
 // connections and never answers exits within request_timeout × max_attempts plus a few seconds,
 // with its request cancelled, not minutes later. And every failure says what failed and where.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
@@ -57,6 +57,28 @@ test.each([
   expect(r.seconds).toBeLessThan(BOUND_S);
   expect(r.stderr + r.stdout).toMatch(/TimeoutError|timed out|did not complete/i);
 }, 60_000);
+
+// heapsize.ts: a pass replaces itself (same PID) with a copy whose engine believes the machine
+// has 128 MiB, so that garbage is collected before it piles up; an administrator's value is kept.
+test.each([
+  ["unset: ddum sets it", undefined, "134217728"],
+  ["set by the administrator: kept", "268435456", "268435456"],
+] as const)("the pass's engine heap sizing, %s", async (_what, given, expected) => {
+  const env = { ...process.env, BUN_JSC_forceRAMSize: given };
+  const proc = Bun.spawn([DDUM, "sync", "--root", makeRoot(), "-c", silentConfig()], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
+  // Waiting on the endpoint that never answers: the process is there to be looked at.
+  let seen: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    await Bun.sleep(100);
+    seen = readFileSync(`/proc/${proc.pid}/environ`, "latin1").split("\0");
+    if (seen.some((v) => v.startsWith("BUN_JSC_forceRAMSize="))) break;
+  }
+  proc.kill("SIGKILL");
+  await proc.exited;
+  expect(seen).toContain(`BUN_JSC_forceRAMSize=${expected}`);
+  // Replaced, not forked: the PID spawned is the one that runs the pass, with the same arguments.
+  expect(seen.includes("DDUM_ENGINE_RAM=set")).toBe(given === undefined);
+}, 30_000);
 
 test("the first retry is reported at once, with the operation, table and endpoint", async () => {
   const r = await timed(["sync", "--root", makeRoot(), "-c", configFile({ endpoint_url: `http://127.0.0.1:${silent.port}`, request_timeout: 1, max_attempts: 2 })]);
