@@ -393,11 +393,13 @@ function record(cx: PassContext, p: Plan, memoEnv: string | null): void {
   } catch (e) {
     p.notices.push(`the key-file ledger could not be saved: ${(e as Error).message}`);
   }
+  cx.hooks.phase("key ledger saved");
   try {
     if (memoEnv !== null && cx.caches.pageMemo) cx.pages.memo.save(cx.stateFile, memoEnv);
   } catch (e) {
     p.notices.push(`the page memo could not be saved: ${(e as Error).message}`);
   }
+  cx.hooks.phase("page memo saved");
   cx.hooks.note(`key-file ledger: ${cx.ledger.confirmed} confirmed by signature, ${cx.ledger.recorded} recorded`);
   cx.hooks.note(`page memo: ${cx.pages.memo.hits} of ${cx.pages.pages} pages of users known`);
   if (parallelHomes.byWorker > 0) cx.hooks.note(`homes made by the second thread: ${parallelHomes.byWorker}`);
