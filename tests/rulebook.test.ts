@@ -295,6 +295,10 @@ describe("the accounts a refused record's keys still apply to", () => {
     const out = keysOnlyUsers([{ name: "zoe", keys: ["ssh-ed25519 AAAA zoe"] }], cur, { users: owned ? ["zoe"] : [] }, { ...POLICY, uidMin: 1000, uidMax: 60000 });
     expect(out).toEqual(want ? [{ name: "zoe", ...want, sshKeys: ["ssh-ed25519 AAAA zoe"] }] : []);
   });
+  test("UID 0 never, even where the managed range starts at 0", () => {
+    const cur = current({ passwd: "root:x:0:0:root:/root:/bin/sh\nzoe:x:0:3000::/home/zoe:/bin/sh\n" });
+    expect(keysOnlyUsers([{ name: "zoe", keys: ["k"] }], cur, { users: ["zoe"] }, { ...POLICY, uidMin: 0 })).toEqual([]);
+  });
   test("no passwd line, an unparsed one, or nobody asked: nobody", () => {
     const k = [{ name: "zoe", keys: ["k"] }];
     expect(keysOnlyUsers(k, current(), { users: ["zoe"] }, POLICY)).toEqual([]);
@@ -326,6 +330,14 @@ describe("the changes an update lists", () => {
       { field: "PasswordWarnDays", from: "7", to: "8" },
       { field: "PasswordDisableDays", from: "(none)", to: "30" },
       { field: "AccountExpireDate", from: "(none)", to: "2026-05-27" },
+    ]);
+  });
+  test("a new account's lines: every field from (none)", () => {
+    expect(diffFields(PASSWD_FIELDS, undefined, ["zoe", "x", "3000", "3000", "", "/home/zoe", "/bin/sh"], new Set())).toEqual([
+      { field: "UID", from: "(none)", to: "3000" },
+      { field: "GID", from: "(none)", to: "3000" },
+      { field: "Home", from: "(none)", to: "/home/zoe" },
+      { field: "Shell", from: "(none)", to: "/bin/sh" },
     ]);
   });
   test("a date field that is not a day number is shown as it is", () => {
