@@ -76,6 +76,7 @@ describe("user rules", () => {
     ["a UID this plan gave out before", user({ name: "amy" }), {}, { newUids: new Map([[3000, "bob"]]) }, 'UID: 3000 already belongs to the local account "bob"'],
     ["a shadow line without a passwd line", user(), { shadow: "root:*:::::::\nzoe:!:::::::\n" }, {}, "Name: a shadow entry with this name exists without a passwd entry"],
     ["a primary GID of a local group ddum does not manage", user({ gid: 2000 }), { group: "root:x:0:\nops:x:2000:\n" }, {}, "GID: 2000 is the GID of the local group \"ops\""],
+    ["an owned account's record that moves it to a local group's GID", user({ gid: 2000 }), { ...ZOE, group: `${ZOE.group}ops:x:2000:\n` }, { owned: ["zoe"] }, 'GID: 2000 is the GID of the local group "ops"'],
     ["the same group consented in merge_groups", user({ gid: 2000 }), { group: "root:x:0:\nops:x:2000:\n" }, { policy: { mergeGroups: ["ops"] } }, "create"],
     ["the same group consented in adopt_groups", user({ gid: 2000 }), { group: "root:x:0:\nops:x:2000:\n" }, { policy: { adoptGroups: ["ops"] } }, "create"],
     ["the same group owned by ddum", user({ gid: 2000 }), { group: "root:x:0:\nops:x:2000:\n" }, { ownedGroups: ["ops"] }, "create"],
@@ -181,7 +182,7 @@ describe("pamAccepts, as pam_unix's account check reads the shadow fields", () =
     ["changed long ago, no max", `zoe:!:${TODAY - 9999}::::::`, true],
     // pam_unix: a change in the future is success before the maximum is looked at; otherwise any
     // maximum but -1 counts, a negative one too.
-    ["changed in the future, max -2", `zoe:!:${TODAY + 3}::-2:::`, true],
+    ["changed in the future, max -5", `zoe:!:${TODAY + 3}::-5:::`, true],
     ["changed today, max -2", `zoe:!:${TODAY}::-2:::`, false],
   ])("%s: %p", (_what, text, ok) => {
     expect(pamAccepts(text === undefined ? undefined : line(text), TODAY)).toBe(ok);
