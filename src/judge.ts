@@ -160,8 +160,12 @@ export function judgeUser(u: User, view: LocalView, owned: Owned, book: Rulebook
   const reserved = shadowText === undefined ? "" : shadowText.slice(shadowText.lastIndexOf(":") + 1);
   const lines = userLines(u, reserved);
   const curShadow = cur.shadow.get(u.name);
+  const curPasswd = cur.passwd.get(u.name)!;
   const changes = [
-    ...diffFields(PASSWD_FIELDS, cur.passwd.get(u.name)!, lines.passwd, NONE),
+    ...diffFields(PASSWD_FIELDS, curPasswd, lines.passwd, NONE),
+    // passwd's password field is no record's: ddum writes "x" (the hash is in shadow). Anything
+    // else is repaired: empty means no password at all, and a hash there bypasses shadow.
+    ...(curPasswd[1] !== "x" ? [{ field: "password field of passwd", from: SECRET, to: "x" }] : []),
     ...(curShadow ? diffFields(SHADOW_FIELDS, curShadow, lines.shadow, PASSWORD) : [{ field: "shadow entry", from: "(missing)", to: "(created)" }]),
   ];
   if (changes.length === 0) return { kind: "in-place", adopt: !isOwned };

@@ -2,7 +2,7 @@
 // small account files made in memory. Each case names the rule it pins; the field and the start
 // of the reason are checked, so a rule that moves, weakens or reports the wrong field fails here.
 import { describe, expect, test } from "bun:test";
-import { BRAKE_HORIZON_DAYS, type GroupVerdict, judgeGroup, judgeUser, type LocalView, pamAccepts, rulebook, type UserVerdict } from "../src/judge.ts";
+import { BRAKE_HORIZON_DAYS, diffFields, type GroupVerdict, judgeGroup, judgeUser, keysOnlyUsers, type LocalView, orphanGshadow, PASSWD_FIELDS, pamAccepts, rulebook, SHADOW_FIELDS, type UserVerdict } from "../src/judge.ts";
 import { AccountTable } from "../src/localdb/index.ts";
 import type { Group, User } from "../src/model.ts";
 import type { Current, Policy } from "../src/plan.ts";
@@ -76,6 +76,7 @@ describe("user rules", () => {
     ["a UID this plan gave out before", user({ name: "amy" }), {}, { newUids: new Map([[3000, "bob"]]) }, 'UID: 3000 already belongs to the local account "bob"'],
     ["a shadow line without a passwd line", user(), { shadow: "root:*:::::::\nzoe:!:::::::\n" }, {}, "Name: a shadow entry with this name exists without a passwd entry"],
     ["a primary GID of a local group ddum does not manage", user({ gid: 2000 }), { group: "root:x:0:\nops:x:2000:\n" }, {}, "GID: 2000 is the GID of the local group \"ops\""],
+    ["an owned account's record that moves it to a local group's GID", user({ gid: 2000 }), { ...ZOE, group: `${ZOE.group}ops:x:2000:\n` }, { owned: ["zoe"] }, 'GID: 2000 is the GID of the local group "ops"'],
     ["the same group consented in merge_groups", user({ gid: 2000 }), { group: "root:x:0:\nops:x:2000:\n" }, { policy: { mergeGroups: ["ops"] } }, "create"],
     ["the same group consented in adopt_groups", user({ gid: 2000 }), { group: "root:x:0:\nops:x:2000:\n" }, { policy: { adoptGroups: ["ops"] } }, "create"],
     ["the same group owned by ddum", user({ gid: 2000 }), { group: "root:x:0:\nops:x:2000:\n" }, { ownedGroups: ["ops"] }, "create"],
@@ -101,6 +102,18 @@ describe("user rules", () => {
     expect(v.addShadow).toBe(false);
     const pw = judge(user({ password: "$6$abc$def" }), ZOE, { owned: ["zoe"] });
     expect(pw.kind === "update" && pw.changes).toEqual([{ field: "Password", from: "(hidden)", to: "(hidden)" }]);
+  });
+
+  test.each([
+    ["empty (no password at all)", ""],
+    ["a hash (shadow bypassed)", "$6$salt$hash"],
+    ["a star", "*"],
+  ])("passwd's password field %s is put back to x, its old value hidden", (_what, field) => {
+    const files = { ...ZOE, passwd: `root:x:0:0:root:/root:/bin/sh\nzoe:${field}:3000:3000::/home/zoe:/bin/sh\n` };
+    const v = judge(user(), files, { owned: ["zoe"] });
+    if (v.kind !== "update") throw new Error(`expected an update, got ${v.kind}`);
+    expect(v.changes).toEqual([{ field: "password field of passwd", from: "(hidden)", to: "x" }]);
+    expect(v.passwd[1]).toBe("x");
   });
 
   test("a missing shadow line is created, and said so", () => {
@@ -167,6 +180,10 @@ describe("pamAccepts, as pam_unix's account check reads the shadow fields", () =
     ["changed 365 days ago, max 365", `zoe:!:${TODAY - 365}::365:::`, true],
     ["changed 366 days ago, max 365", `zoe:!:${TODAY - 366}::365:::`, false],
     ["changed long ago, no max", `zoe:!:${TODAY - 9999}::::::`, true],
+    // pam_unix: a change in the future is success before the maximum is looked at; otherwise any
+    // maximum but -1 counts, a negative one too.
+    ["changed in the future, max -5", `zoe:!:${TODAY + 3}::-5:::`, true],
+    ["changed today, max -2", `zoe:!:${TODAY}::-2:::`, false],
   ])("%s: %p", (_what, text, ok) => {
     expect(pamAccepts(text === undefined ? undefined : line(text), TODAY)).toBe(ok);
   });
@@ -222,6 +239,9 @@ describe("group rules", () => {
     ["a GID that is the primary group of a user of the same name", group(), { primary: { 4000: "crew" } }, "accept"],
     ["a group ddum owns, in place", group(), { files: { group: "root:x:0:\ncrew:x:4000:\n", gshadow: "root:*::\ncrew:!::\n" }, owned: ["crew"] }, "accept"],
     ["a local group listed in adopt_groups", group(), { files: { group: "root:x:0:\ncrew:x:4000:\n", gshadow: "root:*::\ncrew:!::\n" }, policy: { adoptGroups: ["crew"] } }, "accept"],
+    // The primary-group rule asks only about a GID no group line holds, and not for a consented group.
+    ["a group of ddum's holding its GID, which is also a local account's primary GID", group(), { files: { group: "root:x:0:\ncrew:x:4000:\n", gshadow: "root:*::\ncrew:!::\n" }, owned: ["crew"], primary: { 4000: "svc" } }, "accept"],
+    ["a consented local group whose GID is a local account's primary GID", group({ name: "sudo", gid: 27 }), { policy: { mergeGroups: ["sudo"] }, primary: { 27: "svc" } }, "accept"],
   ];
   test.each(cases)("%s", (_what, g, o, want) => {
     expect(refusal(judgeG(g, o))).toStartWith(want);
@@ -238,5 +258,90 @@ describe("group rules", () => {
     expect(adopted.kind === "accept" && [adopted.merge, adopted.owned]).toEqual([false, true]);
     const fresh = judgeG(group());
     expect(fresh.kind === "accept" && [fresh.merge, fresh.owned, fresh.local]).toEqual([false, false, undefined]);
+    // adopt_groups takes over a local group; a new group listed there is not owned before it is made.
+    const listed = judgeG(group(), { policy: { adoptGroups: ["crew"] } });
+    expect(listed.kind === "accept" && [listed.merge, listed.owned]).toEqual([false, false]);
+  });
+});
+
+describe("a new group's gshadow line", () => {
+  const g: Group = { name: "crew", gid: 4000, password: null, administrators: [], members: [] };
+  test("a gshadow entry without a group entry is refused, naming the field", () => {
+    const cur = current({ group: "root:x:0:\n", gshadow: "root:*::\ncrew:!::\n" });
+    expect(orphanGshadow(g, cur, undefined)).toEqual({ field: "Name", reason: "a gshadow entry with this name exists without a group entry; fix it by hand first" });
+  });
+  test("with its group entry, or with no gshadow entry, nothing to refuse", () => {
+    const both = current({ group: "root:x:0:\ncrew:x:4000:\n", gshadow: "root:*::\ncrew:!::\n" });
+    expect(orphanGshadow(g, both, both.group.get("crew"))).toBeNull();
+    expect(orphanGshadow(g, current({ group: "root:x:0:\n", gshadow: "root:*::\n" }), undefined)).toBeNull();
+  });
+});
+
+describe("the accounts a refused record's keys still apply to", () => {
+  const line = (name: string, uid: string, gid: string, home: string) => `${name}:x:${uid}:${gid}::${home}:/bin/sh`;
+  const cases: [string, string, boolean, { uid: number; gid: number; home: string } | null][] = [
+    ["an owned account in range", line("zoe", "3000", "3000", "/home/zoe"), true, { uid: 3000, gid: 3000, home: "/home/zoe" }],
+    ["not owned", line("zoe", "3000", "3000", "/home/zoe"), false, null],
+    ["the UID at the range's bottom", line("zoe", "1000", "3000", "/home/zoe"), true, { uid: 1000, gid: 3000, home: "/home/zoe" }],
+    ["the UID at the range's top", line("zoe", "60000", "3000", "/home/zoe"), true, { uid: 60000, gid: 3000, home: "/home/zoe" }],
+    ["the UID one below the range", line("zoe", "999", "3000", "/home/zoe"), true, null],
+    ["the UID one above the range", line("zoe", "60001", "3000", "/home/zoe"), true, null],
+    ["UID 0", line("zoe", "0", "3000", "/home/zoe"), true, null],
+    ["no home (the keys' own rules decide)", line("zoe", "3000", "3000", ""), true, { uid: 3000, gid: 3000, home: "" }],
+    ["a relative home", line("zoe", "3000", "3000", "home/zoe"), true, null],
+    ["a GID that is not a number", line("zoe", "3000", "30x0", "/home/zoe"), true, null],
+  ];
+  test.each(cases)("%s", (_what, pw, owned, want) => {
+    const cur = current({ passwd: `root:x:0:0:root:/root:/bin/sh\n${pw}\n` });
+    const out = keysOnlyUsers([{ name: "zoe", keys: ["ssh-ed25519 AAAA zoe"] }], cur, { users: owned ? ["zoe"] : [] }, { ...POLICY, uidMin: 1000, uidMax: 60000 });
+    expect(out).toEqual(want ? [{ name: "zoe", ...want, sshKeys: ["ssh-ed25519 AAAA zoe"] }] : []);
+  });
+  test("UID 0 never, even where the managed range starts at 0", () => {
+    const cur = current({ passwd: "root:x:0:0:root:/root:/bin/sh\nzoe:x:0:3000::/home/zoe:/bin/sh\n" });
+    expect(keysOnlyUsers([{ name: "zoe", keys: ["k"] }], cur, { users: ["zoe"] }, { ...POLICY, uidMin: 0 })).toEqual([]);
+  });
+  test("no passwd line, an unparsed one, or nobody asked: nobody", () => {
+    const k = [{ name: "zoe", keys: ["k"] }];
+    expect(keysOnlyUsers(k, current(), { users: ["zoe"] }, POLICY)).toEqual([]);
+    expect(keysOnlyUsers(k, current({ passwd: "root:x:0:0:root:/root:/bin/sh\nzoe:x:3x00:3000::/home/zoe:/bin/sh\n" }), { users: ["zoe"] }, POLICY)).toEqual([]);
+    expect(keysOnlyUsers([], current(), { users: ["zoe"] }, POLICY)).toEqual([]);
+  });
+});
+
+describe("the changes an update lists", () => {
+  test("every passwd field by its attribute's name, empty as (none), the first (the name) never", () => {
+    const from = ["zoe", "x", "3000", "3000", "", "/home/zoe", "/bin/sh"];
+    const to = ["amy", "x", "3001", "3002", "Zoe", "/srv/zoe", ""];
+    expect(diffFields(PASSWD_FIELDS, from, to, new Set())).toEqual([
+      { field: "UID", from: "3000", to: "3001" },
+      { field: "GID", from: "3000", to: "3002" },
+      { field: "RealName", from: "(none)", to: "Zoe" },
+      { field: "Home", from: "/home/zoe", to: "/srv/zoe" },
+      { field: "Shell", from: "/bin/sh", to: "(none)" },
+    ]);
+  });
+  test("every shadow field by its attribute's name, dates as dates, secrets hidden, the reserved field never", () => {
+    const from = ["zoe", "$6$a", "20000", "", "90", "7", "", "", ""];
+    const to = ["zoe", "$6$b", "20001", "1", "91", "8", "30", "20600", "reserved"];
+    expect(diffFields(SHADOW_FIELDS, from, to, new Set([1]))).toEqual([
+      { field: "Password", from: "(hidden)", to: "(hidden)" },
+      { field: "LastPasswordChangeDate", from: "2024-10-04", to: "2024-10-05" },
+      { field: "PasswordAgeMinDays", from: "(none)", to: "1" },
+      { field: "PasswordAgeMaxDays", from: "90", to: "91" },
+      { field: "PasswordWarnDays", from: "7", to: "8" },
+      { field: "PasswordDisableDays", from: "(none)", to: "30" },
+      { field: "AccountExpireDate", from: "(none)", to: "2026-05-27" },
+    ]);
+  });
+  test("a new account's lines: every field from (none)", () => {
+    expect(diffFields(PASSWD_FIELDS, undefined, ["zoe", "x", "3000", "3000", "", "/home/zoe", "/bin/sh"], new Set())).toEqual([
+      { field: "UID", from: "(none)", to: "3000" },
+      { field: "GID", from: "(none)", to: "3000" },
+      { field: "Home", from: "(none)", to: "/home/zoe" },
+      { field: "Shell", from: "(none)", to: "/bin/sh" },
+    ]);
+  });
+  test("a date field that is not a day number is shown as it is", () => {
+    expect(diffFields(SHADOW_FIELDS, ["zoe", "!", "12x", "", "", "", "", "", ""], ["zoe", "!", "x12", "", "", "", "", "", ""], new Set([1]))).toEqual([{ field: "LastPasswordChangeDate", from: "12x", to: "x12" }]);
   });
 });

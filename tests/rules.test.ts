@@ -280,6 +280,24 @@ test("an account of ddum's renumbered by hand into the system range is not put i
   expect(line(root, "group", "devs")).toBe("devs:x:3000:bob");
 });
 
+// passwd's password field is "x" for every account ddum makes; anything else there bypasses
+// shadow (empty: no password at all, with pam_unix's nullok). A hand edit of it is drift that the
+// next pass repairs, on the full path (first pass after the edit) and with the caches warm.
+test("passwd's password field of an account of ddum's, emptied or given a hash by hand, is put back to x", async () => {
+  const root = makeRoot();
+  await d.put("Users", [userItem("alice", 2001)]);
+  expect((await sync(root)).code).toBe(0);
+  await sync(root); // the caches (page memo, key ledger) now know alice in place
+  const p = join(root, "etc", "passwd");
+  for (const field of ["", "$6$salt$hash", "*"]) {
+    writeFileSync(p, readFileSync(p, "utf8").replace(/^alice:[^:]*:/m, `alice:${field}:`));
+    const r = await sync(root);
+    expect([r.code, r.summary.updated]).toEqual([0, 1]);
+    expect(line(root, "passwd", "alice")).toStartWith("alice:x:2001:");
+    expectClean(root);
+  }
+});
+
 describe("a group record that leaves the table", () => {
   test("an emptied Groups table is braked: taking back every membership needs --force", async () => {
     const root = makeRoot();

@@ -138,6 +138,24 @@ describe("tables create", () => {
     }
   });
 
+  // The other end of that window: the create is refused as "in use" while the table is being
+  // deleted, and the deletion ends before the status is asked. Gone is not "exists": create it.
+  test("a table that is gone by the time its status is asked, after the create was refused as in use, is created", async () => {
+    let refused = 0;
+    const proxy = await startFaultProxy(db.endpoint, (_n, _attempt, op) => (op === "CreateTable" && refused++ === 0 ? "in-use" : null));
+    const client = testClient(proxy.endpoint);
+    try {
+      const r = await createTables(client, ["Vanished"], "on-demand", 5);
+      expect(r).toMatchObject({ created: ["Vanished"], existed: [] });
+      expect(proxy.counts["in-use"]).toBe(1);
+      const t = await db.client.send(new DescribeTableCommand({ TableName: "Vanished" }));
+      expect(t.Table?.TableStatus).toBe("ACTIVE");
+    } finally {
+      client.destroy();
+      await proxy.close();
+    }
+  });
+
   test("the test helper's reset leaves no table behind, so the next create starts clean", async () => {
     const slow = await startDynalite(0, { deleteTableMs: 300 });
     try {

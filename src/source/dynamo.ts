@@ -407,7 +407,13 @@ export async function createTables(
           throw new DdumError(`cannot create table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
         }
       }
-      if ((await tableStatus(client, name)) !== "DELETING") {
+      const status = await tableStatus(client, name);
+      // Refused as in use, and gone by now: it was being deleted, and the deletion has ended. Create it.
+      if (status === null) {
+        if (Date.now() > deadline) throw new DdumError(`cannot create table ${name}: it is refused as in use, yet it does not exist (after ${waitSeconds} s)`);
+        continue;
+      }
+      if (status !== "DELETING") {
         existed.push(name);
         break;
       }
