@@ -1,9 +1,9 @@
 #!/usr/bin/env bun
 // Command-line wiring only: flags become options, and each command returns its exit code.
-import { smallHeap } from "./heapsize.ts";
 import { basename } from "node:path";
 import { cac } from "cac";
 import { registerAdmin } from "./cli-admin.ts";
+import { smallHeap } from "./heapsize.ts";
 import { cmdAuthorizedKeys, cmdCheck, cmdDaemon, cmdStatus, cmdSync, cmdTablesBump, cmdTablesCreate, cmdVerify, type Common, endProgress, setVerbosity } from "./commands.ts";
 import { DEFAULT_CONFIG_PATH } from "./config.ts";
 import { DdumError, EXIT, errorMessage, jsonError } from "./errors.ts";

@@ -8,7 +8,7 @@
 // administrator who sets the variable keeps their value.
 import { ptr } from "bun:ffi";
 import { readFileSync } from "node:fs";
-import { libc } from "./localdb/libc.ts";
+import { errno, libc } from "./localdb/libc.ts";
 
 /** What a pass tells the engine the machine's RAM is: 128 MiB. */
 export const ENGINE_RAM_BYTES = 128 * 1024 * 1024;
@@ -56,5 +56,5 @@ export function smallHeap(env: NodeJS.ProcessEnv = process.env): string | null {
   const e = cStrings(vars);
   libc().execve(ptr(path), ptr(a.array), ptr(e.array));
   // Only reached when execve failed.
-  return `execve failed (errno ${require("./localdb/libc.ts").errno()})`;
+  return `execve failed (errno ${errno()})`;
 }
