@@ -6,7 +6,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BatchWriteItemCommand, DynamoDBClient, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
-import { createTables } from "../src/source/dynamo.ts";
+import { clientAt, createTables } from "../src/source/dynamo.ts";
 import { ensureVersion } from "../src/source/version.ts";
 
 const REPO = join(import.meta.dir, "..");
@@ -199,7 +199,8 @@ async function benchSize(n: number, results: Row[]) {
   const dyn = await startDynalite();
   const client = new DynamoDBClient({ endpoint: dyn.endpoint, region: "us-east-1", credentials: { accessKeyId: "bench", secretAccessKey: "bench" }, requestHandler: { requestTimeout: 30_000, connectionTimeout: 10_000, throwOnRequestTimeout: true } });
   try {
-    await createTables(client, ["Users", "Groups"]);
+    const ours = clientAt(dyn.endpoint, { accessKeyId: "bench", secretAccessKey: "bench" });
+    await createTables(ours, ["Users", "Groups"]);
     const t0 = performance.now();
     users = Array.from({ length: n }, (_, i) => user(i));
     await seed(client, "Users", users);
@@ -322,7 +323,7 @@ async function benchSize(n: number, results: Row[]) {
         // its root as the passes above left it: the no-change pass against the scanning one of this run.
         const root = roots[BUILDS.findIndex((b) => b.label === "this")]!;
         const vcfg = cfgPath("mode2-version", { ssh_key_location: "/etc/ssh/authorized_keys/%u", create_homes: false, change_detection: "version" });
-        await ensureVersion(client, "Users");
+        await ensureVersion(ours, "Users");
         const vpass = async (scenario: string, runs = 1, before?: () => Promise<void>) => {
           const samples: { m: Measured; doc: PassDoc; written: Row["written"] }[] = [];
           for (let i = 0; i < runs; i++) {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { BatchWriteItemCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
 import type { AddressInfo } from "node:net";
-import { createTables } from "../src/source/dynamo.ts";
+import { clientAt, createTables } from "../src/source/dynamo.ts";
 
 const repo = join(import.meta.dir, "..");
 const work = join(repo, ".tmp", "demo");
@@ -20,7 +20,7 @@ await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
 const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 const client = new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "demo", secretAccessKey: "demo" }, requestHandler: { requestTimeout: 30_000, connectionTimeout: 10_000, throwOnRequestTimeout: true } });
 const tables = JSON.parse(readFileSync(join(repo, "examples", "tables.json"), "utf8"));
-await createTables(client, ["Users", "Groups"]);
+await createTables(clientAt(endpoint, { accessKeyId: "demo", secretAccessKey: "demo" }), ["Users", "Groups"]);
 for (const name of ["Users", "Groups"]) {
   const items = tables[name] as Record<string, unknown>[];
   await client.send(new BatchWriteItemCommand({ RequestItems: { [name]: items.map((Item) => ({ PutRequest: { Item } })) } as never }));

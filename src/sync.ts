@@ -4,11 +4,11 @@
 // files), converge homes and keys, record (the caches, the snapshot); then the pass's record in
 // status.json (recordedPass).
 import { constants as C, closeSync, fstatSync, futimesSync, mkdirSync } from "node:fs";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { basename, dirname } from "node:path";
 import { type ApplyStep, applyUnderLocks } from "./apply.ts";
-import { checkRanges, type Config } from "./config.ts";
+import { type Config, checkRanges } from "./config.ts";
 import { DdumError, EXIT } from "./errors.ts";
+import { AT_FDCWD, ENOENT, O_PATH, openAt, SIG_WORDS, statSignatureAt, statSignatureFilled, statxName } from "./fsat.ts";
 import { HomeRules, type HomesResult, type HomeUser, homeMayBeUsed, homesOf, keyRulesFor, ownDirs, parallelHomes, syncHomes } from "./homes.ts";
 import { keysOnlyUsers, userRulesText } from "./judge.ts";
 import { KeyLedger, SETTLED_MS } from "./keyledger.ts";
@@ -24,9 +24,9 @@ import { passCounts } from "./report.ts";
 import { removeStaleTempsFor } from "./safefile.ts";
 import { setLabelRoot } from "./selinux.ts";
 import { ShellRules } from "./shells.ts";
-import { readSnapshot, SNAPSHOT_FILE, type ScanSnapshot, SnapshotRecorder } from "./snapshot.ts";
+import { readSnapshot, type ScanSnapshot, SNAPSHOT_FILE, SnapshotRecorder } from "./snapshot.ts";
+import type { DynamoClient } from "./source/dynamo.ts";
 import { homeKeysConfirmed, homeKeysInPlace, homeKeysLedgerKey, KeyDirRules, rootKeysLedgerKey, rootKeysPrecheck } from "./sshkeys.ts";
-import { AT_FDCWD, ENOENT, O_PATH, openAt, SIG_WORDS, statSignatureAt, statSignatureFilled, statxName } from "./fsat.ts";
 import { type Counts, type PassDetection as Detection, type PassRecord, passProblems, readState, type State, stateDir, updateStatus, withPassRecord, writeMetrics } from "./state.ts";
 import { type CheckEntry, isHome, readSteady, STEADY_FILE, type Steady, type SteadyReport, writeSteady } from "./steady.ts";
 import { stopSignal } from "./stop.ts";
@@ -503,7 +503,7 @@ export async function runPass(config: Config, opts: SyncOptions): Promise<SyncRe
 interface Detected {
   info: Detection;
   /** The client the version was read with (the scan uses it too); destroyed at the end of the pass. */
-  client: DynamoDBClient | null;
+  client: DynamoClient | null;
   readUnits: number;
   /** For the report: why the snapshot or the version could not be used. */
   notices: string[];
@@ -634,9 +634,9 @@ function choose(cx: PassContext, det: Detected, o: { steady: boolean }): void {
   det.info.lastFullScan = iso(det.scannedAt);
 }
 
-/** Where a client sends its requests (dynamo.ts's whereOf, without loading the SDK here). */
-function whereOf(client: DynamoDBClient): { endpoint: string; region: string } | undefined {
-  return (client as unknown as Record<symbol, { endpoint: string; region: string } | undefined>)[Symbol.for("ddum.where")];
+/** Where a client sends its requests. */
+function whereOf(client: DynamoClient): { endpoint: string; region: string } | undefined {
+  return client.where;
 }
 
 /** The digest of everything but the snapshot's items that a plan reads (see steady.ts). */

@@ -1,7 +1,6 @@
 // Read both tables and turn them into valid records: the input half of every pass.
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Config } from "./config.ts";
-import type { PageKeeper, PageSource } from "./source/dynamo.ts";
+import type { DynamoClient, PageKeeper, PageSource } from "./source/dynamo.ts";
 import { type Decoded, type Decoding, decodeGroupItem, decodeKnownUserItem, decodeUserItem, finishDecoding, type Group, type User } from "./model.ts";
 
 export interface TableState {
@@ -20,7 +19,7 @@ export type Progress = (table: string, items: number) => void;
 /** Where the pages come from and who else is told of them (see scanTable's options). */
 export interface TableSource {
   /** A client the caller made (and destroys); else one is made for the scan. */
-  client?: DynamoDBClient;
+  client?: DynamoClient;
   /** Pages from a scan snapshot instead of DynamoDB. */
   source?: PageSource;
   onCapacity?: (units: number) => void;

@@ -1,17 +1,10 @@
 // The admin commands' reads and writes. Every write is conditional: an add only when the name is
 // free, an ID only after its reservation item was written (itself only when absent), an update only
 // while the fields it changes still hold what was read.
-import {
-  DeleteItemCommand,
-  type DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  UpdateItemCommand,
-} from "@aws-sdk/client-dynamodb";
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
 import { RESERVATION_RE, reservationName, VERSION_KEY } from "../model.ts";
-import { awsFailure, type RawItem, scanTable, whereOf } from "../source/dynamo.ts";
+import { awsFailure, type DynamoClient, type RawItem, scanTable, whereOf } from "../source/dynamo.ts";
 import { diffUpdate, numAttr, strAttr } from "./records.ts";
 
 export type IdKind = "uid" | "gid";
@@ -59,7 +52,7 @@ const UPDATE_ATTEMPTS = 10;
 
 const conditionFailed = (e: unknown) => (e as Error).name === "ConditionalCheckFailedException";
 
-function fail(what: string, e: unknown, client: DynamoDBClient, table: string): never {
+function fail(what: string, e: unknown, client: DynamoClient, table: string): never {
   throw awsFailure(what, e, whereOf(client), table);
 }
 
@@ -71,7 +64,7 @@ export class Store {
   writes = 0;
 
   constructor(
-    readonly client: DynamoDBClient,
+    readonly client: DynamoClient,
     readonly config: Config,
   ) {}
 
@@ -81,7 +74,7 @@ export class Store {
 
   async get(table: string, name: string): Promise<RawItem | undefined> {
     try {
-      const r = await this.client.send(new GetItemCommand({ TableName: table, Key: { Name: { S: name } }, ConsistentRead: true }));
+      const r = await this.client.call("GetItem", { TableName: table, Key: { Name: { S: name } }, ConsistentRead: true });
       return r.Item;
     } catch (e) {
       fail(`reading record ${name} from table ${table}`, e, this.client, table);
@@ -144,14 +137,13 @@ export class Store {
     const table = this.tableFor(kind);
     const Name = reservationName(kind, id);
     try {
-      await this.client.send(
-        new PutItemCommand({
+      await this.client.call("PutItem", {
           TableName: table,
           Item: { Name: { S: Name }, Owner: { S: owner }, Reserved: { S: new Date().toISOString() } },
           ConditionExpression: "attribute_not_exists(#k) OR #o = :o",
           ExpressionAttributeNames: { "#k": "Name", "#o": "Owner" },
           ExpressionAttributeValues: { ":o": { S: owner } },
-        }),
+        },
       );
       this.writes++;
       return true;
@@ -168,15 +160,14 @@ export class Store {
   async retire(kind: IdKind, id: number, owner: string): Promise<void> {
     const table = this.tableFor(kind);
     try {
-      await this.client.send(
-        new UpdateItemCommand({
+      await this.client.call("UpdateItem", {
           TableName: table,
           Key: { Name: { S: reservationName(kind, id) } },
           UpdateExpression: "SET #r = :r",
           ConditionExpression: "#o = :o",
           ExpressionAttributeNames: { "#o": "Owner", "#r": "Retired" },
           ExpressionAttributeValues: { ":o": { S: owner }, ":r": { S: new Date().toISOString() } },
-        }),
+        },
       );
       this.writes++;
     } catch (e) {
@@ -188,14 +179,13 @@ export class Store {
   async release(kind: IdKind, id: number, owner: string): Promise<void> {
     const table = this.tableFor(kind);
     try {
-      await this.client.send(
-        new DeleteItemCommand({
+      await this.client.call("DeleteItem", {
           TableName: table,
           Key: { Name: { S: reservationName(kind, id) } },
           ConditionExpression: "#o = :o",
           ExpressionAttributeNames: { "#o": "Owner" },
           ExpressionAttributeValues: { ":o": { S: owner } },
-        }),
+        },
       );
       this.writes++;
     } catch (e) {
@@ -206,13 +196,12 @@ export class Store {
   /** Put a new record; false (and nothing written) when a record of that name exists. */
   async putNew(table: string, item: RawItem): Promise<boolean> {
     try {
-      await this.client.send(
-        new PutItemCommand({
+      await this.client.call("PutItem", {
           TableName: table,
           Item: item,
           ConditionExpression: "attribute_not_exists(#k)",
           ExpressionAttributeNames: { "#k": "Name" },
-        }),
+        },
       );
       this.writes++;
       return true;
@@ -241,7 +230,7 @@ export class Store {
       if (!u) return { before, after, changed: [] };
       const { changed, ...expr } = u;
       try {
-        await this.client.send(new UpdateItemCommand({ TableName: table, Key: { Name: { S: name } }, ...expr }));
+        await this.client.call("UpdateItem", { TableName: table, Key: { Name: { S: name } }, ...expr });
         this.writes++;
         return { before, after, changed };
       } catch (e) {

@@ -1,21 +1,11 @@
 // The only module that talks to DynamoDB. Everything it returns is raw AttributeValue maps:
 // validation needs to see the stored types (a number stored as a string is an error).
-import {
-  type AttributeValue,
-  CreateTableCommand,
-  type CreateTableCommandInput,
-  DescribeTableCommand,
-  DynamoDBClient,
-  type DynamoDBClientConfig,
-  ScanCommand,
-  type ScanCommandOutput,
-  waitUntilTableExists,
-  waitUntilTableNotExists,
-} from "@aws-sdk/client-dynamodb";
-import { FetchHttpHandler } from "@smithy/fetch-http-handler";
+import type { ScanCommandOutput } from "@aws-sdk/client-dynamodb";
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
 import { notice } from "../notices.ts";
+import { credentialProvider } from "./credentials.ts";
+import { type AttributeValue, DynamoWire } from "./wire.ts";
 
 export type RawItem = Record<string, AttributeValue>;
 
@@ -66,10 +56,17 @@ export interface Where {
   requestTimeoutS: number;
 }
 
-const WHERE = Symbol.for("ddum.where");
+/** A client, and where it sends its requests (for messages). */
+export class DynamoClient extends DynamoWire {
+  readonly where: Where;
+  constructor(wire: ConstructorParameters<typeof DynamoWire>[0], where: Where) {
+    super(wire);
+    this.where = where;
+  }
+}
 
-export function whereOf(client: DynamoDBClient): Where | undefined {
-  return (client as unknown as Record<symbol, Where | undefined>)[WHERE];
+export function whereOf(client: DynamoClient): Where | undefined {
+  return client.where;
 }
 
 function credentialSources(config: Config): string {
@@ -126,129 +123,68 @@ export function awsFailure(what: string, e: unknown, where: Where | undefined, t
 }
 
 /**
- * Credentials: static keys when given; else the named profile (the SDK's shared-file provider);
- * else the SDK's default chain (environment, shared files, EC2 instance metadata).
+ * A client for the config: its region, endpoint, credentials (see credentials.ts), attempts and
+ * request bound. The first retry of each call is reported at once (operation, table, endpoint,
+ * why), so that a slow or failing endpoint shows on stderr before every attempt has failed.
  */
-export async function makeClient(config: Config): Promise<DynamoDBClient> {
+export async function makeClient(config: Config): Promise<DynamoClient> {
   const { region, source } = await regionAndSource(config);
-  const opts: DynamoDBClientConfig = {
-    region,
-    maxAttempts: config.max_attempts,
-    retryMode: "standard",
-    // Bun's own fetch (native HTTP, pooled connections) instead of the node:http emulation: a
-    // third of the client's CPU in a scan at 100,000 users.
-    // The handler's own requestTimeout only stops waiting: the fetch would go on, holding its
-    // socket and keeping the process alive for minutes after the pass has failed. The signal
-    // ends the request itself at the same moment.
-    requestHandler: new FetchHttpHandler({
-      requestTimeout: config.request_timeout * 1000,
-      keepAlive: true,
-      requestInit: () => ({ signal: AbortSignal.timeout(config.request_timeout * 1000) }),
-    }),
-  };
-  if (config.endpoint_url) opts.endpoint = config.endpoint_url;
-  if (config.aws_access_key) {
-    opts.credentials = {
-      accessKeyId: config.aws_access_key,
-      secretAccessKey: config.aws_secret_key,
-      ...(config.aws_session_token ? { sessionToken: config.aws_session_token } : {}),
-    };
-  } else if (config.aws_profile) {
-    opts.profile = config.aws_profile;
-  }
-  const client = new DynamoDBClient(opts);
+  const endpoint = config.endpoint_url || `https://dynamodb.${region}.amazonaws.com`;
   const where: Where = {
     region,
     regionSource: source,
-    endpoint: config.endpoint_url || `https://dynamodb.${region}.amazonaws.com`,
+    endpoint,
     credentials: credentialSources(config),
     requestTimeoutS: config.request_timeout,
   };
-  (client as unknown as Record<symbol, Where>)[WHERE] = where;
-  reportFirstRetry(client, where);
-  parseScanPagesDirectly(client);
-  return client;
-}
-
-/**
- * The first retry of each request is reported (operation, table, endpoint, and why), so that a
- * slow or failing endpoint shows on stderr at once, not only when every attempt has failed.
- */
-function reportFirstRetry(client: DynamoDBClient, where: Where): void {
-  client.middlewareStack.add(
-    (next, context) => {
-      let attempt = 0;
-      let last = "";
-      return async (args) => {
-        attempt++;
-        if (attempt === 2) {
-          const table = (args.input as { TableName?: string }).TableName;
-          const op = (context.commandName ?? "request").replace(/Command$/, "");
-          notice(`${op}${table ? ` of table ${table}` : ""} at ${where.endpoint}: trying again (${last})`);
-        }
-        try {
-          return await next(args);
-        } catch (e) {
-          last = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 200);
-          throw e;
-        }
-      };
+  return new DynamoClient(
+    {
+      endpoint,
+      region,
+      credentials: credentialProvider(config),
+      maxAttempts: config.max_attempts,
+      requestTimeoutMs: config.request_timeout * 1000,
+      onRetry: (op, table, why) => notice(`${op}${table ? ` of table ${table}` : ""} at ${endpoint}: trying again (${why})`),
     },
-    // Inside the retry loop: once per attempt.
-    { step: "finalizeRequest", priority: "low", name: "ddumReportFirstRetry" },
+    where,
   );
 }
 
-async function bodyText(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): Promise<string> {
-  if (body instanceof ReadableStream) return new Response(body).text();
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-  return Buffer.concat(chunks).toString("utf8");
+/**
+ * A client for an endpoint with fixed keys, bounded and retried like a pass's: for the demo, the
+ * benchmark and the tests, which talk to a local server.
+ */
+export function clientAt(endpoint: string, opts: { accessKeyId?: string; secretAccessKey?: string; region?: string; maxAttempts?: number; requestTimeoutMs?: number } = {}): DynamoClient {
+  const region = opts.region ?? "us-east-1";
+  const keys = { accessKeyId: opts.accessKeyId ?? "local", secretAccessKey: opts.secretAccessKey ?? "local" };
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+  return new DynamoClient(
+    { endpoint, region, credentials: async () => keys, maxAttempts: opts.maxAttempts ?? 3, requestTimeoutMs },
+    { region, regionSource: "given", endpoint, credentials: "given keys", requestTimeoutS: requestTimeoutMs / 1000 },
+  );
 }
-
-interface RawResponse {
-  statusCode: number;
-  headers: Record<string, string | undefined>;
-  body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>;
-}
-type Deserialize = (operation: { name?: string }, context: unknown, response: RawResponse) => Promise<unknown>;
 
 /**
- * On a Scan page parsed here: a function giving the SHA-256 of the page's text (base64), which
- * says that two pages hold exactly the same items (see pagememo.ts); computed only when asked, as
- * only the Users pages of a pass need it. Pages parsed by the SDK have none.
+ * On a Scan page: a function giving the SHA-256 of the page's text (base64), which says that two
+ * pages hold exactly the same items (see pagememo.ts); computed only when asked, as only the Users
+ * pages of a pass need it.
  */
 export const PAGE_DIGEST = Symbol.for("ddum.pageDigest");
 
-/** On a Scan page parsed here: its text, as DynamoDB sent it (what the scan snapshot keeps). */
+/** On a Scan page: its text, as DynamoDB sent it (what the scan snapshot keeps). */
 export const PAGE_TEXT = Symbol.for("ddum.pageText");
 
 /**
- * A successful Scan page is parsed with one JSON.parse of its body, into the same AttributeValue
- * maps (the tables hold no binary attributes, the one type whose JSON form the SDK would change),
- * instead of the SDK's schema-driven deserializer, which at 100,000 users costs three times the
- * CPU of the parse and most of the memory. The SDK still builds, signs, sends and retries every
- * request, and an error response still goes through its own deserializer, so errors, throttling
- * and retries behave exactly as before. `Symbol.for("ddum.scanParser")` on the client says it is on.
+ * One Scan page, parsed with one JSON.parse of its text into AttributeValue maps (the tables hold
+ * no binary attributes, the one type whose JSON form the SDK would have changed).
  */
-export function parseScanPagesDirectly(client: DynamoDBClient): boolean {
-  const protocol = (client.config as unknown as { protocol?: { deserializeResponse?: Deserialize } }).protocol;
-  if (typeof protocol?.deserializeResponse !== "function") return false; // another SDK layout: its own path
-  const sdk: Deserialize = protocol.deserializeResponse.bind(protocol);
-  protocol.deserializeResponse = async (operation, context, response) => {
-    if (operation?.name !== "Scan" || response?.statusCode !== 200) return sdk(operation, context, response);
-    const text = await bodyText(response.body);
-    const output = JSON.parse(text) as Record<string | symbol, unknown>;
-    output[PAGE_DIGEST] = () => new Bun.CryptoHasher("sha256").update(text).digest("base64");
-    output[PAGE_TEXT] = text;
-    output.$metadata = {
-      httpStatusCode: 200,
-      requestId: response.headers["x-amzn-requestid"] ?? response.headers["x-amzn-RequestId"],
-    };
-    return output;
-  };
-  (client as unknown as Record<symbol, boolean>)[Symbol.for("ddum.scanParser")] = true;
-  return true;
+async function scanPage(client: DynamoClient, input: Parameters<DynamoClient["call"]>[1]): Promise<ScanCommandOutput> {
+  const { text, requestId } = await client.callText("Scan", input);
+  const output = JSON.parse(text) as Record<string | symbol, unknown>;
+  output[PAGE_DIGEST] = () => new Bun.CryptoHasher("sha256").update(text).digest("base64");
+  output[PAGE_TEXT] = text;
+  output.$metadata = { httpStatusCode: 200, requestId };
+  return output as unknown as ScanCommandOutput;
 }
 
 /** Told of each page of a table, around the conversion of its items (nothing else runs between). */
@@ -268,7 +204,7 @@ export function pageText(page: ScanCommandOutput): string {
   return text ?? JSON.stringify({ Items: page.Items ?? [] });
 }
 
-/** A page from its text (and the same as UTF-8 bytes, when at hand), as parseScanPagesDirectly makes it from a response body. */
+/** A page from its text (and the same as UTF-8 bytes, when at hand), as scanPage makes it from an answer. */
 export function pageFromText(text: string, bytes?: Uint8Array): ScanCommandOutput {
   const output = JSON.parse(text) as Record<string | symbol, unknown>;
   output[PAGE_DIGEST] = () => new Bun.CryptoHasher("sha256").update(bytes ?? text).digest("base64");
@@ -300,7 +236,7 @@ export interface ScanOptions {
  * scan. Each item goes through convert as its page arrives, so the raw page can be dropped at once.
  */
 export async function scanTable<T = RawItem>(
-  client: DynamoDBClient,
+  client: DynamoClient,
   table: string,
   opts: ScanOptions,
   convert: (item: RawItem) => T = (i) => i as T,
@@ -313,16 +249,14 @@ export async function scanTable<T = RawItem>(
     do {
       let page: ScanCommandOutput;
       try {
-        page = await client.send(
-          new ScanCommand({
-            TableName: table,
-            ConsistentRead: opts.consistentRead,
-            ExclusiveStartKey: start,
-            ReturnConsumedCapacity: "TOTAL",
-            ...(opts.segments > 1 ? { Segment: n, TotalSegments: opts.segments } : {}),
-            ...(names ? { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names } : {}),
-          }),
-        );
+        page = await scanPage(client, {
+          TableName: table,
+          ConsistentRead: opts.consistentRead,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+          ReturnConsumedCapacity: "TOTAL",
+          ...(opts.segments > 1 ? { Segment: n, TotalSegments: opts.segments } : {}),
+          ...(names ? { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names } : {}),
+        });
       } catch (e) {
         throw awsFailure(`scan of table ${table}`, e, whereOf(client), table);
       }
@@ -355,7 +289,7 @@ export interface Snapshot<U = RawItem, G = RawItem> {
 
 /** Both tables, completely, or an error: a pass never acts on part of a table. */
 export async function scanTables<U = RawItem, G = RawItem>(
-  client: DynamoDBClient,
+  client: DynamoClient,
   config: Config,
   onPage?: ScanOptions["onPage"],
   convert?: { user: (i: RawItem) => U; group: (i: RawItem) => G },
@@ -380,7 +314,7 @@ export type Billing = "on-demand" | "provisioned";
  * nothing. It is waited out (within the same time budget) and then created.
  */
 export async function createTables(
-  client: DynamoDBClient,
+  client: DynamoClient,
   names: string[],
   billing: Billing = "on-demand",
   waitSeconds = 300,
@@ -389,17 +323,17 @@ export async function createTables(
   const created: string[] = [];
   const existed: string[] = [];
   const deadline = Date.now() + waitSeconds * 1000;
-  const spec: Omit<CreateTableCommandInput, "TableName"> = {
-    KeySchema: [{ AttributeName: "Name", KeyType: "HASH" }],
-    AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" }],
+  const spec = {
+    KeySchema: [{ AttributeName: "Name", KeyType: "HASH" as const }],
+    AttributeDefinitions: [{ AttributeName: "Name", AttributeType: "S" as const }],
     ...(billing === "on-demand"
-      ? { BillingMode: "PAY_PER_REQUEST" }
-      : { BillingMode: "PROVISIONED", ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
+      ? { BillingMode: "PAY_PER_REQUEST" as const }
+      : { BillingMode: "PROVISIONED" as const, ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
   };
   for (const name of names) {
     for (;;) {
       try {
-        await client.send(new CreateTableCommand({ ...spec, TableName: name }));
+        await client.call("CreateTable", { ...spec, TableName: name });
         created.push(name);
         break;
       } catch (e) {
@@ -417,30 +351,52 @@ export async function createTables(
         existed.push(name);
         break;
       }
-      const left = Math.ceil((deadline - Date.now()) / 1000);
-      const gone = left > 0 ? await waitUntilTableNotExists({ client, maxWaitTime: left, minDelay: 1, maxDelay: 5 }, { TableName: name }) : null;
-      if (gone?.state !== "SUCCESS") {
+      if (!(await waitFor(client, name, deadline, (status) => status === null))) {
         throw new DdumError(`table ${name} is being deleted and was still there after ${waitSeconds} s; create it again once it is gone`);
       }
     }
   }
   for (const name of names) {
-    const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
-    const r = await waitUntilTableExists({ client, maxWaitTime: left, minDelay: 1, maxDelay: 5 }, { TableName: name });
-    if (r.state !== "SUCCESS") throw new DdumError(`table ${name} did not become active within ${waitSeconds} s`);
-    const arn = (r.reason as { Table?: { TableArn?: string } } | undefined)?.Table?.TableArn;
+    let arn: string | undefined;
+    const active = await waitFor(client, name, Math.max(deadline, Date.now() + 1000), (status, table) => {
+      arn = table?.TableArn;
+      return status === "ACTIVE";
+    });
+    if (!active) throw new DdumError(`table ${name} did not become active within ${waitSeconds} s`);
     if (arn) arns[name] = arn;
   }
   return { created, existed, arns };
 }
 
+/**
+ * Ask for a table's status until done(status) says so (true) or the deadline passes (false): every
+ * second at first, then less often, up to every five.
+ */
+async function waitFor(
+  client: DynamoClient,
+  name: string,
+  deadline: number,
+  done: (status: string | null, table: { TableArn?: string } | undefined) => boolean,
+): Promise<boolean> {
+  for (let wait = 1000; ; wait = Math.min(5000, wait * 1.5)) {
+    const { status, table } = await describe(client, name);
+    if (done(status, table)) return true;
+    if (Date.now() >= deadline) return false;
+    await Bun.sleep(Math.min(wait, Math.max(0, deadline - Date.now())));
+  }
+}
+
 /** A table's status (ACTIVE, CREATING, UPDATING, DELETING, ...), or null when there is none. */
-async function tableStatus(client: DynamoDBClient, name: string): Promise<string | null> {
+async function tableStatus(client: DynamoClient, name: string): Promise<string | null> {
+  return (await describe(client, name)).status;
+}
+
+async function describe(client: DynamoClient, name: string): Promise<{ status: string | null; table?: { TableArn?: string } }> {
   try {
-    const r = await client.send(new DescribeTableCommand({ TableName: name }));
-    return r.Table?.TableStatus ?? null;
+    const r = await client.call("DescribeTable", { TableName: name });
+    return { status: r.Table?.TableStatus ?? null, table: r.Table };
   } catch (e) {
-    if ((e as Error).name === "ResourceNotFoundException") return null;
+    if ((e as Error).name === "ResourceNotFoundException") return { status: null };
     throw new DdumError(`cannot describe table ${name}: ${(e as Error).name}: ${(e as Error).message}`);
   }
 }

@@ -2,10 +2,10 @@
 // every writer of either table raises after its change (ddum's admin commands, `ddum tables
 // bump`, the Lambda function in packaging/aws/ for other writers). A host that finds the number
 // unchanged knows the tables are too, from one small read instead of a scan.
-import { type DynamoDBClient, GetItemCommand, type GetItemCommandOutput, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import type { GetItemCommandOutput } from "@aws-sdk/client-dynamodb";
 import { DdumError } from "../errors.ts";
 import { VERSION_KEY } from "../model.ts";
-import { awsFailure, type RawItem, whereOf } from "./dynamo.ts";
+import { awsFailure, type DynamoClient, type RawItem, whereOf } from "./dynamo.ts";
 
 export { VERSION_KEY };
 
@@ -18,7 +18,7 @@ const KEY = { Name: { S: VERSION_KEY } };
 const readCost = (consistent: boolean) => (consistent ? 1 : 0.5);
 
 /** An error about the item's Version field: the table, the item, the field and the endpoint. */
-function malformed(client: DynamoDBClient, table: string, why: string): DdumError {
+function malformed(client: DynamoClient, table: string, why: string): DdumError {
   const where = whereOf(client);
   const at = where ? ` (endpoint ${where.endpoint}, region ${where.region})` : "";
   return new DdumError(
@@ -27,7 +27,7 @@ function malformed(client: DynamoDBClient, table: string, why: string): DdumErro
 }
 
 /** The number in an item's Version attribute; an error naming table, item and field when it is not a whole number. */
-function versionOf(client: DynamoDBClient, table: string, item: RawItem): number {
+function versionOf(client: DynamoClient, table: string, item: RawItem): number {
   const v = item[VERSION_FIELD];
   if (v === undefined) throw malformed(client, table, "is missing");
   if (v.N === undefined) throw malformed(client, table, `expected a number (type N), found type ${Object.keys(v)[0] ?? "(none)"}`);
@@ -41,14 +41,14 @@ function versionOf(client: DynamoDBClient, table: string, item: RawItem): number
  * readUnits is what it cost (as DynamoDB reports it: 0.5 eventually consistent, 1 consistent).
  */
 export async function readVersion(
-  client: DynamoDBClient,
+  client: DynamoClient,
   usersTable: string,
   opts: { consistentRead?: boolean } = {},
 ): Promise<{ version: number | null; readUnits: number }> {
   const consistent = opts.consistentRead === true;
   let r: GetItemCommandOutput;
   try {
-    r = await client.send(new GetItemCommand({ TableName: usersTable, Key: KEY, ConsistentRead: consistent, ReturnConsumedCapacity: "TOTAL" }));
+    r = await client.call("GetItem", { TableName: usersTable, Key: KEY, ConsistentRead: consistent, ReturnConsumedCapacity: "TOTAL" });
   } catch (e) {
     throw awsFailure(`GetItem of ${VERSION_KEY} in table ${usersTable}`, e, whereOf(client), usersTable);
   }
@@ -60,19 +60,17 @@ export async function readVersion(
  * Raise the tables' version by one (UpdateItem ADD, atomic however many writers bump at once) and
  * return the new number. A missing item is made by the ADD itself, as { Name, Version: 1 }.
  */
-export async function bumpVersion(client: DynamoDBClient, usersTable: string): Promise<number> {
+export async function bumpVersion(client: DynamoClient, usersTable: string): Promise<number> {
   let attrs: RawItem | undefined;
   try {
-    const r = await client.send(
-      new UpdateItemCommand({
-        TableName: usersTable,
-        Key: KEY,
-        UpdateExpression: "ADD #v :one",
-        ExpressionAttributeNames: { "#v": VERSION_FIELD },
-        ExpressionAttributeValues: { ":one": { N: "1" } },
-        ReturnValues: "UPDATED_NEW",
-      }),
-    );
+    const r = await client.call("UpdateItem", {
+      TableName: usersTable,
+      Key: KEY,
+      UpdateExpression: "ADD #v :one",
+      ExpressionAttributeNames: { "#v": VERSION_FIELD },
+      ExpressionAttributeValues: { ":one": { N: "1" } },
+      ReturnValues: "UPDATED_NEW",
+    });
     attrs = r.Attributes;
   } catch (e) {
     // ADD to an attribute of another type: DynamoDB says only "incorrect data type".
@@ -88,17 +86,15 @@ export async function bumpVersion(client: DynamoDBClient, usersTable: string): P
  * Make the #version item, with Version 0, unless it exists (a conditional put: an existing one,
  * and its number, are never touched). Returns whether it was made, and the version now.
  */
-export async function ensureVersion(client: DynamoDBClient, usersTable: string): Promise<{ created: boolean; version: number }> {
+export async function ensureVersion(client: DynamoClient, usersTable: string): Promise<{ created: boolean; version: number }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await client.send(
-        new PutItemCommand({
-          TableName: usersTable,
-          Item: { ...KEY, [VERSION_FIELD]: { N: "0" } },
-          ConditionExpression: "attribute_not_exists(#k)",
-          ExpressionAttributeNames: { "#k": "Name" },
-        }),
-      );
+      await client.call("PutItem", {
+        TableName: usersTable,
+        Item: { ...KEY, [VERSION_FIELD]: { N: "0" } },
+        ConditionExpression: "attribute_not_exists(#k)",
+        ExpressionAttributeNames: { "#k": "Name" },
+      });
       return { created: true, version: 0 };
     } catch (e) {
       if ((e as Error).name !== "ConditionalCheckFailedException") {

@@ -10,7 +10,7 @@ import {
 import dynalite from "dynalite";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createTables } from "../../src/source/dynamo.ts";
+import { clientAt, createTables, type DynamoClient } from "../../src/source/dynamo.ts";
 
 export type Item = Record<string, AttributeValue>;
 
@@ -18,6 +18,8 @@ export interface Dynamo {
   endpoint: string;
   port: number;
   client: DynamoDBClient;
+  /** A client of ddum's own (src/source/wire.ts) on the same server, for ddum's functions. */
+  ddum: DynamoClient;
   createTables(users?: string, groups?: string): Promise<void>;
   put(table: string, items: Item[]): Promise<void>;
   remove(table: string, name: string): Promise<void>;
@@ -57,6 +59,11 @@ export function testClient(endpoint: string, timeoutMs = TEST_REQUEST_TIMEOUT_MS
   return client;
 }
 
+/** ddum's own client for tests: bounded and tried twice, like testClient. */
+export function ddumClient(endpoint: string, timeoutMs = TEST_REQUEST_TIMEOUT_MS): DynamoClient {
+  return clientAt(endpoint, { accessKeyId: "test", secretAccessKey: "test", maxAttempts: 2, requestTimeoutMs: timeoutMs });
+}
+
 /** Wait until a deleted table is really gone (DeleteTable answers while it is still DELETING). */
 async function untilGone(client: DynamoDBClient, table: string): Promise<void> {
   const deadline = Date.now() + TEST_REQUEST_TIMEOUT_MS;
@@ -79,13 +86,15 @@ export async function startDynalite(port = 0, opts: { deleteTableMs?: number } =
   const actual = (server.address() as AddressInfo).port;
   const endpoint = `http://127.0.0.1:${actual}`;
   const client = testClient(endpoint);
+  const ddum = ddumClient(endpoint);
   const tables = new Set<string>();
   const d: Dynamo = {
     endpoint,
     port: actual,
     client,
+    ddum,
     async createTables(users = "Users", groups = "Groups") {
-      await createTables(client, [users, groups], "on-demand", TEST_REQUEST_TIMEOUT_MS / 1000);
+      await createTables(ddum, [users, groups], "on-demand", TEST_REQUEST_TIMEOUT_MS / 1000);
       tables.add(users);
       tables.add(groups);
     },
