@@ -570,7 +570,7 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
     // Stats object and paths behind): at 100,000 new users letting them pile up costs hundreds
     // of megabytes of resident memory. A pass that only checks does not pay for collections.
     writes = out.homesCreated.length + out.keysWritten.length + out.keysRemoved.length + toCreate.length;
-    if (writes - collectedAt >= 5000) {
+    if (writes - collectedAt >= 1000) {
       opts.collect?.(false);
       collectedAt = writes;
     }

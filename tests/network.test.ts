@@ -61,23 +61,26 @@ test.each([
 // heapsize.ts: a pass replaces itself (same PID) with a copy whose engine believes the machine
 // has 128 MiB, so that garbage is collected before it piles up; an administrator's value is kept.
 test.each([
-  ["unset: ddum sets it", undefined, "134217728"],
-  ["set by the administrator: kept", "268435456", "268435456"],
-] as const)("the pass's engine heap sizing, %s", async (_what, given, expected) => {
-  const env = { ...process.env, BUN_JSC_forceRAMSize: given };
+  ["unset: ddum sets both", undefined, undefined, "134217728", "1.2", "BUN_JSC_forceRAMSize,BUN_JSC_smallHeapGrowthFactor"],
+  ["the RAM size set by the administrator: kept, the growth factor set", "268435456", undefined, "268435456", "1.2", "BUN_JSC_smallHeapGrowthFactor"],
+  ["both set by the administrator: kept, no replacement", "268435456", "1.5", "268435456", "1.5", null],
+] as const)("the pass's engine heap sizing, %s", async (_what, ram, growth, expectedRam, expectedGrowth, mark) => {
+  const env = { ...process.env, BUN_JSC_forceRAMSize: ram, BUN_JSC_smallHeapGrowthFactor: growth };
   const proc = Bun.spawn([DDUM, "sync", "--root", makeRoot(), "-c", silentConfig()], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
   // Waiting on the endpoint that never answers: the process is there to be looked at.
   let seen: string[] = [];
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < (mark ? 50 : 10); i++) {
     await Bun.sleep(100);
     seen = readFileSync(`/proc/${proc.pid}/environ`, "latin1").split("\0");
-    if (seen.some((v) => v.startsWith("BUN_JSC_forceRAMSize="))) break;
+    if (seen.some((v) => v.startsWith("DDUM_ENGINE_RAM="))) break;
   }
   proc.kill("SIGKILL");
   await proc.exited;
-  expect(seen).toContain(`BUN_JSC_forceRAMSize=${expected}`);
-  // Replaced, not forked: the PID spawned is the one that runs the pass, with the same arguments.
-  expect(seen.includes("DDUM_ENGINE_RAM=set")).toBe(given === undefined);
+  expect(seen).toContain(`BUN_JSC_forceRAMSize=${expectedRam}`);
+  expect(seen).toContain(`BUN_JSC_smallHeapGrowthFactor=${expectedGrowth}`);
+  // Replaced, not forked: the PID spawned is the one that runs the pass, with the same arguments;
+  // the mark names what ddum set, so that only that is kept from the programs it starts.
+  expect(seen.find((v) => v.startsWith("DDUM_ENGINE_RAM="))).toBe(mark ? `DDUM_ENGINE_RAM=${mark}` : undefined);
 }, 30_000);
 
 test("the first retry is reported at once, with the operation, table and endpoint", async () => {
