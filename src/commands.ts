@@ -44,12 +44,12 @@ export function setVerbosity(v: typeof verbosity): void {
  */
 export async function sayWhere(loaded: LoadedConfig, log: Logger, always = false): Promise<void> {
   if (!always && verbosity !== "verbose") return;
-  const { regionAndSource } = await import("./source/dynamo.ts");
+  const { endpointFor, regionAndSource } = await import("./source/dynamo.ts");
   const { config } = loaded;
   const { region, source } = await regionAndSource(config);
   log.info(`config: ${loaded.path ?? "none: defaults"}`);
   log.info(`region: ${region} (from ${source})`);
-  log.info(`endpoint: ${config.endpoint_url || `https://dynamodb.${region}.amazonaws.com`}`);
+  log.info(`endpoint: ${endpointFor(config, region)}`);
   log.info(`tables: users ${config.user_table_name}, groups ${config.group_table_name}`);
 }
 

@@ -13,7 +13,7 @@ import { parseConfig } from "../src/config.ts";
 import { credentialSourceKind, fromInstanceMetadata } from "../src/source/credentials.ts";
 import { signRequest } from "../src/source/sigv4.ts";
 import { DynamoWire } from "../src/source/wire.ts";
-import { clientAt } from "../src/source/dynamo.ts";
+import { clientAt, endpointFor } from "../src/source/dynamo.ts";
 import { DDUM } from "./helpers/ddum.ts";
 import { type Dynamo, startDynalite, userItem } from "./helpers/dynalite.ts";
 import { cleanupRoots, makeRoot } from "./helpers/root.ts";
@@ -69,6 +69,18 @@ describe("SigV4", () => {
     expect(signRequest({ method: "POST", host, path, headers, body: `${body} `, region, service: "dynamodb", at }, creds).authorization).not.toBe(ours.authorization);
     expect(signRequest({ method: "POST", host, path, headers, body, region, service: "dynamodb", at: new Date(at.getTime() + 1000) }, creds).authorization).not.toBe(ours.authorization);
   });
+});
+
+test.each([
+  ["the config's endpoint_url first", "http://127.0.0.1:8000", "us-east-1", { AWS_ENDPOINT_URL_DYNAMODB: "http://x" }, "http://127.0.0.1:8000"],
+  ["AWS_ENDPOINT_URL_DYNAMODB before AWS_ENDPOINT_URL", "", "us-east-1", { AWS_ENDPOINT_URL_DYNAMODB: "http://ddb", AWS_ENDPOINT_URL: "http://all" }, "http://ddb"],
+  ["AWS_ENDPOINT_URL", "", "us-east-1", { AWS_ENDPOINT_URL: "http://all" }, "http://all"],
+  ["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "", "eu-west-1", { AWS_ENDPOINT_URL: "http://all", AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: "true" }, "https://dynamodb.eu-west-1.amazonaws.com"],
+  ["a commercial region", "", "ap-southeast-2", {}, "https://dynamodb.ap-southeast-2.amazonaws.com"],
+  ["a China region", "", "cn-north-1", {}, "https://dynamodb.cn-north-1.amazonaws.com.cn"],
+  ["GovCloud, FIPS", "", "us-gov-west-1", { AWS_USE_FIPS_ENDPOINT: "true" }, "https://dynamodb-fips.us-gov-west-1.amazonaws.com"],
+] as const)("the endpoint: %s", (_what, endpoint_url, region, env, expected) => {
+  expect(endpointFor({ endpoint_url }, region, env)).toBe(expected);
 });
 
 describe("which credentials", () => {

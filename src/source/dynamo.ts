@@ -46,6 +46,20 @@ export async function regionAndSource(config: Config, env = process.env): Promis
   return { region: "us-east-1", source: "the default: none of aws_region, AWS_REGION, AWS_DEFAULT_REGION or instance metadata named one" };
 }
 
+/**
+ * Where requests go when the config names no endpoint_url, as the AWS SDK decides it: the
+ * AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL variable, else the region's endpoint in its
+ * partition (China's regions under amazonaws.com.cn), the FIPS one with AWS_USE_FIPS_ENDPOINT=true.
+ */
+export function endpointFor(config: Pick<Config, "endpoint_url">, region: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (config.endpoint_url) return config.endpoint_url;
+  const given = env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL;
+  if (given && env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS !== "true") return given;
+  const suffix = region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
+  const fips = env.AWS_USE_FIPS_ENDPOINT === "true" ? "-fips" : "";
+  return `https://dynamodb${fips}.${region}.${suffix}`;
+}
+
 /** Where a client sends its requests, for error messages. */
 export interface Where {
   region: string;
@@ -129,7 +143,7 @@ export function awsFailure(what: string, e: unknown, where: Where | undefined, t
  */
 export async function makeClient(config: Config): Promise<DynamoClient> {
   const { region, source } = await regionAndSource(config);
-  const endpoint = config.endpoint_url || `https://dynamodb.${region}.amazonaws.com`;
+  const endpoint = endpointFor(config, region);
   const where: Where = {
     region,
     regionSource: source,
