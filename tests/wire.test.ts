@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { parseConfig } from "../src/config.ts";
-import { credentialSourceKind, fromInstanceMetadata } from "../src/source/credentials.ts";
+import { credentialSourceKind, fromInstanceMetadata, memo } from "../src/source/credentials.ts";
 import { signRequest } from "../src/source/sigv4.ts";
 import { DynamoWire } from "../src/source/wire.ts";
 import { clientAt, endpointFor } from "../src/source/dynamo.ts";
@@ -78,9 +78,38 @@ test.each([
   ["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "", "eu-west-1", { AWS_ENDPOINT_URL: "http://all", AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: "true" }, "https://dynamodb.eu-west-1.amazonaws.com"],
   ["a commercial region", "", "ap-southeast-2", {}, "https://dynamodb.ap-southeast-2.amazonaws.com"],
   ["a China region", "", "cn-north-1", {}, "https://dynamodb.cn-north-1.amazonaws.com.cn"],
-  ["GovCloud, FIPS", "", "us-gov-west-1", { AWS_USE_FIPS_ENDPOINT: "true" }, "https://dynamodb-fips.us-gov-west-1.amazonaws.com"],
+  ["GovCloud, FIPS: GovCloud's endpoint is FIPS already", "", "us-gov-west-1", { AWS_USE_FIPS_ENDPOINT: "true" }, "https://dynamodb.us-gov-west-1.amazonaws.com"],
+  ["a commercial region, FIPS", "", "us-east-1", { AWS_USE_FIPS_ENDPOINT: "true" }, "https://dynamodb-fips.us-east-1.amazonaws.com"],
+  ["dual-stack", "", "eu-central-1", { AWS_USE_DUALSTACK_ENDPOINT: "true" }, "https://dynamodb.eu-central-1.api.aws"],
+  ["dual-stack in China", "", "cn-northwest-1", { AWS_USE_DUALSTACK_ENDPOINT: "true" }, "https://dynamodb.cn-northwest-1.api.amazonwebservices.com.cn"],
+  ["the ISO partition", "", "us-iso-east-1", {}, "https://dynamodb.us-iso-east-1.c2s.ic.gov"],
+  ["the ISO-B partition", "", "us-isob-east-1", {}, "https://dynamodb.us-isob-east-1.sc2s.sgov.gov"],
+  ["the European sovereign cloud", "", "eusc-de-east-1", {}, "https://dynamodb.eusc-de-east-1.amazonaws.eu"],
+  ["DynamoDB Local", "", "local", {}, "http://localhost:8000"],
 ] as const)("the endpoint: %s", (_what, endpoint_url, region, env, expected) => {
   expect(endpointFor({ endpoint_url }, region, env)).toBe(expected);
+});
+
+test("the endpoint is the one the AWS SDK's own resolver gives, in every partition", async () => {
+  const { DynamoDBClient } = await import("@aws-sdk/client-dynamodb");
+  const regions = ["us-east-1", "eu-west-3", "cn-north-1", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "us-isof-south-1", "eu-isoe-west-1", "eusc-de-east-1", "local"];
+  for (const region of regions) {
+    for (const [fips, dual] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      if (region === "local" && (fips || dual)) continue;
+      const c = new DynamoDBClient({ region, credentials: { accessKeyId: "a", secretAccessKey: "b" } });
+      let sdk: string;
+      try {
+        const ep = await (c.config as unknown as { endpointProvider: (p: object) => Promise<{ url: URL }> }).endpointProvider({ Region: region, UseFIPS: fips, UseDualStack: dual });
+        sdk = ep.url.href.replace(/\/$/, "");
+      } catch {
+        continue; // a combination the partition does not offer: the SDK refuses it too
+      } finally {
+        c.destroy();
+      }
+      const env = { ...(fips ? { AWS_USE_FIPS_ENDPOINT: "true" } : {}), ...(dual ? { AWS_USE_DUALSTACK_ENDPOINT: "true" } : {}) };
+      expect(`${region} fips=${fips} dual=${dual}: ${endpointFor({ endpoint_url: "" }, region, env)}`).toBe(`${region} fips=${fips} dual=${dual}: ${sdk}`);
+    }
+  }
 });
 
 describe("which credentials", () => {
@@ -104,6 +133,8 @@ describe("which credentials", () => {
     ["a web identity token", none, { AWS_WEB_IDENTITY_TOKEN_FILE: "/x", AWS_ROLE_ARN: "arn" }, "sdk"],
     ["container credentials", none, { AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/x" }, "sdk"],
     ["nothing at all, metadata off", none, { AWS_EC2_METADATA_DISABLED: "true" }, "none"],
+    ["metadata off by any value but false", none, { AWS_EC2_METADATA_DISABLED: "1" }, "none"],
+    ["AWS_EC2_METADATA_DISABLED=false: on", none, { AWS_EC2_METADATA_DISABLED: "false" }, "instance"],
     ["nothing at all: the instance role", none, {}, "instance"],
   ] as const)("%s", (_what, config, env, kind) => {
     const e: NodeJS.ProcessEnv = { HOME: emptyHome(), ...env };
@@ -114,7 +145,7 @@ describe("which credentials", () => {
 });
 
 /** An EC2 instance metadata service on 127.0.0.1, as far as credentials go. */
-function startImds(opts: { tokens: boolean; role?: string }) {
+function startImds(opts: { tokens: boolean; role?: string; tokenStatus?: number }) {
   const seen: string[] = [];
   const token = "TOKEN-abc";
   const server = Bun.serve({
@@ -124,7 +155,7 @@ function startImds(opts: { tokens: boolean; role?: string }) {
       const url = new URL(req.url);
       seen.push(`${req.method} ${url.pathname}${req.headers.get("x-aws-ec2-metadata-token") ? " +token" : ""}`);
       if (url.pathname === "/latest/api/token") {
-        if (!opts.tokens) return new Response("", { status: 405 });
+        if (!opts.tokens) return new Response("", { status: opts.tokenStatus ?? 405 });
         if (req.method !== "PUT" || !req.headers.get("x-aws-ec2-metadata-token-ttl-seconds")) return new Response("", { status: 400 });
         return new Response(token);
       }
@@ -162,6 +193,18 @@ describe("an instance role from instance metadata", () => {
       await expect(fromInstanceMetadata({ AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint, AWS_EC2_METADATA_V1_DISABLED: "true" })).rejects.toThrow(/IMDSv1 is disabled/);
     } finally {
       imds.stop();
+    }
+  });
+
+  test("a token request answered 500: IMDSv1 (as the SDK); answered 400: an error", async () => {
+    const broken = startImds({ tokens: false, tokenStatus: 500, role: "flaky" });
+    const malformed = startImds({ tokens: false, tokenStatus: 400, role: "strict" });
+    try {
+      expect((await fromInstanceMetadata({ AWS_EC2_METADATA_SERVICE_ENDPOINT: broken.endpoint })).accessKeyId).toBe("ASIAROLE");
+      await expect(fromInstanceMetadata({ AWS_EC2_METADATA_SERVICE_ENDPOINT: malformed.endpoint })).rejects.toThrow(/HTTP 400/);
+    } finally {
+      broken.stop();
+      malformed.stop();
     }
   });
 
@@ -226,12 +269,15 @@ describe("against a real dynalite", () => {
     });
     const client = clientAt(`http://127.0.0.1:${front.port}`, { maxAttempts: 2 });
     try {
-      const r = await client.call("DescribeTable", { TableName: "Users" });
-      expect(r.Table?.TableName).toBe("Users");
-      expect(seen).toEqual(["refused", "passed"]);
+      // Four calls signed at once with the wrong clock: every one is tried again, not only the
+      // first refusal to come back (which teaches the offset).
+      const rs = await Promise.all(["Users", "Groups", "Users", "Groups"].map((TableName) => client.call("DescribeTable", { TableName })));
+      expect(rs.map((r) => r.Table?.TableName)).toEqual(["Users", "Groups", "Users", "Groups"]);
+      expect(seen.filter((x) => x === "refused").length).toBe(4);
+      expect(seen.filter((x) => x === "passed").length).toBe(4);
       // The offset is kept: the next call is signed right the first time.
       await client.call("DescribeTable", { TableName: "Groups" });
-      expect(seen).toEqual(["refused", "passed", "passed"]);
+      expect(seen.slice(8)).toEqual(["passed"]);
     } finally {
       front.stop(true);
     }
@@ -300,6 +346,113 @@ test("destroy() ends a request in flight at once, without trying again", async (
   } finally {
     silent.stop(true);
   }
+});
+
+describe("a call ends", () => {
+  const wire = (endpoint: string, over: Partial<ConstructorParameters<typeof DynamoWire>[0]> = {}) =>
+    new DynamoWire({ endpoint, region: "us-east-1", credentials: async () => ({ accessKeyId: "a", secretAccessKey: "b" }), maxAttempts: 20, requestTimeoutMs: 30_000, ...over });
+
+  test("destroy() during the back-off between attempts ends the call at once", async () => {
+    let n = 0;
+    const throttle = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => {
+        n++;
+        return new Response(JSON.stringify({ __type: "com.amazonaws.dynamodb.v20120810#ThrottlingException", message: "slow down" }), { status: 400 });
+      },
+    });
+    const w = wire(`http://127.0.0.1:${throttle.port}`);
+    try {
+      const call = w.call("GetItem", { TableName: "Users", Key: { Name: { S: "x" } } }).catch((e) => e as Error);
+      await Bun.sleep(1500);
+      const t0 = performance.now();
+      w.destroy();
+      const err = await call;
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect((err as Error).name).toBe("AbortError");
+      expect(n).toBeGreaterThan(1);
+    } finally {
+      throttle.stop(true);
+    }
+  });
+
+  test("credentials that never come: an error at request_timeout, or at once on destroy()", async () => {
+    const never = () => new Promise<never>(() => {});
+    const t0 = performance.now();
+    const err = await wire("http://127.0.0.1:9", { credentials: never, requestTimeoutMs: 300 })
+      .call("GetItem", { TableName: "Users", Key: { Name: { S: "x" } } })
+      .catch((e) => e as Error);
+    expect((err as Error).name).toBe("CredentialsProviderError");
+    expect(performance.now() - t0).toBeLessThan(3000);
+    const w = wire("http://127.0.0.1:9", { credentials: never });
+    const call = w.call("GetItem", { TableName: "Users", Key: { Name: { S: "x" } } }).catch((e) => e as Error);
+    await Bun.sleep(100);
+    w.destroy();
+    expect(((await call) as Error).name).toBe("AbortError");
+  });
+
+  test("a failure another attempt cannot mend (TLS to a plain-HTTP server) is not tried again", async () => {
+    const plain = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("{}") });
+    try {
+      const err = (await wire(`https://127.0.0.1:${plain.port}`, { maxAttempts: 5 })
+        .call("GetItem", { TableName: "Users", Key: { Name: { S: "x" } } })
+        .catch((e) => e)) as Error & { $metadata: { attempts?: number } };
+      expect(err.name).toBe("NetworkError");
+      expect(err.$metadata.attempts).toBe(1);
+    } finally {
+      plain.stop(true);
+    }
+  });
+});
+
+describe("credentials kept between calls", () => {
+  const keys = (id: string, expiresInMs: number) => ({ accessKeyId: id, secretAccessKey: "s", expiration: new Date(Date.now() + expiresInMs) });
+
+  test("one fetch however many calls ask at once; again only near expiry", async () => {
+    let fetches = 0;
+    const p = memo(async () => {
+      fetches++;
+      await Bun.sleep(20);
+      return keys(`K${fetches}`, 60 * 60_000);
+    });
+    const got = await Promise.all(Array.from({ length: 64 }, () => p()));
+    expect(new Set(got.map((k) => k.accessKeyId))).toEqual(new Set(["K1"]));
+    expect(fetches).toBe(1);
+    await p();
+    expect(fetches).toBe(1);
+  });
+
+  test("a failed refresh keeps keys that have not expired; expired ones are not used", async () => {
+    let now = Date.now();
+    let fail = false;
+    let n = 0;
+    const p = memo(
+      async () => {
+        n++;
+        if (fail) throw new Error("metadata throttled");
+        return { accessKeyId: `K${n}`, secretAccessKey: "s", expiration: new Date(now + 10 * 60_000) };
+      },
+      () => now,
+    );
+    expect((await p()).accessKeyId).toBe("K1");
+    now += 7 * 60_000; // within five minutes of expiry: refresh
+    fail = true;
+    expect((await p()).accessKeyId).toBe("K1");
+    expect(n).toBe(2);
+    now += 4 * 60_000; // expired
+    await expect(p()).rejects.toThrow(/throttled/);
+    fail = false;
+    expect((await p()).accessKeyId).toBe("K4");
+  });
+
+  test("keys with an unreadable expiry are fetched again, not kept forever", async () => {
+    let n = 0;
+    const p = memo(async () => ({ accessKeyId: `K${++n}`, secretAccessKey: "s", expiration: new Date("not a date") }));
+    await p();
+    await p();
+    expect(n).toBe(2);
+  });
 });
 
 test("a config with keys signs with them (no other source is asked)", () => {

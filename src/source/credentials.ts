@@ -26,22 +26,43 @@ function providerError(message: string): Error {
   return e;
 }
 
-/** Remembers what a source gave until shortly before it expires. */
-function memo(source: CredentialProvider): CredentialProvider {
-  let held: Promise<Credentials> | undefined;
-  return () => {
-    if (held) {
-      const again = held.then(
-        (c) => c.expiration !== undefined && c.expiration.getTime() - Date.now() < REFRESH_MS,
-        () => true,
-      );
-      return again.then((stale) => {
-        if (stale) held = source();
-        return held!;
-      });
+/**
+ * Remembers what a source gave until shortly before it expires, then fetches again: one fetch at
+ * a time, however many calls ask; when a refresh fails and the keys held have not expired yet,
+ * they are used meanwhile (the next call tries again). Keys without a readable expiry are kept.
+ */
+export function memo(source: CredentialProvider, now = () => Date.now()): CredentialProvider {
+  let held: Credentials | undefined;
+  let pending: Promise<Credentials> | undefined;
+  const expires = (c: Credentials) => (c.expiration === undefined ? Number.POSITIVE_INFINITY : c.expiration.getTime());
+  const fresh = (c: Credentials) => {
+    const t = expires(c);
+    return !Number.isNaN(t) && t - now() >= REFRESH_MS;
+  };
+  const refresh = () => {
+    pending ??= source().then(
+      (c) => {
+        held = c;
+        pending = undefined;
+        return c;
+      },
+      (e) => {
+        pending = undefined;
+        throw e;
+      },
+    );
+    return pending;
+  };
+  return async () => {
+    if (held && fresh(held)) return held;
+    const old = held;
+    try {
+      return await refresh();
+    } catch (e) {
+      const t = old ? expires(old) : Number.NaN;
+      if (old && !Number.isNaN(t) && t > now()) return old;
+      throw e;
     }
-    held = source();
-    return held;
   };
 }
 
@@ -58,8 +79,14 @@ export function credentialSourceKind(config: Pick<Config, "aws_access_key" | "aw
   const files = [env.AWS_SHARED_CREDENTIALS_FILE || join(home, ".aws", "credentials"), env.AWS_CONFIG_FILE || join(home, ".aws", "config")];
   if (files.some((f) => existsSync(f))) return "sdk";
   if (env.AWS_WEB_IDENTITY_TOKEN_FILE || env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return "sdk";
-  if (env.AWS_EC2_METADATA_DISABLED === "true") return "none";
+  if (metadataDisabled(env)) return "none";
   return "instance";
+}
+
+/** AWS_EC2_METADATA_DISABLED: any value but "false" turns instance metadata off (as for the SDK). */
+export function metadataDisabled(env: NodeJS.ProcessEnv): boolean {
+  const v = env.AWS_EC2_METADATA_DISABLED;
+  return v !== undefined && v !== "" && v.toLowerCase() !== "false";
 }
 
 /** The credentials a client signs with (fetched when first asked, then kept until near expiry). */
@@ -87,11 +114,14 @@ export function credentialProvider(config: Config, env: NodeJS.ProcessEnv = proc
       };
     case "instance":
       return memo(() => fromInstanceMetadata(env));
-    default:
-      return memo(async () => {
-        const { defaultProvider } = await import("@aws-sdk/credential-provider-node");
-        return defaultProvider(config.aws_profile ? { profile: config.aws_profile } : {})();
-      });
+    default: {
+      // The SDK's provider keeps and refreshes its own credentials: made once, asked each time.
+      let provider: Promise<CredentialProvider> | undefined;
+      return async () => {
+        provider ??= import("@aws-sdk/credential-provider-node").then(({ defaultProvider }) => defaultProvider(config.aws_profile ? { profile: config.aws_profile } : {}));
+        return (await provider)();
+      };
+    }
   }
 }
 
@@ -102,21 +132,23 @@ async function imds(url: string, init: RequestInit = {}): Promise<Response> {
 
 /**
  * An instance role's credentials from EC2 instance metadata: IMDSv2 (a session token first), and
- * IMDSv1 when the token is refused as unsupported (403, 404, 405) or not answered, unless
- * AWS_EC2_METADATA_V1_DISABLED says not to. AWS_EC2_METADATA_SERVICE_ENDPOINT moves it (as for
- * the SDK).
+ * IMDSv1 when the token is not given (any answer but 400, or none), unless
+ * AWS_EC2_METADATA_V1_DISABLED says not to. AWS_EC2_METADATA_SERVICE_ENDPOINT moves it, and
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 asks its IPv6 address (as for the SDK).
  */
 export async function fromInstanceMetadata(env: NodeJS.ProcessEnv = process.env): Promise<Credentials> {
-  const base = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || "http://169.254.169.254").replace(/\/+$/, "");
+  const ipv6 = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE ?? "").toLowerCase() === "ipv6";
+  const base = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || (ipv6 ? "http://[fd00:ec2::254]" : "http://169.254.169.254")).replace(/\/+$/, "");
   const fail = (why: string) => providerError(`Could not load credentials from any providers (EC2 instance metadata at ${base}: ${why})`);
   const headers: Record<string, string> = {};
+  // IMDSv2's session token; refused as malformed (400) is an error, any other refusal or failure
+  // falls back to IMDSv1 (as the SDK does).
   try {
     const t = await imds(`${base}/latest/api/token`, { method: "PUT", headers: { "x-aws-ec2-metadata-token-ttl-seconds": "21600" } });
     if (t.ok) headers["x-aws-ec2-metadata-token"] = await t.text();
-    else if (![403, 404, 405].includes(t.status)) throw fail(`a session token was refused with HTTP ${t.status}`);
+    else if (t.status === 400) throw fail("the session token request was refused as malformed (HTTP 400)");
   } catch (e) {
     if ((e as Error).name === "CredentialsProviderError") throw e;
-    if ((e as Error).name !== "TimeoutError") throw fail(`${(e as Error).message}`);
   }
   if (!headers["x-aws-ec2-metadata-token"] && env.AWS_EC2_METADATA_V1_DISABLED === "true") throw fail("no session token, and IMDSv1 is disabled (AWS_EC2_METADATA_V1_DISABLED)");
   try {

@@ -4,14 +4,14 @@ import type { ScanCommandOutput } from "@aws-sdk/client-dynamodb";
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
 import { notice } from "../notices.ts";
-import { credentialProvider } from "./credentials.ts";
+import { credentialProvider, metadataDisabled } from "./credentials.ts";
 import { type AttributeValue, DynamoWire } from "./wire.ts";
 
 export type RawItem = Record<string, AttributeValue>;
 
 /** EC2 instance metadata (IMDSv2), asked only when nothing else names a region. */
 async function imdsRegion(env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  if (env.AWS_EC2_METADATA_DISABLED === "true") return undefined;
+  if (metadataDisabled(env)) return undefined;
   const base = "http://169.254.169.254/latest";
   try {
     const token = await fetch(`${base}/api/token`, {
@@ -46,17 +46,34 @@ export async function regionAndSource(config: Config, env = process.env): Promis
   return { region: "us-east-1", source: "the default: none of aws_region, AWS_REGION, AWS_DEFAULT_REGION or instance metadata named one" };
 }
 
+/** The DNS suffix of each AWS partition, by region prefix (the SDK's partitions), and its dual-stack one. */
+const PARTITIONS: readonly { prefix: string; suffix: string; dualStack: string }[] = [
+  { prefix: "cn-", suffix: "amazonaws.com.cn", dualStack: "api.amazonwebservices.com.cn" },
+  { prefix: "us-isob-", suffix: "sc2s.sgov.gov", dualStack: "api.aws.scloud" },
+  { prefix: "us-isof-", suffix: "csp.hci.ic.gov", dualStack: "api.aws.hci.ic.gov" },
+  { prefix: "us-iso-", suffix: "c2s.ic.gov", dualStack: "api.aws.ic.gov" },
+  { prefix: "eu-isoe-", suffix: "cloud.adc-e.uk", dualStack: "api.cloud-aws.adc-e.uk" },
+  { prefix: "eusc-", suffix: "amazonaws.eu", dualStack: "api.amazonwebservices.eu" },
+  { prefix: "", suffix: "amazonaws.com", dualStack: "api.aws" },
+];
+
 /**
  * Where requests go when the config names no endpoint_url, as the AWS SDK decides it: the
  * AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL variable, else the region's endpoint in its
- * partition (China's regions under amazonaws.com.cn), the FIPS one with AWS_USE_FIPS_ENDPOINT=true.
+ * partition; AWS_USE_FIPS_ENDPOINT=true for the FIPS one (GovCloud's endpoints are FIPS already),
+ * AWS_USE_DUALSTACK_ENDPOINT=true for the dual-stack one; the region
+ * "local" is DynamoDB Local's http://localhost:8000.
  */
 export function endpointFor(config: Pick<Config, "endpoint_url">, region: string, env: NodeJS.ProcessEnv = process.env): string {
   if (config.endpoint_url) return config.endpoint_url;
   const given = env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL;
   if (given && env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS !== "true") return given;
-  const suffix = region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
-  const fips = env.AWS_USE_FIPS_ENDPOINT === "true" ? "-fips" : "";
+  if (region === "local") return "http://localhost:8000";
+  const p = PARTITIONS.find((x) => region.startsWith(x.prefix))!;
+  const dual = env.AWS_USE_DUALSTACK_ENDPOINT === "true";
+  // GovCloud's IPv4 endpoints are FIPS endpoints already; its dual-stack ones have a FIPS twin.
+  const fips = env.AWS_USE_FIPS_ENDPOINT === "true" && (dual || !region.startsWith("us-gov-")) ? "-fips" : "";
+  const suffix = dual ? p.dualStack : p.suffix;
   return `https://dynamodb${fips}.${region}.${suffix}`;
 }
 
@@ -345,6 +362,7 @@ export async function createTables(
       : { BillingMode: "PROVISIONED" as const, ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
   };
   for (const name of names) {
+    let refusals = 0;
     for (;;) {
       try {
         await client.call("CreateTable", { ...spec, TableName: name });
@@ -359,6 +377,8 @@ export async function createTables(
       // Refused as in use, and gone by now: it was being deleted, and the deletion has ended. Create it.
       if (status === null) {
         if (Date.now() > deadline) throw new DdumError(`cannot create table ${name}: it is refused as in use, yet it does not exist (after ${waitSeconds} s)`);
+        // Not at once: the service's control plane throttles a client that asks in a tight loop.
+        await Bun.sleep(Math.min(1000 * 2 ** Math.min(refusals++, 3), Math.max(0, deadline - Date.now())));
         continue;
       }
       if (status !== "DELETING") {

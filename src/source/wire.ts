@@ -80,7 +80,9 @@ const THROTTLING = new Set([
   "TooManyRequestsException",
   "TransactionInProgressException",
 ]);
-const TRANSIENT = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "NetworkError"]);
+const TRANSIENT = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException"]);
+/** Connection failures worth another attempt (the SDK's list); a TLS or header error is not one. */
+const TRANSIENT_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ConnectionRefused", "ConnectionClosed"]);
 const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
 // Refusals of a signature made with a clock too far from the service's: tried again once the
 // clock's offset is known (from the answer's Date header), as the SDK does.
@@ -90,6 +92,9 @@ const SKEW_MS = 5 * 60 * 1000;
 
 function retryable(e: AwsError): boolean {
   if (THROTTLING.has(e.name) || TRANSIENT.has(e.name)) return true;
+  if (e.name === "NetworkError") return TRANSIENT_CODES.has(e.code ?? "");
+  // A signature the service saw as expired (a clock far off, or a request that waited too long).
+  if (e.name === "InvalidSignatureException" && /Signature expired/i.test(e.message)) return true;
   const status = e.$metadata.httpStatusCode;
   return status === 429 || (status !== undefined && TRANSIENT_STATUS.has(status));
 }
@@ -133,6 +138,8 @@ export class DynamoWire {
   /** Requests in flight, ended by destroy(). */
   private readonly live = new Set<AbortController>();
   private closed = false;
+  /** Aborted by destroy(): ends back-off sleeps and credential waits too. */
+  private readonly closing = new AbortController();
   /** The service's clock minus this host's, once an answer showed them more than SKEW_MS apart. */
   private clockOffsetMs = 0;
 
@@ -148,8 +155,9 @@ export class DynamoWire {
     let slept = 0;
     for (let attempt = 1; ; attempt++) {
       let err: AwsError;
-      // No credentials: said as the source said it, not tried again (the sources have their own bounds).
-      const keys = await this.opts.credentials().catch((e: Error) => {
+      // No credentials: said as the source said it, not tried again (the sources have their own
+      // bounds; this one bounds them too, by request_timeout).
+      const keys = await this.bounded(this.opts.credentials(), "credentials").catch((e: Error) => {
         throw Object.assign(e, { $metadata: { attempts: attempt, totalRetryDelay: slept } });
       });
       try {
@@ -166,8 +174,26 @@ export class DynamoWire {
       if (attempt === 1) this.opts.onRetry?.(op, table, `${err.name}: ${err.message}`.slice(0, 200));
       const wait = skewed ? 0 : delayMs(err, attempt);
       slept += wait;
-      await Bun.sleep(wait);
+      await this.bounded(Bun.sleep(wait), "back-off");
     }
+  }
+
+  /** p, or an AbortError as soon as the client is destroyed; credentials also at request_timeout. */
+  private bounded<T>(p: Promise<T>, what: "credentials" | "back-off"): Promise<T> {
+    const closing = this.closing.signal;
+    if (closing.aborted) return Promise.reject(new AwsError("AbortError", "the client was closed"));
+    return new Promise<T>((resolve, reject) => {
+      const closed = () => reject(new AwsError("AbortError", "the client was closed"));
+      closing.addEventListener("abort", closed, { once: true });
+      const timer =
+        what === "credentials"
+          ? setTimeout(() => reject(Object.assign(new Error(`Could not load credentials: no answer within ${this.opts.requestTimeoutMs} ms`), { name: "CredentialsProviderError" })), this.opts.requestTimeoutMs)
+          : undefined;
+      p.then(resolve, reject).finally(() => {
+        clearTimeout(timer);
+        closing.removeEventListener("abort", closed);
+      });
+    });
   }
 
   /** One call, its answer parsed. */
@@ -181,6 +207,7 @@ export class DynamoWire {
   private async once(op: Operation, body: string, keys: Credentials): Promise<{ text: string; requestId: string | undefined }> {
     if (this.closed) throw new AwsError("AbortError", "the client was closed");
     const url = this.endpoint;
+    const at = new Date(Date.now() + this.clockOffsetMs);
     const headers = signRequest(
       {
         method: "POST",
@@ -190,7 +217,7 @@ export class DynamoWire {
         body,
         region: this.opts.region,
         service: "dynamodb",
-        at: new Date(Date.now() + this.clockOffsetMs),
+        at,
       },
       keys,
     );
@@ -203,8 +230,11 @@ export class DynamoWire {
       const requestId = r.headers.get("x-amzn-requestid") ?? undefined;
       if (r.status !== 200) {
         const err = answerError(r.status, text, requestId, r.headers.get("x-amzn-errortype"));
+        // Skewed: this request's signing time was far from the service's clock (compared with
+        // the time it was signed at, so that requests signed together before the offset was
+        // learnt are all tried again, not only the first to come back).
         const server = Date.parse(r.headers.get("date") ?? "");
-        if (Number.isFinite(server) && Math.abs(server - (Date.now() + this.clockOffsetMs)) > SKEW_MS) {
+        if (Number.isFinite(server) && Math.abs(server - at.getTime()) > SKEW_MS) {
           this.clockOffsetMs = server - Date.now();
           Object.assign(err, { skewed: true });
         }
@@ -220,6 +250,7 @@ export class DynamoWire {
   /** Ends every request still in flight; the client is not used again. */
   destroy(): void {
     this.closed = true;
+    this.closing.abort();
     for (const a of this.live) a.abort(new DOMException("the client was closed", "AbortError"));
     this.live.clear();
   }
