@@ -188,6 +188,36 @@ describe("field helpers", () => {
   });
 });
 
+describe("the reference SSH key check, at its edges", () => {
+  const [edType, edBlob] = ED25519.split(" ") as [string, string];
+  const blob = (b: Buffer) => b.toString("base64");
+  const typed = (t: string, extra = "") => blob(Buffer.concat([Buffer.from([0, 0, 0, t.length]), Buffer.from(t + extra, "latin1")]));
+  test.each([
+    ["a real key", ED25519, null],
+    ["exactly 16,384 characters", `${ED25519} ${"c".repeat(16384 - ED25519.length - 1)}`, null],
+    ["16,385 characters", `${ED25519} ${"c".repeat(16384 - ED25519.length)}`, "is longer than 16384 characters"],
+    ["a tab inside", `${edType}\t${edBlob}`, "must be a single line without control characters"],
+    ["DEL inside", `${ED25519}\u007f`, "must be a single line without control characters"],
+    ["an unknown type", `ssh-foo ${typed("ssh-foo")}`, /must start with a known key type .*found "ssh-foo"/],
+    ["no type at all", ` ${edBlob}`, /must start with a known key type/],
+    ["the type only", edType, "key data is not base64"],
+    ["base64 with a character outside it", `${edType} ${edBlob.slice(0, 8)}*${edBlob.slice(9)}`, "key data is not base64"],
+    ["padding in the middle", `${edType} AA==${edBlob}`, "key data is not base64"],
+    ["a length not a multiple of 4", `${edType} ${edBlob}A`, "key data is not base64"],
+    ["four bytes of data: the length field and nothing", `${edType} ${blob(Buffer.from([0, 0, 0, 11]))}`, "key data does not encode a ssh-ed25519 key"],
+    ["three bytes of data", `${edType} ${blob(Buffer.from([0, 0, 11]))}`, "key data is too short"],
+    ["a length field one past the data", `${edType} ${blob(Buffer.concat([Buffer.from([0, 0, 0, 12]), Buffer.from("ssh-ed25519")]))}`, "key data does not encode a ssh-ed25519 key"],
+    ["exactly the type, nothing after", `${edType} ${typed(edType)}`, null],
+    ["another type's name inside", `${edType} ${typed("ssh-rsa")}`, "key data does not encode a ssh-ed25519 key"],
+  ] as const)("%s", (_what, key, expected) => {
+    const got = sshKeyProblemReference(key);
+    if (expected instanceof RegExp) expect(got).toMatch(expected);
+    else expect(got).toBe(expected);
+    // And the fast path says the same.
+    expect(sshKeyProblem(key)).toBe(got);
+  });
+});
+
 describe("the fast SSH key check agrees with the reference check", () => {
   const [edType, edBlob] = ED25519.split(" ") as [string, string];
   const rsaBlob = KEY_CAROL_RSA.split(" ")[1]!;
@@ -228,10 +258,76 @@ describe("the fast SSH key check agrees with the reference check", () => {
   test("on valid, malformed and odd keys", () => {
     for (const k of samples) expect(`${JSON.stringify(k).slice(0, 80)} ${sshKeyProblem(k)}`).toBe(`${JSON.stringify(k).slice(0, 80)} ${sshKeyProblemReference(k)}`);
   });
+  // Thousands of keys near the edges, from a fixed seed: the fast path must never accept what
+  // the reference refuses (its "no" only hands over to the reference). Blobs that encode every
+  // known type and near-miss types, with lengths off by one, padding of every kind, characters of
+  // every class before, after and inside, lengths around the 16,384 limit.
+  test("on thousands of generated near-miss keys (seeded)", () => {
+    // mulberry32: every bit of its output is well mixed (an LCG's low bits repeat with a short period).
+    let seed = 0x5eed;
+    const rnd = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const types = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "sk-ssh-ed25519@openssh.com", "ssh-ed25519-cert-v01@openssh.com", "ssh-dss", "ssh-foo", "ssh-ed2551", "ssh-ed25519x", "ssh-rsA", ""];
+    const blobOf = (name: string, lenField: number, tail: number) => {
+      const b = Buffer.alloc(4 + name.length + tail);
+      b.writeUInt32BE(lenField >>> 0, 0);
+      b.write(name, 4, "latin1");
+      for (let i = 0; i < tail; i++) b[4 + name.length + i] = rnd(256);
+      return b.toString("base64");
+    };
+    const chars = ["", " ", "  ", "\t", "\n", "\u0000", "\u007f", "\u0080", "é", "=", "A", "*", "-", "\u00a0"];
+    const checked = new Set<string>();
+    let accepted = 0;
+    for (let i = 0; i < 6000; i++) {
+      const type = types[rnd(types.length)]!;
+      // Half the time the blob names the key's own type with the right length: near a valid key.
+      const inner = rnd(2) === 0 ? type : types[rnd(types.length)]!;
+      const lenField = rnd(2) === 0 ? inner.length : [inner.length + 1, inner.length - 1, 0, 0xffffffff, 3][rnd(5)]!;
+      let blob = blobOf(inner, lenField, rnd(40));
+      switch (rnd(12)) {
+        case 0:
+          blob = blob.replace(/=+$/, "");
+          break;
+        case 1:
+          blob = `${blob}=`;
+          break;
+        case 2: {
+          const at = rnd(blob.length);
+          blob = blob.slice(0, at) + chars[rnd(chars.length)]! + blob.slice(at + 1);
+          break;
+        }
+        case 3:
+          blob = blob.slice(0, 4 * rnd(4));
+          break;
+        default:
+      }
+      const comment = rnd(3) === 0 ? "" : ` user${i}@host${chars[rnd(chars.length)]}`;
+      let key = `${type} ${blob}${comment}`;
+      if (rnd(10) === 0) key = chars[rnd(chars.length)]! + key;
+      if (rnd(10) === 0) key += chars[rnd(chars.length)]!;
+      if (rnd(50) === 0) key = `${key} ${"c".repeat(16384 - key.length - 1 + rnd(3))}`;
+      if (checked.has(key)) continue;
+      checked.add(key);
+      const reference = sshKeyProblemReference(key);
+      if (reference === null) accepted++;
+      expect(`${JSON.stringify(key).slice(0, 100)} ${sshKeyProblem(key)}`).toBe(`${JSON.stringify(key).slice(0, 100)} ${reference}`);
+    }
+    // The generator reaches both answers, often.
+    expect(accepted).toBeGreaterThan(300);
+    expect(checked.size - accepted).toBeGreaterThan(2500);
+  });
   test("normalizeKey gives single spaces and nothing around, leaving canonical keys as they are", () => {
     expect(normalizeKey(`  ${edType}   ${edBlob}  a  b `)).toBe(`${edType} ${edBlob} a b`);
     expect(normalizeKey(ED25519)).toBe(ED25519);
     expect(normalizeKey(`${ED25519} josé `)).toBe(`${ED25519} josé`);
+    // Characters outside ASCII at either end are not taken for canonical: a no-break space is
+    // trimmed like any white space.
+    expect(normalizeKey(`${ED25519}\u00a0`)).toBe(ED25519);
+    expect(normalizeKey(`\u00a0${ED25519}`)).toBe(ED25519);
   });
 });
 
