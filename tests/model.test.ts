@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import { dateSchema, decodeGroups, decodeKnownUserItem, decodeUserItem, decodeUsers, FAST, hasDuplicate, gecosSchema, isoDateToDays, isPasswordField, nameSchema, passwordSchema, pathSchema, normalizeKey, rejectionMessage, sshKeyProblem, sshKeyProblemReference } from "../src/model.ts";
+import { dateSchema, decodeGroups, decodeKnownUserItem, decodeUserItem, decodeUsers, FAST, hasDuplicate, gecosSchema, hashScheme, isoDateToDays, isPasswordField, nameSchema, passwordSchema, passwordWarning, pathSchema, normalizeKey, printable, rejectionMessage, shellSchema, sshKeyProblem, sshKeyProblemReference } from "../src/model.ts";
 import type { RawItem } from "../src/source/dynamo.ts";
 import { groupItem, userItem } from "./helpers/dynalite.ts";
 import { KEY_ALICE, KEY_CAROL_RSA } from "./helpers/keys.ts";
@@ -185,6 +185,104 @@ describe("field helpers", () => {
   test("real keys pass", () => {
     expect(sshKeyProblem(ED25519)).toBeNull();
     expect(sshKeyProblem(KEY_CAROL_RSA)).toBeNull();
+  });
+});
+
+describe("field rules at their edges (from the mutation run of model.ts)", () => {
+  const B = (n: number) => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./".repeat(3).slice(0, n);
+  // One hash of each scheme, in the shape libxcrypt writes it: its name, and whether it is weak.
+  test.each([
+    ["yescrypt", `$y$j9T$${B(22)}$${B(43)}`, false],
+    ["sha512crypt", `$6$saltsalt$${B(86)}`, false],
+    ["bcrypt", `$2b$10$${B(21)}O${B(31)}`, false],
+    ["gost-yescrypt", `$gy$j9T$${B(22)}$${B(43)}`, false],
+    ["scrypt", `$7$${B(16)}$${B(43)}`, false],
+    ["sha256crypt", `$5$rounds=5000$saltsalt$${B(43)}`, true],
+    ["bcrypt_x", `$2x$10$${B(21)}O${B(31)}`, true],
+    ["md5crypt", `$1$saltsalt$${B(22)}`, true],
+    ["sha1crypt", `$sha1$40000$${B(8)}$${B(28)}`, true],
+    ["sunmd5", `$md5,rounds=1000$saltsalt$$${B(22)}`, true],
+    ["nt", `$3$$${"0123456789abcdef".repeat(2)}`, true],
+    ["bsdicrypt", `_${B(18)}.`, true],
+    ["descrypt", `${B(12)}.`, true],
+    ["bigcrypt", `${B(2)}${B(10)}.${B(10)}.`, true],
+  ] as const)("%s: its scheme, and a warning only for a legacy one, locked or not", (name, hash, weak) => {
+    expect(hashScheme(hash)?.name).toBe(name);
+    expect(hashScheme(hash)?.weak).toBe(weak);
+    expect(isPasswordField(hash)).toBe(true);
+    for (const h of [hash, `!${hash}`, `!!${hash}`]) {
+      const w = passwordWarning(h);
+      if (weak) expect(w).toStartWith(`uses ${name}, a legacy method`);
+      else expect(w).toBeNull();
+    }
+  });
+  test("the NT hash's form is whole: nothing before or after, 32 lower-case hex digits", () => {
+    const nt = `$3$$${"0123456789abcdef".repeat(2)}`;
+    for (const bad of [`x${nt}`, `${nt}0`, nt.slice(0, -1), nt.toUpperCase().replace("$3$$", "$3$$"), `$3$$${"g".repeat(32)}`]) expect(hashScheme(bad)?.name).not.toBe("nt");
+  });
+  test("lock markers", () => {
+    expect(isPasswordField("*")).toBe(true);
+    expect(isPasswordField("!*")).toBe(true);
+    expect(isPasswordField("!")).toBe(true);
+    expect(isPasswordField("!!")).toBe(true);
+    expect(isPasswordField("")).toBe(false);
+    expect(isPasswordField("*!")).toBe(false);
+  });
+  test("dates: the whole string, and the year as written", () => {
+    expect(isoDateToDays("x2024-01-01")).toBeNull();
+    expect(isoDateToDays("2024-01-01x")).toBeNull();
+    // Date.UTC reads years 0-99 as 1900-1999: such a date is not the one written.
+    expect(isoDateToDays("0099-01-01")).toBeNull();
+    expect(isoDateToDays("2024-02-30")).toBeNull();
+    expect(isoDateToDays("2024-02-29")).toBe(19782);
+  });
+  test("printable: JSON-quoted, any value, cut after 64 characters", () => {
+    expect(printable(42)).toBe('"42"');
+    expect(printable(undefined)).toBe('"undefined"');
+    expect(printable({ a: 1 })).toBe('"{\\"a\\":1}"');
+    expect(printable("a".repeat(64))).toBe(`"${"a".repeat(64)}"`);
+    expect(printable("a".repeat(65))).toBe(`"${"a".repeat(61)}..."`);
+  });
+  test("paths: empty and overlong are refused with their reason", () => {
+    expect(v.safeParse(pathSchema, "").issues?.[0]?.message).toBe("must not be empty");
+    expect(v.safeParse(pathSchema, `/${"x".repeat(4096)}`).issues?.[0]?.message).toBe("must be at most 4096 characters");
+    expect(v.safeParse(pathSchema, `/${"x".repeat(4095)}`).success).toBe(true);
+  });
+  // Every spelling of a directory others can write, with "." segments and doubled slashes
+  // anywhere between its parts, is refused as a shell's; look-alikes are not.
+  test.each([
+    "/tmp",
+    "/tmp/sh",
+    "//tmp/sh",
+    "/./tmp/sh",
+    "/././tmp/sh",
+    "/.//tmp/sh",
+    "/var/tmp/sh",
+    "/var//tmp/sh",
+    "/var/./tmp/sh",
+    "/var/././tmp/sh",
+    "/var/.//tmp/sh",
+    "/dev/shm/sh",
+    "/dev//shm/sh",
+    "/dev/././shm/sh",
+    "/dev/.//shm/sh",
+    "/run/user/1000/sh",
+    "/run//user/sh",
+    "/run/././user/sh",
+    "/run/.//user/sh",
+    "/home/alice/sh",
+    "/var/mail/sh",
+    "/var/./mail/sh",
+    "/var/crash/sh",
+    "/var/spool/mail/sh",
+    "/var/spool//mail/sh",
+    "/var/spool/././mail/sh",
+    "/var/./spool/.//mail/sh",
+  ])("a shell in %s is refused", (path) => {
+    expect(v.safeParse(shellSchema, path).issues?.[0]?.message).toBe("must not be in a directory others can write (/tmp, /var/tmp, /dev/shm, /home, ...)");
+  });
+  test.each(["/bin/bash", "/tmpfoo/sh", "/usr/bin/tmp", "/homework/sh", "/var/tmpx/sh", "/opt/home/sh", "/var/spool/cron/sh"])("a shell in %s is allowed", (path) => {
+    expect(v.safeParse(shellSchema, path).success).toBe(true);
   });
 });
 
