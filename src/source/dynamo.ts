@@ -1,5 +1,7 @@
-// The only module that talks to DynamoDB. Everything it returns is raw AttributeValue maps:
-// validation needs to see the stored types (a number stored as a string is an error).
+// DynamoDB for the rest of ddum: the client (wire.ts underneath), the scan, table creation, and
+// what an error means in an operator's terms. Everything it returns is raw AttributeValue maps:
+// validation needs to see the stored types (a number stored as a string is an error). Only this
+// module, source/version.ts and admin/store.ts make calls (the IAM policy test checks it).
 import type { ScanCommandOutput } from "@aws-sdk/client-dynamodb";
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
