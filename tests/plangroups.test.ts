@@ -8,29 +8,13 @@ import { describe, expect, test } from "bun:test";
 import { AccountTable } from "../src/localdb/index.ts";
 import type { Group, User } from "../src/model.ts";
 import { type Current, type Desired, EMPTY_OWNERSHIP, type Ownership, type Plan, type Policy, plan } from "../src/plan.ts";
+import { bareUser } from "./helpers/records.ts";
 
 const HASH = "$6$saltsalt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./0123456789abcdefghij";
 const GROUP_HASH = "$6$groupsal$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./0123456789abcdefghij";
 const TODAY = 20000;
 
-function user(name: string, uid: number): User {
-  return {
-    name,
-    uid,
-    gid: uid,
-    realName: name,
-    home: `/home/${name}`,
-    shell: "/bin/bash",
-    password: HASH,
-    lastChange: 19000,
-    minDays: null,
-    maxDays: null,
-    warnDays: null,
-    inactiveDays: null,
-    expire: null,
-    sshKeys: [],
-  };
-}
+const user = (name: string, uid: number): User => bareUser(name, uid, { realName: name, shell: "/bin/bash", password: HASH, lastChange: 19000 });
 const alice = user("alice", 2001);
 const bob = user("bob", 2002);
 const line = (u: User) => `${u.name}:x:${u.uid}:${u.gid}:${u.realName}:${u.home}:${u.shell}`;
