@@ -1,5 +1,5 @@
-// `make bench`: ddum at fleet scale against dynalite, with the floor (a bare scan with the same
-// SDK and segment count) measured in the same run against the same server. Not a test: it
+// `make bench`: ddum at fleet scale against dynalite, with the floor (a bare scan with ddum's own
+// client and the same segment count) measured in the same run against the same server. Not a test: it
 // prints figures and writes them to bench/results/.
 import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
@@ -228,7 +228,7 @@ async function benchSize(n: number, results: Row[]) {
     for (let i = 0; i < 3; i++) await scanFloor();
     let floor = [...floors].sort((a, b) => a.ms - b.ms)[1]!;
     let floorMs = floor.ms;
-    const floorRow: Row = { n, scenario: "floor: bare scan of both tables (ddum's SDK client)", ms: floorMs, ratio: 1, rssMb: floor.rssKb / 1024, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null };
+    const floorRow: Row = { n, scenario: "floor: bare scan of both tables (ddum's own client)", ms: floorMs, ratio: 1, rssMb: floor.rssKb / 1024, written: { accounts: 0, homes: 0, keys: 0, state: 0 }, postScanMs: null };
     results.push(floorRow);
     console.error(`  floor ${(floorMs / 1000).toFixed(2)} s (${floor.stdout.trim()})`);
     // For reference: the same scan through an SDK client left at its defaults (node:http, the SDK's
