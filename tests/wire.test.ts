@@ -392,6 +392,25 @@ describe("a call ends", () => {
     expect(((await call) as Error).name).toBe("AbortError");
   });
 
+  test("a destroyed client leaves no timer behind: the process ends at once, not at request_timeout", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddum-wire-exit-"));
+    const script = join(dir, "exit.ts");
+    writeFileSync(
+      script,
+      `import { DynamoWire } from ${JSON.stringify(join(import.meta.dir, "..", "src", "source", "wire.ts"))};
+const w = new DynamoWire({ endpoint: "http://127.0.0.1:9", region: "us-east-1", credentials: () => new Promise(() => {}), maxAttempts: 3, requestTimeoutMs: 60000 });
+w.call("GetItem", { TableName: "Users", Key: { Name: { S: "x" } } }).catch((e) => console.log(e.name));
+setTimeout(() => w.destroy(), 100);
+`,
+    );
+    const t0 = performance.now();
+    const p = Bun.spawn([process.execPath, script], { stdout: "pipe", stderr: "pipe" });
+    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    expect(out.trim()).toBe("AbortError");
+    expect(code).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  }, 30_000);
+
   test("a failure another attempt cannot mend (TLS to a plain-HTTP server) is not tried again", async () => {
     const plain = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("{}") });
     try {

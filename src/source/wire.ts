@@ -157,7 +157,9 @@ export class DynamoWire {
       let err: AwsError;
       // No credentials: said as the source said it, not tried again (the sources have their own
       // bounds; this one bounds them too, by request_timeout).
-      const keys = await this.bounded(this.opts.credentials(), "credentials").catch((e: Error) => {
+      const keys = await this.bounded(this.opts.credentials(), this.opts.requestTimeoutMs, () =>
+        Object.assign(new Error(`Could not load credentials: no answer within ${this.opts.requestTimeoutMs} ms`), { name: "CredentialsProviderError" }),
+      ).catch((e: Error) => {
         throw Object.assign(e, { $metadata: { attempts: attempt, totalRetryDelay: slept } });
       });
       try {
@@ -174,25 +176,52 @@ export class DynamoWire {
       if (attempt === 1) this.opts.onRetry?.(op, table, `${err.name}: ${err.message}`.slice(0, 200));
       const wait = skewed ? 0 : delayMs(err, attempt);
       slept += wait;
-      await this.bounded(Bun.sleep(wait), "back-off");
+      await this.backOff(wait);
     }
   }
 
-  /** p, or an AbortError as soon as the client is destroyed; credentials also at request_timeout. */
-  private bounded<T>(p: Promise<T>, what: "credentials" | "back-off"): Promise<T> {
+  /**
+   * Settles with p; or, whichever comes first, rejects when the client is destroyed, or after ms
+   * (with the error timeout() makes). Its own timer and listener go as soon as it settles: a
+   * destroyed client holds nothing that keeps the process alive.
+   */
+  private bounded<T>(p: Promise<T>, ms?: number, timeout?: () => Error): Promise<T> {
     const closing = this.closing.signal;
     if (closing.aborted) return Promise.reject(new AwsError("AbortError", "the client was closed"));
     return new Promise<T>((resolve, reject) => {
-      const closed = () => reject(new AwsError("AbortError", "the client was closed"));
-      closing.addEventListener("abort", closed, { once: true });
-      const timer =
-        what === "credentials"
-          ? setTimeout(() => reject(Object.assign(new Error(`Could not load credentials: no answer within ${this.opts.requestTimeoutMs} ms`), { name: "CredentialsProviderError" })), this.opts.requestTimeoutMs)
-          : undefined;
-      p.then(resolve, reject).finally(() => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
         clearTimeout(timer);
         closing.removeEventListener("abort", closed);
-      });
+      };
+      const closed = () => {
+        done();
+        reject(new AwsError("AbortError", "the client was closed"));
+      };
+      closing.addEventListener("abort", closed, { once: true });
+      if (ms !== undefined) {
+        timer = setTimeout(() => {
+          done();
+          reject(timeout?.() ?? new AwsError("TimeoutError", `no answer within ${ms} ms`));
+        }, ms);
+      }
+      p.then(
+        (v) => {
+          done();
+          resolve(v);
+        },
+        (e) => {
+          done();
+          reject(e);
+        },
+      );
+    });
+  }
+
+  /** A back-off: ended at once (rejected) when the client is destroyed, its timer cleared. */
+  private backOff(ms: number): Promise<void> {
+    return this.bounded(new Promise<never>(() => {}), ms).catch((e: AwsError) => {
+      if (e.name !== "TimeoutError") throw e;
     });
   }
 
