@@ -81,7 +81,8 @@ function runGroup(name: string, g: Group): { total: number; detected: number; su
   for (const [file, f] of Object.entries(s1.files)) for (const m of f.mutants) if (UNDETECTED.has(m.status)) alive.push(range(file, m));
   const final = new Map<string, { file: string; m: Mutant }>();
   for (const [file, f] of Object.entries(s1.files)) for (const m of f.mutants) final.set(key(file, m), { file, m });
-  if (alive.length > 0) {
+  // MUTATE_STAGE=1: stop after stage 1 (the score then counts only the fast tests' kills).
+  if (alive.length > 0 && process.env.MUTATE_STAGE !== "1") {
     console.log(`\n${name}: stage 2, ${alive.length} mutants left alive by the fast tests, against ${g.slow.join(" ")}`);
     const s2 = stryker(alive, [...g.fast, ...g.slow], join(OUT, `${name}.stage2.json`));
     // A range also takes in the mutants nested inside it: only the ones stage 1 left alive count.
