@@ -581,7 +581,7 @@ function choose(cx: PassContext, det: Detected, o: { steady: boolean }): void {
   const now = cx.now();
   const period = config.full_scan_period * 1000;
   const young = (at: number) => now - at >= 0 && now - at < period;
-  const where = whereOf(client);
+  const where = client.where;
   const snapPath = `${cx.stateFile}/${SNAPSHOT_FILE}`;
 
   // Steady: the record's own copy of the snapshot's version and time, and the snapshot's identity,
@@ -632,11 +632,6 @@ function choose(cx: PassContext, det: Detected, o: { steady: boolean }): void {
   det.recorder = new SnapshotRecorder();
   det.scannedAt = cx.now();
   det.info.lastFullScan = iso(det.scannedAt);
-}
-
-/** Where a client sends its requests. */
-function whereOf(client: DynamoClient): { endpoint: string; region: string } | undefined {
-  return client.where;
 }
 
 /** The digest of everything but the snapshot's items that a plan reads (see steady.ts). */
@@ -698,7 +693,7 @@ function recordTables(
   const { p, seen, local } = r;
   let snap: { sha256: string; identity: string; scannedAt: number; version: number } | null = null;
   if (det.recorder && det.recordAs !== null && det.client) {
-    const where = whereOf(det.client);
+    const where = det.client.where;
     try {
       const saved = det.recorder.save(cx.stateFile, {
         version: det.recordAs,

@@ -4,7 +4,7 @@
 import type { Config } from "../config.ts";
 import { DdumError } from "../errors.ts";
 import { RESERVATION_RE, reservationName, VERSION_KEY } from "../model.ts";
-import { awsFailure, type DynamoClient, type RawItem, scanTable, whereOf } from "../source/dynamo.ts";
+import { awsFailure, type DynamoClient, type RawItem, scanTable } from "../source/dynamo.ts";
 import { diffUpdate, numAttr, strAttr } from "./records.ts";
 
 export type IdKind = "uid" | "gid";
@@ -53,7 +53,7 @@ const UPDATE_ATTEMPTS = 10;
 const conditionFailed = (e: unknown) => (e as Error).name === "ConditionalCheckFailedException";
 
 function fail(what: string, e: unknown, client: DynamoClient, table: string): never {
-  throw awsFailure(what, e, whereOf(client), table);
+  throw awsFailure(what, e, client.where, table);
 }
 
 export class Store {

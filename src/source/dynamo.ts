@@ -98,10 +98,6 @@ export class DynamoClient extends DynamoWire {
   }
 }
 
-export function whereOf(client: DynamoClient): Where | undefined {
-  return client.where;
-}
-
 function credentialSources(config: Config): string {
   if (config.aws_access_key) return "aws_access_key and aws_secret_key in the config";
   const profile = config.aws_profile || process.env.AWS_PROFILE || "default";
@@ -291,7 +287,7 @@ export async function scanTable<T = RawItem>(
           ...(names ? { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names } : {}),
         });
       } catch (e) {
-        throw awsFailure(`scan of table ${table}`, e, whereOf(client), table);
+        throw awsFailure(`scan of table ${table}`, e, client.where, table);
       }
       opts.onCapacity?.(page.ConsumedCapacity?.CapacityUnits ?? 0);
       yield page;

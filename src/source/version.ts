@@ -5,7 +5,7 @@
 import type { GetItemCommandOutput } from "@aws-sdk/client-dynamodb";
 import { DdumError } from "../errors.ts";
 import { VERSION_KEY } from "../model.ts";
-import { awsFailure, type DynamoClient, type RawItem, whereOf } from "./dynamo.ts";
+import { awsFailure, type DynamoClient, type RawItem } from "./dynamo.ts";
 
 export { VERSION_KEY };
 
@@ -19,7 +19,7 @@ const readCost = (consistent: boolean) => (consistent ? 1 : 0.5);
 
 /** An error about the item's Version field: the table, the item, the field and the endpoint. */
 function malformed(client: DynamoClient, table: string, why: string): DdumError {
-  const where = whereOf(client);
+  const where = client.where;
   const at = where ? ` (endpoint ${where.endpoint}, region ${where.region})` : "";
   return new DdumError(
     `table ${table}, item ${VERSION_KEY}, field ${VERSION_FIELD}: ${why}${at}; correct it to a whole number (type N), or delete the item and run "ddum tables bump" to make it anew`,
@@ -50,7 +50,7 @@ export async function readVersion(
   try {
     r = await client.call("GetItem", { TableName: usersTable, Key: KEY, ConsistentRead: consistent, ReturnConsumedCapacity: "TOTAL" });
   } catch (e) {
-    throw awsFailure(`GetItem of ${VERSION_KEY} in table ${usersTable}`, e, whereOf(client), usersTable);
+    throw awsFailure(`GetItem of ${VERSION_KEY} in table ${usersTable}`, e, client.where, usersTable);
   }
   const readUnits = r.ConsumedCapacity?.CapacityUnits ?? readCost(consistent);
   return { version: r.Item ? versionOf(client, usersTable, r.Item) : null, readUnits };
@@ -77,7 +77,7 @@ export async function bumpVersion(client: DynamoClient, usersTable: string): Pro
     if ((e as Error).name === "ValidationException" && /data type/i.test((e as Error).message)) {
       throw malformed(client, usersTable, `is not a number, so it cannot be raised (${(e as Error).message})`);
     }
-    throw awsFailure(`UpdateItem (ADD ${VERSION_FIELD}) of ${VERSION_KEY} in table ${usersTable}`, e, whereOf(client), usersTable);
+    throw awsFailure(`UpdateItem (ADD ${VERSION_FIELD}) of ${VERSION_KEY} in table ${usersTable}`, e, client.where, usersTable);
   }
   return versionOf(client, usersTable, attrs ?? {});
 }
@@ -98,7 +98,7 @@ export async function ensureVersion(client: DynamoClient, usersTable: string): P
       return { created: true, version: 0 };
     } catch (e) {
       if ((e as Error).name !== "ConditionalCheckFailedException") {
-        throw awsFailure(`PutItem of ${VERSION_KEY} in table ${usersTable}`, e, whereOf(client), usersTable);
+        throw awsFailure(`PutItem of ${VERSION_KEY} in table ${usersTable}`, e, client.where, usersTable);
       }
     }
     const { version } = await readVersion(client, usersTable, { consistentRead: true });
