@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { AccountTable } from "../src/localdb/index.ts";
 import type { User } from "../src/model.ts";
-import { byUid, type Current, type Desired, EMPTY_OWNERSHIP, InPlaceUsers, type Ownership, type Plan, type Policy, plan } from "../src/plan.ts";
+import { type Action, byUid, type Current, type Desired, EMPTY_OWNERSHIP, InPlaceUsers, type Ownership, type Plan, type Policy, plan } from "../src/plan.ts";
 import { bareUser } from "./helpers/records.ts";
 
 const HASH = "$6$saltsalt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./0123456789abcdefghij";
@@ -45,8 +45,9 @@ const policy = (more: Partial<Policy> = {}): Policy => ({
   ...more,
 });
 const desired = (users: User[], names = users.map((u) => u.name)): Desired => ({ users, groups: [], userNames: new Set(names), userTable: "Users", groupTable: "Groups" });
-const userActions = (p: Plan) => p.actions.filter((a) => a.kind.endsWith("-user"));
-const disabled = (name: string, password = `!${HASH}`, expire = "1") => ({ kind: "disable-user", name, shadow: [name, password, "19000", "", "", "", "", expire, ""] });
+type UserAction = Extract<Action, { kind: "create-user" | "update-user" | "disable-user" }>;
+const userActions = (p: Plan) => p.actions.filter((a): a is UserAction => a.kind.endsWith("-user"));
+const disabled = (name: string, password = `!${HASH}`, expire = "1") => ({ kind: "disable-user" as const, name, shadow: [name, password, "19000", "", "", "", "", expire, ""] });
 
 describe("a new user record", () => {
   test("creates its passwd and shadow lines; the report's changes list every field, the password hidden", () => {
