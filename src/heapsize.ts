@@ -16,10 +16,16 @@ import { errno, libc } from "./localdb/libc.ts";
 /** What a pass tells the engine the machine's RAM is: 128 MiB. */
 export const ENGINE_RAM_BYTES = 128 * 1024 * 1024;
 export const ENGINE_RAM_VAR = "BUN_JSC_forceRAMSize";
-/** The engine settings of a pass: the machine's RAM, and how far a small heap grows before a collection. */
+/**
+ * The engine settings of a pass: the machine's RAM, how far a small heap grows before a
+ * collection, and no optimizing (DFG, FTL) compiler: a pass is mostly native work (parsing JSON,
+ * system calls), and the optimizing tiers' own code and working memory cost 8-15 MB of a 10,000
+ * user pass for no measurable speed (README, "Memory").
+ */
 export const ENGINE_SETTINGS: Readonly<Record<string, string>> = {
   [ENGINE_RAM_VAR]: String(ENGINE_RAM_BYTES),
   BUN_JSC_smallHeapGrowthFactor: "1.2",
+  BUN_JSC_useDFGJIT: "0",
 };
 /** Set in the replaced process to the settings ddum set (comma-separated): the replacement has been made (never tried twice). */
 const MARK = "DDUM_ENGINE_RAM";

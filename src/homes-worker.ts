@@ -7,13 +7,13 @@ declare const self: Worker;
 
 let skel: SkelEntry[] = [];
 let batches = 0;
-// Collections between batches only when the pass was given collection hints (see perf.ts).
-let collect = false;
+// Collections every so many batches, only when the pass was given collection hints (see perf.ts).
+let collectEvery = 0;
 self.onmessage = (e: MessageEvent) => {
-  const msg = e.data as { jobs: HomeJob[]; mode: number; skel?: SkelEntry[]; labelRoot?: string; collect?: boolean };
+  const msg = e.data as { jobs: HomeJob[]; mode: number; skel?: SkelEntry[]; labelRoot?: string; collectEvery?: number };
   if (msg.skel) skel = msg.skel;
   if (msg.labelRoot) setLabelRoot(msg.labelRoot);
-  if (msg.collect !== undefined) collect = msg.collect;
+  if (msg.collectEvery !== undefined) collectEvery = msg.collectEvery;
   postMessage(createHomes(msg.jobs, msg.mode, skel));
-  if (++batches % 20 === 0 && collect) Bun.gc(false);
+  if (collectEvery > 0 && ++batches % collectEvery === 0) Bun.gc(false);
 };

@@ -336,6 +336,9 @@ export async function createHomesInParallel(
   const out = new Array<string | null>(jobs.length).fill(null);
   let next = 0;
   let byWorker = 0;
+  // Each thread collects every `every` of its batches: about twenty times in all, never closer
+  // than 1,000 homes apart (as the key files, see convergeHomes).
+  const every = Math.max(4, Math.ceil(jobs.length / BATCH / 20));
   // Two batches on their way, so that the worker has the next one while this thread is busy
   // with its own and cannot answer.
   const held: { from: number; to: number }[] = [];
@@ -355,7 +358,7 @@ export async function createHomesInParallel(
       const batch = { from: next, to: Math.min(jobs.length, next + BATCH) };
       next = batch.to;
       held.push(batch);
-      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel, labelRoot: getLabelRoot(), collect: collect !== undefined } : {}) });
+      worker.postMessage({ jobs: jobs.slice(batch.from, batch.to), mode, ...(first ? { skel, labelRoot: getLabelRoot(), collectEvery: collect ? every : 0 } : {}) });
       first = false;
     }
     if (held.length === 0) stop();
@@ -387,7 +390,7 @@ export async function createHomesInParallel(
     next = Math.min(jobs.length, next + BATCH);
     const r = createHomes(jobs.slice(from, next), mode, skel, parentsMade);
     for (let i = 0; i < r.length; i++) out[from + i] = r[i]!;
-    if (batches % 20 === 0) collect?.(false);
+    if (batches % every === 0) collect?.(false);
     await new Promise((resolve) => setImmediate(resolve)); // let the worker's answer in
   }
   await workerDone;

@@ -59,13 +59,15 @@ test.each([
 }, 60_000);
 
 // heapsize.ts: a pass replaces itself (same PID) with a copy whose engine believes the machine
-// has 128 MiB, so that garbage is collected before it piles up; an administrator's value is kept.
+// has 128 MiB, so that garbage is collected before it piles up, and has no optimizing compiler;
+// an administrator's value is kept.
 test.each([
-  ["unset: ddum sets both", undefined, undefined, "134217728", "1.2", "BUN_JSC_forceRAMSize,BUN_JSC_smallHeapGrowthFactor"],
-  ["the RAM size set by the administrator: kept, the growth factor set", "268435456", undefined, "268435456", "1.2", "BUN_JSC_smallHeapGrowthFactor"],
-  ["both set by the administrator: kept, no replacement", "268435456", "1.5", "268435456", "1.5", null],
-] as const)("the pass's engine heap sizing, %s", async (_what, ram, growth, expectedRam, expectedGrowth, mark) => {
-  const env = { ...process.env, BUN_JSC_forceRAMSize: ram, BUN_JSC_smallHeapGrowthFactor: growth };
+  ["unset: ddum sets all three", undefined, undefined, undefined, "134217728", "1.2", "0", "BUN_JSC_forceRAMSize,BUN_JSC_smallHeapGrowthFactor,BUN_JSC_useDFGJIT"],
+  ["the RAM size set by the administrator: kept, the others set", "268435456", undefined, undefined, "268435456", "1.2", "0", "BUN_JSC_smallHeapGrowthFactor,BUN_JSC_useDFGJIT"],
+  ["the compiler switched on by the administrator: kept", undefined, undefined, "1", "134217728", "1.2", "1", "BUN_JSC_forceRAMSize,BUN_JSC_smallHeapGrowthFactor"],
+  ["all set by the administrator: kept, no replacement", "268435456", "1.5", "1", "268435456", "1.5", "1", null],
+] as const)("the pass's engine settings, %s", async (_what, ram, growth, dfg, expectedRam, expectedGrowth, expectedDfg, mark) => {
+  const env = { ...process.env, BUN_JSC_forceRAMSize: ram, BUN_JSC_smallHeapGrowthFactor: growth, BUN_JSC_useDFGJIT: dfg };
   const proc = Bun.spawn([DDUM, "sync", "--root", makeRoot(), "-c", silentConfig()], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
   // Waiting on the endpoint that never answers: the process is there to be looked at.
   let seen: string[] = [];
@@ -78,6 +80,7 @@ test.each([
   await proc.exited;
   expect(seen).toContain(`BUN_JSC_forceRAMSize=${expectedRam}`);
   expect(seen).toContain(`BUN_JSC_smallHeapGrowthFactor=${expectedGrowth}`);
+  expect(seen).toContain(`BUN_JSC_useDFGJIT=${expectedDfg}`);
   // Replaced, not forked: the PID spawned is the one that runs the pass, with the same arguments;
   // the mark names what ddum set, so that only that is kept from the programs it starts.
   expect(seen.find((v) => v.startsWith("DDUM_ENGINE_RAM="))).toBe(mark ? `DDUM_ENGINE_RAM=${mark}` : undefined);

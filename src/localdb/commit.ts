@@ -96,8 +96,9 @@ export function commitFiles(writes: FileWrite[], collect: (full: boolean) => voi
       const label = replacementLabel(w.path, C.S_IFREG | mode);
       temps.push(tmp);
       writeFileFd(tmp, content, mode, uid, gid, label);
-      // Serializing a large file leaves its pieces behind; collect them before the next one.
-      if (content.length > 4_000_000) collect(false);
+      // Serializing a file leaves its pieces behind (several times its size); collect them before
+      // the next one (a young-generation collection: milliseconds).
+      collect(false);
       let backupTmp: string | null = null;
       if (w.previous !== null) {
         backupTmp = `${dir}/.${basename(w.path)}-.ddum-${tag}`;
