@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { AccountTable } from "../src/localdb/index.ts";
 import type { Group, User } from "../src/model.ts";
-import { type Current, type Desired, EMPTY_OWNERSHIP, type Ownership, type Plan, type Policy, plan } from "../src/plan.ts";
+import { type Action, type Current, type Desired, EMPTY_OWNERSHIP, type Ownership, type Plan, type Policy, plan } from "../src/plan.ts";
 import { bareUser } from "./helpers/records.ts";
 
 const HASH = "$6$saltsalt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./0123456789abcdefghij";
@@ -287,5 +287,238 @@ describe("a group record that left the table", () => {
     );
     expect(groupActions(p)).toEqual([]);
     expect(p.ownership.members).toEqual({ devs: ["alice"], old: ["alice"] });
+  });
+});
+
+describe("a group record that left the table: the details", () => {
+  const gone = (groups: string[], gshadows: string[] | null, members: Record<string, string[]>, admins: Record<string, string[]> = {}) =>
+    plan(desired([], []), host(groups, gshadows), owned({ groups: ["alice", "bob"], members, admins }), policy(), TODAY);
+
+  test("administrators alone are taken back too; an entry with nothing of ddum's in it is no group ddum fed", () => {
+    const p = gone(["ops:x:3001:carl"], ["ops:!:alice,carl:carl"], { ops: [], idle: [] }, { ops: ["alice"], idle: [] });
+    expect(groupActions(p)).toEqual([
+      { kind: "update-group", name: "ops", group: ["ops", "x", "3001", "carl"], gshadow: ["ops", "!", "carl", "carl"], local: true, changes: [{ field: "Administrators", from: "alice,carl", to: "carl" }] },
+    ]);
+    expect(p.ownership.members).toEqual({ idle: [] });
+    expect(p.ownership.admins).toEqual({ idle: [] });
+    // One group fed (ops), one left: within the one that may always leave.
+    expect(p.brake).toBeNull();
+  });
+
+  test("a group line ddum cannot read is left alone, and what ddum added there stays on its books", () => {
+    for (const [groups, gshadows] of [
+      [["ops:x:3001:alice:extra"], ["ops:!::alice"]],
+      [["ops:x:3001:alice"], ["ops:!::alice:extra"]],
+    ] as const) {
+      const p = gone([...groups], [...gshadows], { ops: ["alice"] });
+      expect(groupActions(p)).toEqual([]);
+      expect(p.ownership.members).toEqual({ ops: ["alice"] });
+    }
+  });
+
+  test("a group that is gone from the host: only forgotten; with no gshadow line: group alone, no administrators", () => {
+    const p1 = gone([], [], { ops: ["alice"] });
+    expect(groupActions(p1)).toEqual([]);
+    expect(p1.ownership.members).toEqual({});
+    expect(p1.ownershipChanged).toBe(true);
+    const p2 = gone(["ops:x:3001:alice,carl"], [], { ops: ["alice"] }, { ops: ["bob"] });
+    expect(groupActions(p2)).toEqual([{ kind: "update-group", name: "ops", group: ["ops", "x", "3001", "carl"], gshadow: null, local: true, changes: [{ field: "Members", from: "alice,carl", to: "carl" }] }]);
+  });
+
+  test("gshadow's copy of the members alone carries ddum's addition: mended, said as such; ddum's own group is not local", () => {
+    const p = plan(
+      desired([], []),
+      host(["ops:x:3001:carl"], ["ops:!::alice,carl"]),
+      owned({ groups: ["alice", "bob", "ops"], members: { ops: ["alice"] } }),
+      policy(),
+      TODAY,
+    );
+    expect(groupActions(p)).toEqual([
+      { kind: "update-group", name: "ops", group: ["ops", "x", "3001", "carl"], gshadow: ["ops", "!", "", "carl"], local: false, changes: [{ field: "gshadow members", from: "alice,carl", to: "carl" }] },
+    ]);
+  });
+
+  test("ddum's additions already gone by hand: nothing to write, only forgotten", () => {
+    const p = gone(["ops:x:3001:carl"], ["ops:!::carl"], { ops: ["alice"] });
+    expect(groupActions(p)).toEqual([]);
+    expect(p.ownership.members).toEqual({});
+  });
+
+  test("both brakes at once: the report gives both, one per line", () => {
+    const p = plan(
+      { ...desired([], []), users: [], userNames: new Set() },
+      host(["old:x:3005:alice", "older:x:3006:alice"], ["old:!::alice", "older:!::alice"]),
+      owned({ groups: ["alice", "bob"], members: { old: ["alice"], older: ["alice"] } }),
+      policy({ missingUsers: "disable", maxDisablePercent: 10 }),
+      TODAY,
+    );
+    const lines = p.brake!.split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toStartWith("safety brake: this pass would disable 2 of 2 enabled managed users");
+    expect(lines[1]).toStartWith("safety brake: the records of 2 of the 2 groups ddum added members to have left the Groups table");
+    expect(lines[1]).toEndWith("nothing was applied. Check the tables, then run with --force to apply it.");
+  });
+});
+
+describe("who may be a member through a record", () => {
+  /** A host where dave (owned) has the given UID. */
+  const withDave = (uid: number) => {
+    const cur = host([], []);
+    cur.passwd = new AccountTable("passwd", "/t/passwd", `${cur.passwd.serialize()}dave:x:${uid}:${uid}:dave:/home/dave:/bin/sh\n`);
+    return cur;
+  };
+  const membersOf = (uid: number, more: Partial<Policy> = {}) => {
+    const p = plan(desired([group("devs", 3000, ["dave"])]), withDave(uid), owned({ users: ["alice", "bob", "dave"] }), policy({ uidMin: 1000, uidMax: 5000, ...more }), TODAY);
+    return { members: (groupActions(p)[0]?.group ?? [])[3], notices: p.notices };
+  };
+
+  test("a managed local account inside the UID range, its ends included", () => {
+    expect(membersOf(1000).members).toBe("dave");
+    expect(membersOf(5000).members).toBe("dave");
+    expect(membersOf(3000).notices).toEqual([]);
+  });
+
+  test("outside the range, or UID 0, even if ddum's books name it: left out, said", () => {
+    for (const uid of [999, 5001, 0]) {
+      const r = membersOf(uid, uid === 0 ? { uidMin: 0 } : {});
+      expect(r.members).toBe("");
+      expect(r.notices).toEqual(['Groups record "devs": member "dave" is a local account ddum does not manage; left out']);
+    }
+  });
+
+  test("a name on ddum's books that is on neither the host nor the table: not a known user", () => {
+    const p = plan(desired([group("devs", 3000, ["ghost"])]), host([], []), owned({ users: ["alice", "bob", "ghost"] }), policy(), TODAY);
+    expect(groupActions(p)[0]!.group[3]).toBe("");
+    expect(p.notices).toEqual(['Groups record "devs": member "ghost" is not a known user; left out']);
+  });
+
+  test("administrators left out are said even when every member is in; in a consented group, a name already there is not", () => {
+    const p = plan(desired([group("devs", 3000, ["alice"], ["carl"])]), host([], []), owned(), policy(), TODAY);
+    expect(p.notices).toEqual(['Groups record "devs": member "carl" is a local account ddum does not manage; left out']);
+    const merged = plan(
+      desired([group("wheel", 10, ["alice", "carl"], ["carl"])]),
+      host(["wheel:x:10:carl"], ["wheel:!:carl:carl"]),
+      owned(),
+      policy({ gidMin: 1, adoptGroups: [] }),
+      TODAY,
+    );
+    expect(merged.notices.filter((n) => n.includes("left out") && n.includes('member "carl"'))).toEqual([]);
+  });
+});
+
+describe("user private groups", () => {
+  const amy = bareUser("amy", 2005, { realName: "amy", shell: "/bin/bash", password: HASH, lastChange: 19000 });
+  const withAmy = (groups: Group[], cur: Current, groupNames?: string[]) =>
+    plan({ ...desired(groups, groupNames), users: [alice, bob, amy], userNames: new Set(["alice", "bob", "amy"]) }, cur, owned(), policy(), TODAY);
+  const privates = (p: Plan) => p.actions.filter((a): a is Extract<Action, { kind: "create-group" }> => a.kind === "create-group" && a.privateGroup);
+
+  test("a new user whose GID has no group gets one of its own name: exact lines, its change, owned", () => {
+    const p = withAmy([], host([], []));
+    const made = privates(p);
+    expect(made).toHaveLength(1);
+    expect(made[0]).toMatchObject({ kind: "create-group", name: "amy", group: ["amy", "x", "2005", ""], gshadow: ["amy", "!", "", ""], privateGroup: true });
+    expect(made[0]!.changes).toEqual([{ field: "GID", from: "(none)", to: "2005" }]);
+    expect(p.ownership.groups).toContain("amy");
+  });
+
+  test("none when a local group or a group record has that GID", () => {
+    expect(privates(withAmy([], host(["staff:x:2005:"], [])))).toEqual([]);
+    expect(privates(withAmy([group("team", 2005, [])], host([], [])))).toEqual([]);
+  });
+
+  test("two new users sharing a GID with no group: one private group, for the first", () => {
+    const ann = bareUser("ann", 2006, { gid: 2005, shell: "/bin/bash", password: HASH, lastChange: 19000 });
+    const p = plan({ ...desired([]), users: [alice, bob, amy, ann], userNames: new Set(["alice", "bob", "amy", "ann"]) }, host([], []), owned(), policy(), TODAY);
+    expect(privates(p).map((a) => [a.name, a.group[2]])).toEqual([["amy", "2005"]]);
+  });
+
+  test("none when the name is taken by any group line (group or gshadow, readable or not) or by a group record; said", () => {
+    const note = 'user "amy": no group has GID 2005, and the name is taken by another group line, so none was made';
+    for (const [groups, gshadows] of [
+      [["amy:x:3100:"], ["amy:!::"]],
+      [[], ["amy:!::"]],
+      [["amy:x:3100::broken"], []],
+      [[], ["amy:!:::broken"]],
+    ] as const) {
+      const p = withAmy([], host([...groups], [...gshadows]));
+      expect(privates(p)).toEqual([]);
+      expect(p.notices).toContain(note);
+    }
+    // A record for a group named amy with amy's GID is her group (not a private one made here).
+    const own = withAmy([group("amy", 2005, [])], host([], []));
+    expect(privates(own)).toEqual([]);
+    expect(own.actions.find((a) => a.name === "amy" && a.kind === "create-group")).toMatchObject({ privateGroup: false });
+  });
+
+  test("a group record that names amy's private group with another GID is refused, and amy still gets hers", () => {
+    const p = withAmy([group("amy", 4000, [])], host([], []));
+    expect(p.refusals.map((r) => [r.table, r.name])).toEqual([["Groups", '"amy"']]);
+    expect(privates(p).map((a) => [a.name, a.group[2]])).toEqual([["amy", "2005"]]);
+  });
+
+  test("the same for a local user: its GID read from passwd, not from the table", () => {
+    const p = plan(desired([group("alice", 4000, [])]), host([], []), owned(), policy(), TODAY);
+    expect(p.refusals.map((r) => [r.table, r.name])).toEqual([["Groups", '"alice"']]);
+  });
+
+  test("a user being updated whose GID has no group gets one too", () => {
+    const cur = host([], []);
+    cur.group = new AccountTable("group", "/t/group", "root:x:0:\ncarl:x:1500:\nbob:x:2002:\n");
+    cur.gshadow = new AccountTable("gshadow", "/t/gshadow", "root:*::\ncarl:!::\nbob:!::\n");
+    const renamed = { ...alice, realName: "Alice A." };
+    const p = plan({ ...desired([]), users: [renamed, bob] }, cur, owned(), policy(), TODAY);
+    expect(p.actions.map((a) => [a.kind, a.name])).toEqual([
+      ["update-user", "alice"],
+      ["create-group", "alice"],
+    ]);
+  });
+
+  test("a GID a group record claims is not given to a private group, even when that record is refused", () => {
+    // A gshadow line for "team" with no group line: the record is refused, its GID stays claimed.
+    const p = withAmy([group("team", 2005, [])], host([], ["team:!::"]));
+    expect(p.refusals.map((r) => r.name)).toEqual(['"team"']);
+    expect(privates(p)).toEqual([]);
+  });
+
+  test("a user's private group is known by the GID of its local account, not the one its record asks for", () => {
+    // alice's record asks for GID 2050; her account keeps 2001, and "alice" 2001 is her group.
+    const p = plan({ ...desired([group("alice", 2001, ["alice"])]), users: [{ ...alice, gid: 2050 }, bob] }, host([], []), owned(), policy(), TODAY);
+    expect(p.refusals.filter((r) => r.table === "Groups")).toEqual([]);
+  });
+
+  test("a user being disabled gets no group made", () => {
+    const p = plan({ ...desired([]), users: [alice], userNames: new Set(["alice"]) }, host([], []), owned(), policy({ missingUsers: "disable" }), TODAY);
+    expect(p.actions.filter((a) => a.kind === "disable-user").map((a) => a.name)).toEqual(["bob"]);
+    expect(privates(p).map((a) => a.name)).toEqual([]);
+  });
+});
+
+describe("a group record's GID", () => {
+  test("the primary GID of a local account ddum does not manage, with no group line: refused", () => {
+    const cur = host([], []);
+    // carl's group line is gone; GID 1500 is still carl's primary group.
+    cur.group = new AccountTable("group", "/t/group", "root:x:0:\nalice:x:2001:\nbob:x:2002:\n");
+    const p = plan(desired([group("crew", 1500, [])]), cur, owned(), policy(), TODAY);
+    expect(p.refusals.map((r) => [r.name, r.field, r.reason])).toEqual([['"crew"', "GID", '1500 is the primary group of the local account "carl"']]);
+    expect(groupActions(p)).toEqual([]);
+  });
+
+  test("the primary GID of a user ddum manages: the record may make that group", () => {
+    const cur = host([], []);
+    cur.group = new AccountTable("group", "/t/group", "root:x:0:\ncarl:x:1500:\nbob:x:2002:\n");
+    const p = plan(desired([group("team", 2001, ["alice"])]), cur, owned(), policy(), TODAY);
+    expect(p.refusals).toEqual([]);
+    expect(groupActions(p).map((a) => [a.kind, a.name, a.group[2]])).toEqual([["create-group", "team", "2001"]]);
+  });
+
+  test("two new group records with one GID: the first in name order made, the second refused", () => {
+    const p = plan(desired([group("zeta", 3000, []), group("beta", 3000, [])]), host([], []), owned(), policy(), TODAY);
+    expect(groupActions(p).map((a) => a.name)).toEqual(["beta"]);
+    expect(p.refusals.map((r) => [r.name, r.field])).toEqual([['"zeta"', "GID"]]);
+  });
+
+  test("a changed GID of ddum's group: said, from and to", () => {
+    const p = plan(desired([group("devs", 3001, [])]), host(["devs:x:3000:"], ["devs:!::"]), owned({ groups: ["alice", "bob", "devs"] }), policy(), TODAY);
+    expect(groupActions(p)).toEqual([{ kind: "update-group", name: "devs", group: ["devs", "x", "3001", ""], gshadow: ["devs", "!", "", ""], local: false, changes: [{ field: "GID", from: "3000", to: "3001" }] }]);
   });
 });
