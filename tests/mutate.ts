@@ -24,7 +24,7 @@ interface Group {
 export const GROUPS: Record<string, Group> = {
   rules: {
     files: ["src/judge.ts", "src/plan.ts", "src/model.ts"],
-    fast: ["tests/rulebook.test.ts", "tests/model.test.ts", "tests/plan.test.ts", "tests/plangroups.test.ts", "tests/planusers.test.ts", "tests/keyledger.test.ts", "tests/state.test.ts", "tests/apply.test.ts", "tests/judge.test.ts", "tests/compat-tables.test.ts"],
+    fast: ["tests/rulebook.test.ts", "tests/model.test.ts", "tests/decode.test.ts", "tests/plan.test.ts", "tests/plangroups.test.ts", "tests/planusers.test.ts", "tests/keyledger.test.ts", "tests/state.test.ts", "tests/apply.test.ts", "tests/judge.test.ts", "tests/compat-tables.test.ts"],
     slow: ["tests/escapes.test.ts", "tests/sync.test.ts", "tests/pagememo.test.ts", "tests/compat-hashes.test.ts", "tests/rules.test.ts"],
   },
   keys: {
