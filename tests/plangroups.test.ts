@@ -522,3 +522,45 @@ describe("a group record's GID", () => {
     expect(groupActions(p)).toEqual([{ kind: "update-group", name: "devs", group: ["devs", "x", "3001", ""], gshadow: ["devs", "!", "", ""], local: false, changes: [{ field: "GID", from: "3000", to: "3001" }] }]);
   });
 });
+
+describe("lists of several names", () => {
+  test("are comma-joined in every line and every change: a new group, a changed one, one taken back, a consented one", () => {
+    const made = plan(desired([group("devs", 3000, ["alice", "bob"], ["bob", "alice"])]), host([], []), owned(), policy(), TODAY);
+    expect(groupActions(made)[0]).toMatchObject({
+      group: ["devs", "x", "3000", "alice,bob"],
+      gshadow: ["devs", "!", "bob,alice", "alice,bob"],
+      changes: [
+        { field: "GID", from: "(none)", to: "3000" },
+        { field: "Members", from: "(none)", to: "alice,bob" },
+        { field: "Administrators", from: "(none)", to: "bob,alice" },
+      ],
+    });
+    const changed = plan(desired([group("devs", 3000, ["alice", "bob"], ["alice", "bob"])]), host(["devs:x:3000:carl"], ["devs:!::carl"]), owned({ groups: ["alice", "bob", "devs"] }), policy(), TODAY);
+    expect(groupActions(changed)[0]!.changes).toEqual([
+      { field: "Members", from: "carl", to: "carl,alice,bob" },
+      { field: "Administrators", from: "(none)", to: "alice,bob" },
+    ]);
+    const back = plan(
+      desired([], []),
+      host(["old:x:3005:alice,carl,zed"], ["old:!:bob,carl,zed:alice,carl,zed"]),
+      owned({ members: { old: ["alice"] }, admins: { old: ["bob"] } }),
+      policy(),
+      TODAY,
+    );
+    expect(groupActions(back)).toEqual([
+      {
+        kind: "update-group",
+        name: "old",
+        group: ["old", "x", "3005", "carl,zed"],
+        gshadow: ["old", "!", "carl,zed", "carl,zed"],
+        local: true,
+        changes: [
+          { field: "Members", from: "alice,carl,zed", to: "carl,zed" },
+          { field: "Administrators", from: "bob,carl,zed", to: "carl,zed" },
+        ],
+      },
+    ]);
+    const backGshadowOnly = plan(desired([], []), host(["old:x:3005:carl,zed"], ["old:!::alice,carl,zed"]), owned({ members: { old: ["alice"] } }), policy(), TODAY);
+    expect(groupActions(backGshadowOnly)[0]!.changes).toEqual([{ field: "gshadow members", from: "alice,carl,zed", to: "carl,zed" }]);
+  });
+});
