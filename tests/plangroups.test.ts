@@ -564,3 +564,84 @@ describe("lists of several names", () => {
     expect(groupActions(backGshadowOnly)[0]!.changes).toEqual([{ field: "gshadow members", from: "alice,carl,zed", to: "carl,zed" }]);
   });
 });
+
+describe("ddum's books of groups and members", () => {
+  test("the plan never changes the ownership it was given; other groups' entries are kept when one changes", () => {
+    const prev = owned({ groups: ["alice", "bob", "devs", "qa"], members: { devs: ["alice"], qa: ["alice"], ops: ["bob"] }, admins: { ops: ["alice"] } });
+    const frozen = JSON.stringify(prev);
+    // devs gains bob; qa is in step; ops has left the table and is taken back.
+    const p = plan(
+      desired([group("devs", 3000, ["alice", "bob"]), group("qa", 3002, ["alice"])], ["devs", "qa"]),
+      host(["devs:x:3000:alice", "ops:x:3001:bob", "qa:x:3002:alice"], ["devs:!::alice", "ops:!:alice:bob", "qa:!::alice"]),
+      prev,
+      policy(),
+      TODAY,
+    );
+    expect(JSON.stringify(prev)).toBe(frozen);
+    expect(p.ownership.members).toEqual({ devs: ["alice", "bob"], qa: ["alice"] });
+    expect(p.ownership.admins).toEqual({ devs: [], qa: [] });
+    // Only a group taken back: the books given are not touched either.
+    const prev2 = owned({ members: { ops: ["bob"] }, admins: { ops: ["alice"] } });
+    const frozen2 = JSON.stringify(prev2);
+    const p2 = plan(desired([], []), host(["ops:x:3001:bob"], ["ops:!:alice:bob"]), prev2, policy(), TODAY);
+    expect(JSON.stringify(prev2)).toBe(frozen2);
+    expect(p2.ownership.members).toEqual({});
+  });
+
+  test("a change to the books alone (the record drops a member ddum added) is recorded", () => {
+    const p = plan(desired([group("devs", 3000, ["alice"], [])]), host(["devs:x:3000:alice,bob"], ["devs:!::alice,bob"]), owned({ groups: ["alice", "bob", "devs"], members: { devs: ["alice", "bob"] }, admins: { devs: [] } }), policy(), TODAY);
+    expect(p.ownershipChanged).toBe(true);
+    expect(p.ownership.members).toEqual({ devs: ["alice"] });
+    expect(groupActions(p)[0]!.changes).toEqual([{ field: "Members", from: "alice,bob", to: "alice" }]);
+  });
+
+  test("a change of one member among others, or a longer list, is a change to the books", () => {
+    const grow = plan(desired([group("devs", 3000, ["alice", "bob"])]), host(["devs:x:3000:alice"], ["devs:!::alice"]), owned({ groups: ["alice", "bob", "devs"], members: { devs: ["alice"] } }), policy(), TODAY);
+    expect(grow.ownership.members).toEqual({ devs: ["alice", "bob"] });
+    // ddum had added alice and carl; the record now lists alice and bob: carl goes, bob is ddum's.
+    const swap = plan(desired([group("devs", 3000, ["alice", "bob"])]), host(["devs:x:3000:alice,carl"], ["devs:!::alice,carl"]), owned({ groups: ["alice", "bob", "devs"], members: { devs: ["alice", "carl"] } }), policy(), TODAY);
+    expect(swap.ownership.members).toEqual({ devs: ["alice", "bob"] });
+    expect(groupActions(swap)[0]!.group).toEqual(["devs", "x", "3000", "alice,bob"]);
+  });
+
+  test("ownership lists are written sorted; a plan from no ownership at all starts from nothing", () => {
+    const zed = bareUser("zed", 2010, { shell: "/bin/bash", password: HASH, lastChange: 19000 });
+    const amy = bareUser("amy", 2005, { shell: "/bin/bash", password: HASH, lastChange: 19000 });
+    const p = plan({ ...desired([group("zz", 3002, []), group("aa", 3001, [])]), users: [zed, amy], userNames: new Set(["zed", "amy"]) }, host([], []), EMPTY_OWNERSHIP, policy(), TODAY);
+    expect(p.ownership.users).toEqual(["amy", "zed"]);
+    expect(p.ownership.groups).toEqual(["aa", "amy", "zed", "zz"]);
+  });
+
+  test("adopt_groups: a local group with a record becomes ddum's", () => {
+    const p = plan(desired([group("ops", 3001, ["alice"])]), host(["ops:x:3001:"], ["ops:!::"]), owned(), policy({ adoptGroups: ["ops"] }), TODAY);
+    expect(p.ownership.groups).toContain("ops");
+    expect(groupActions(p)).toMatchObject([{ kind: "update-group", name: "ops", local: false }]);
+  });
+});
+
+describe("more about consented groups and names", () => {
+  test("a consented group with no gshadow line gets one, locked, with the members", () => {
+    const p = plan(desired([group("wheel", 10, ["alice"])]), host(["wheel:x:10:"], []), owned(), policy({ mergeGroups: ["wheel"] }), TODAY);
+    expect(groupActions(p)).toMatchObject([{ kind: "update-group", name: "wheel", group: ["wheel", "x", "10", "alice"], gshadow: ["wheel", "!", "", "alice"] }]);
+  });
+
+  test("an administrator named for a consented group who is a local account not already one: said", () => {
+    const p = plan(desired([group("wheel", 10, [], ["carl"])]), host(["wheel:x:10:"], ["wheel:!::"]), owned(), policy({ mergeGroups: ["wheel"] }), TODAY);
+    expect(p.notices).toContain('Groups record "wheel": member "carl" is a local account ddum does not manage; left out');
+  });
+
+  test("a group that had no members gets some: from none", () => {
+    const p = plan(desired([group("devs", 3000, ["alice"])]), host(["devs:x:3000:"], ["devs:!::"]), owned({ groups: ["alice", "bob", "devs"] }), policy(), TODAY);
+    expect(groupActions(p)[0]!.changes).toEqual([
+      { field: "Members", from: "(none)", to: "alice" },
+    ]);
+  });
+
+  test("the primary GID of a user ddum manages who has left the table: a record may still make that group", () => {
+    const cur = host([], []);
+    cur.passwd = new AccountTable("passwd", "/t/passwd", `${cur.passwd.serialize()}olga:x:2050:3500:olga:/home/olga:/bin/sh\n`);
+    const p = plan(desired([group("crew", 3500, [])]), cur, owned({ users: ["alice", "bob", "olga"] }), policy(), TODAY);
+    expect(p.refusals).toEqual([]);
+    expect(groupActions(p).map((a) => a.name)).toEqual(["crew"]);
+  });
+});
