@@ -303,6 +303,16 @@ describe("a group record that left the table: the details", () => {
     expect(p.ownership.admins).toEqual({ idle: [] });
     // One group fed (ops), one left: within the one that may always leave.
     expect(p.brake).toBeNull();
+    // An empty entry on one side only is nothing of ddum's either: not even forgotten.
+    const sides: [Record<string, string[]>, Record<string, string[]>][] = [
+      [{}, { idle: [] }],
+      [{ idle: [] }, {}],
+    ];
+    for (const [members, admins] of sides) {
+      const q = gone([], [], members, admins);
+      expect(q.ownershipChanged).toBe(false);
+      expect(q.brake).toBeNull();
+    }
   });
 
   test("a group line ddum cannot read is left alone, and what ddum added there stays on its books", () => {
@@ -567,19 +577,19 @@ describe("lists of several names", () => {
 
 describe("ddum's books of groups and members", () => {
   test("the plan never changes the ownership it was given; other groups' entries are kept when one changes", () => {
-    const prev = owned({ groups: ["alice", "bob", "devs", "qa"], members: { devs: ["alice"], qa: ["alice"], ops: ["bob"] }, admins: { ops: ["alice"] } });
+    const prev = owned({ groups: ["alice", "bob", "devs", "qa"], members: { devs: ["alice"], qa: ["alice"], ops: ["bob"] }, admins: { ops: ["alice"], qa: ["bob"] } });
     const frozen = JSON.stringify(prev);
     // devs gains bob; qa is in step; ops has left the table and is taken back.
     const p = plan(
-      desired([group("devs", 3000, ["alice", "bob"]), group("qa", 3002, ["alice"])], ["devs", "qa"]),
-      host(["devs:x:3000:alice", "ops:x:3001:bob", "qa:x:3002:alice"], ["devs:!::alice", "ops:!:alice:bob", "qa:!::alice"]),
+      desired([group("devs", 3000, ["alice", "bob"]), group("qa", 3002, ["alice"], ["bob"])], ["devs", "qa"]),
+      host(["devs:x:3000:alice", "ops:x:3001:bob", "qa:x:3002:alice"], ["devs:!::alice", "ops:!:alice:bob", "qa:!:bob:alice"]),
       prev,
       policy(),
       TODAY,
     );
     expect(JSON.stringify(prev)).toBe(frozen);
     expect(p.ownership.members).toEqual({ devs: ["alice", "bob"], qa: ["alice"] });
-    expect(p.ownership.admins).toEqual({ devs: [], qa: [] });
+    expect(p.ownership.admins).toEqual({ devs: [], qa: ["bob"] });
     // Only a group taken back: the books given are not touched either.
     const prev2 = owned({ members: { ops: ["bob"] }, admins: { ops: ["alice"] } });
     const frozen2 = JSON.stringify(prev2);
