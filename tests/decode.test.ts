@@ -100,6 +100,14 @@ describe("items that are not records", () => {
     expect(d.rejections).toEqual([]);
   });
 
+  test("an item without a Name, or with a Name that is not a string, is refused, not skipped", () => {
+    const { Name: _drop, ...noName } = userItem("a", 2000);
+    const d = decodeUsers("Users", [noName, { ...userItem("b", 2001), Name: { N: "5" } }]);
+    expect(d.records).toEqual([]);
+    expect(d.rejected).toBe(2);
+    expect(d.rejections.map((r) => r.field)).toEqual(["Name", "Name"]);
+  });
+
   test("any other name starting with # is a record, and refused as one", () => {
     const d = decodeUsers("Users", [userItem("#other", 2000)]);
     expect(d.records).toEqual([]);
