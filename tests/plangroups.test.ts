@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { AccountTable } from "../src/localdb/index.ts";
 import type { Group, User } from "../src/model.ts";
 import { type Action, type Current, type Desired, EMPTY_OWNERSHIP, type Ownership, type Plan, type Policy, plan } from "../src/plan.ts";
-import { bareUser } from "./helpers/records.ts";
+import { bareUser, planPolicy } from "./helpers/records.ts";
 
 const HASH = "$6$saltsalt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./0123456789abcdefghij";
 const GROUP_HASH = "$6$groupsal$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./0123456789abcdefghij";
@@ -30,18 +30,7 @@ function host(groups: string[], gshadows: string[] | null): Current {
   };
 }
 const owned = (more: Partial<Ownership> = {}): Ownership => ({ ...EMPTY_OWNERSHIP, users: ["alice", "bob"], groups: ["alice", "bob"], ...more });
-const policy = (more: Partial<Policy> = {}): Policy => ({
-  uidMin: 1000,
-  uidMax: 60000,
-  gidMin: 1000,
-  gidMax: 60000,
-  adoptUsers: [],
-  adoptGroups: [],
-  missingUsers: "keep",
-  maxDisablePercent: 100,
-  force: false,
-  ...more,
-});
+const policy = planPolicy;
 const group = (name: string, gid: number, members: string[], administrators: string[] = [], password: string | null = null): Group => ({ name, gid, members, administrators, password });
 const desired = (groups: Group[], groupNames?: string[]): Desired => ({
   users: [alice, bob],

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { AccountTable } from "../src/localdb/index.ts";
 import type { User } from "../src/model.ts";
 import { type Action, byUid, type Current, type Desired, EMPTY_OWNERSHIP, InPlaceUsers, type Ownership, type Plan, type Policy, plan } from "../src/plan.ts";
-import { bareUser } from "./helpers/records.ts";
+import { bareUser, planPolicy } from "./helpers/records.ts";
 
 const HASH = "$6$saltsalt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ./0123456789abcdefghij";
 const TODAY = 20000;
@@ -32,18 +32,7 @@ function host(passwd: string[], shadow: string[]): Current {
 /** alice, bob and dora on the host, enabled, ddum's. */
 const three = () => host([pline(alice), pline(bob), pline(dora)], [sline("alice"), sline("bob"), sline("dora")]);
 const owned = (users: string[]): Ownership => ({ ...EMPTY_OWNERSHIP, users, groups: [] });
-const policy = (more: Partial<Policy> = {}): Policy => ({
-  uidMin: 1000,
-  uidMax: 60000,
-  gidMin: 1000,
-  gidMax: 60000,
-  adoptUsers: [],
-  adoptGroups: [],
-  missingUsers: "disable",
-  maxDisablePercent: 100,
-  force: false,
-  ...more,
-});
+const policy = (more: Partial<Policy> = {}): Policy => planPolicy({ missingUsers: "disable", ...more });
 const desired = (users: User[], names = users.map((u) => u.name)): Desired => ({ users, groups: [], userNames: new Set(names), userTable: "Users", groupTable: "Groups" });
 type UserAction = Extract<Action, { kind: "create-user" | "update-user" | "disable-user" }>;
 const userActions = (p: Plan) => p.actions.filter((a): a is UserAction => a.kind.endsWith("-user"));

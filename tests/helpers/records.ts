@@ -1,4 +1,5 @@
 import type { User } from "../../src/model.ts";
+import type { Policy } from "../../src/plan.ts";
 
 /** A user record as a minimal item decodes: name, IDs (GID = UID), home and shell; nothing else. */
 export function bareUser(name: string, uid: number, over: Partial<User> = {}): User {
@@ -18,5 +19,21 @@ export function bareUser(name: string, uid: number, over: Partial<User> = {}): U
     expire: null,
     sshKeys: [],
     ...over,
+  };
+}
+
+/** A plan's policy for the planner's unit tests: the usual ranges, nothing adopted or merged, missing users kept, no brake. */
+export function planPolicy(more: Partial<Policy> = {}): Policy {
+  return {
+    uidMin: 1000,
+    uidMax: 60000,
+    gidMin: 1000,
+    gidMax: 60000,
+    adoptUsers: [],
+    adoptGroups: [],
+    missingUsers: "keep",
+    maxDisablePercent: 100,
+    force: false,
+    ...more,
   };
 }
