@@ -315,6 +315,14 @@ export function createHomes(jobs: readonly HomeJob[], mode: number, skel: SkelEn
 /** How many homes the worker made in the last parallel creation (for tests and traces). */
 export const parallelHomes = { byWorker: 0 };
 
+/**
+ * How many writes apart bulk work collects: about twenty collections in all, and none closer than
+ * 1,000 writes apart. At 10,000 new users every 1,000 took a first pass's peak from ~125 to
+ * ~116 MB; at 100,000 every 1,000 cost ~15 % more CPU for ~20 MB, every 5,000 (what this gives
+ * there) does not.
+ */
+const collectionSpacing = (total: number): number => Math.max(1000, Math.ceil(total / 20));
+
 /** Below this many new homes a pass creates them on its own thread: a worker costs ~30 ms to start. */
 export const PARALLEL_HOMES = 2000;
 const BATCH = 250;
@@ -336,9 +344,8 @@ export async function createHomesInParallel(
   const out = new Array<string | null>(jobs.length).fill(null);
   let next = 0;
   let byWorker = 0;
-  // Each thread collects every `every` of its batches: about twenty times in all, never closer
-  // than 1,000 homes apart (as the key files, see convergeHomes).
-  const every = Math.max(4, Math.ceil(jobs.length / BATCH / 20));
+  // Each thread collects every `every` of its batches (see collectionSpacing).
+  const every = Math.ceil(collectionSpacing(jobs.length) / BATCH);
   // Two batches on their way, so that the worker has the next one while this thread is busy
   // with its own and cannot answer.
   const held: { from: number; to: number }[] = [];
@@ -568,10 +575,7 @@ export async function syncHomes(users: HomeUser[], opts: HomesOptions): Promise<
   const homesMatter = inHomes || opts.createHomes;
   let writes = 0;
   let collectedAt = 0;
-  // About twenty collections in all, and none closer than 1,000 writes apart: at 10,000 new users
-  // every 1,000 took a first pass's peak from ~125 to ~116 MB; at 100,000 every 1,000 cost ~15 %
-  // more CPU for ~20 MB, every 5,000 (what this gives there) does not.
-  const every = Math.max(1000, Math.ceil(users.length / 20));
+  const every = collectionSpacing(users.length);
   for (const u of users) {
     // Collect now and then while writing, or while finding homes to make (each look leaves a
     // Stats object and paths behind): at 100,000 new users letting them pile up costs hundreds
